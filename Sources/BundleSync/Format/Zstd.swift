@@ -1,0 +1,121 @@
+import CZstd
+
+// The only file that talks to zstd's C API.
+
+/// A streaming zstd compressor.
+///
+/// Output is produced in chunks handed to a sink, so memory stays bounded whatever the
+/// input size. Frames carry zstd's own content checksum as an extra early check; bundle
+/// integrity does not depend on it (hashes cover the uncompressed content).
+final class ZstdCompressor {
+    private let ctx: OpaquePointer
+    private var out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+
+    init(level: Int32 = 3) {
+        ctx = ZSTD_createCCtx()
+        ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
+    }
+
+    deinit { ZSTD_freeCCtx(ctx) }
+
+    /// Compresses `input`, handing output to `sink`; `finish` ends the frame.
+    func compress(_ input: [UInt8], finish: Bool = false, sink: ([UInt8]) throws -> Void) throws {
+        try input.withUnsafeBytes { inBuf in
+            var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: 0)
+            let mode = finish ? ZSTD_e_end : ZSTD_e_continue
+            while true {
+                let (remaining, produced): (Int, Int) = try out.withUnsafeMutableBytes { outBuf in
+                    var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
+                    let r = ZSTD_compressStream2(ctx, &outb, &inb, mode)
+                    if ZSTD_isError(r) != 0 {
+                        throw BundleSyncError.failure("compression failed: \(String(cString: ZSTD_getErrorName(r)))")
+                    }
+                    return (r, outb.pos)
+                }
+                if produced > 0 { try sink(Array(out[0..<produced])) }
+                if finish ? remaining == 0 : inb.pos == inb.size { break }
+            }
+        }
+    }
+
+    /// One-shot compression of a small buffer into a single frame.
+    static func compress(_ input: [UInt8], level: Int32 = 3) throws -> [UInt8] {
+        var result: [UInt8] = []
+        try ZstdCompressor(level: level).compress(input, finish: true) { result += $0 }
+        return result
+    }
+}
+
+/// A streaming zstd decompressor with a hard cap on output.
+///
+/// Hostile input must end in a clean error quickly: the window size is capped so a frame
+/// cannot demand a huge buffer, and the caller caps total output, so a decompression bomb
+/// stops as soon as it exceeds what the bundle declared.
+final class ZstdDecompressor {
+    private let ctx: OpaquePointer
+    private var input: [UInt8] = []
+    private var inputPos = 0
+    private(set) var frameEnded = true
+
+    /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
+    /// windows are far smaller.
+    static let maxWindowLog: Int32 = 27
+
+    init() {
+        ctx = ZSTD_createDCtx()
+        ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, Self.maxWindowLog)
+    }
+
+    deinit { ZSTD_freeDCtx(ctx) }
+
+    /// Hands more compressed bytes to the decompressor.
+    func feed(_ bytes: [UInt8]) {
+        if inputPos == input.count {
+            input = bytes
+        } else {
+            input = Array(input[inputPos...]) + bytes
+        }
+        inputPos = 0
+    }
+
+    var hasPendingInput: Bool { inputPos < input.count }
+
+    /// Decompresses into at most `capacity` bytes. Returns the bytes produced (possibly none
+    /// when more input is needed).
+    func drain(capacity: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: capacity)
+        let produced: Int = try input.withUnsafeBytes { inBuf in
+            try out.withUnsafeMutableBytes { outBuf in
+                var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: inputPos)
+                var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
+                let r = ZSTD_decompressStream(ctx, &outb, &inb)
+                if ZSTD_isError(r) != 0 {
+                    throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
+                }
+                // A call that consumed and produced nothing says nothing about frame ends
+                // (zstd then only hints at the next frame's header size).
+                if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
+                inputPos = inb.pos
+                return outb.pos
+            }
+        }
+        out.removeSubrange(produced...)
+        return out
+    }
+
+    /// One-shot decompression of a stored buffer, refusing more than `limit` bytes of output.
+    static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
+        let d = ZstdDecompressor()
+        d.feed(input)
+        var result: [UInt8] = []
+        while true {
+            let chunk = try d.drain(capacity: 1 << 17)
+            result += chunk
+            if result.count > limit { throw BundleSyncError.badData("compressed data expands beyond \(limit) bytes") }
+            if chunk.isEmpty && !d.hasPendingInput { break }
+        }
+        guard d.frameEnded else { throw BundleSyncError.badData("compressed data is truncated") }
+        return result
+    }
+}

@@ -1,0 +1,105 @@
+/// One SQLite value, held exactly.
+///
+/// TEXT is kept as its bytes rather than as a Swift `String`, so text that is not valid UTF-8
+/// or holds NUL characters survives a round trip unchanged. REAL keeps its bit pattern.
+public enum SQLValue: Hashable, Sendable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text([UInt8])
+    case blob([UInt8])
+
+    public static func text(_ string: String) -> SQLValue { .text(Array(string.utf8)) }
+
+    /// The type order SQLite uses when sorting: NULL, numbers, TEXT, BLOB.
+    var typeRank: Int {
+        switch self {
+        case .null: 0
+        case .integer, .real: 1
+        case .text: 2
+        case .blob: 3
+        }
+    }
+
+    /// A short, value-free description for messages: the SQLite type name.
+    public var typeName: String {
+        switch self {
+        case .null: "NULL"
+        case .integer: "INTEGER"
+        case .real: "REAL"
+        case .text: "TEXT"
+        case .blob: "BLOB"
+        }
+    }
+
+    /// Exact equality: same type and same bits (so `-0.0` differs from `0.0`).
+    public static func == (lhs: SQLValue, rhs: SQLValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case let (.integer(a), .integer(b)): a == b
+        case let (.real(a), .real(b)): a.bitPattern == b.bitPattern
+        case let (.text(a), .text(b)): a == b
+        case let (.blob(a), .blob(b)): a == b
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .integer(let v): hasher.combine(1); hasher.combine(v)
+        case .real(let v): hasher.combine(2); hasher.combine(v.bitPattern)
+        case .text(let v): hasher.combine(3); hasher.combine(v)
+        case .blob(let v): hasher.combine(4); hasher.combine(v)
+        }
+    }
+
+    /// A readable rendering for the demo and for inspect output (never used in errors).
+    public var display: String {
+        switch self {
+        case .null: "NULL"
+        case .integer(let v): String(v)
+        case .real(let v): String(v)
+        case .text(let v): "'" + String(decoding: v, as: UTF8.self) + "'"
+        case .blob(let v): "x'" + v.map { String(format2hex: $0) }.joined() + "'"
+        }
+    }
+}
+
+extension String {
+    init(format2hex byte: UInt8) {
+        let digits = Array("0123456789abcdef")
+        self = String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
+    }
+}
+
+/// Lowercase hexadecimal of bytes, as replica ids and hashes are shown.
+public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+    var s = ""
+    s.reserveCapacity(bytes.count * 2)
+    for b in bytes { s += String(format2hex: b) }
+    return s
+}
+
+/// Parses lowercase or uppercase hexadecimal; nil if malformed.
+public func bytesFromHex(_ hex: String) -> [UInt8]? {
+    let chars = Array(hex.utf8)
+    guard chars.count % 2 == 0 else { return nil }
+    func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 97...102: c - 87
+        case 65...70: c - 55
+        default: nil
+        }
+    }
+    var out = [UInt8]()
+    out.reserveCapacity(chars.count / 2)
+    var i = 0
+    while i < chars.count {
+        guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+        out.append(hi << 4 | lo)
+        i += 2
+    }
+    return out
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+/// What a bundle holds, gathered while reading and verifying it (`inspect`, `verify`).
+public struct BundleSummary {
+    public struct OriginSummary: Sendable {
+        public var origin: ReplicaID
+        public var firstSeq: UInt64
+        public var lastSeq: UInt64
+        public var batches: Int
+    }
+    public struct TableSummary: Sendable {
+        public var name: String
+        public var rows = 0
+        public var deletes = 0
+        public var cells = 0
+    }
+
+    public var path: String
+    public var header: BundleHeader
+    public var fileBytes: Int
+    public var bodyBytes: Int
+    public var origins: [OriginSummary] = []
+    public var tables: [String: TableSummary] = [:]
+    public var oldest: HLC?
+    public var newest: HLC?
+    /// Every row change, when asked for (`inspect --rows`).
+    public var rows: [[String: Any]]? = nil
+
+    /// Reads a whole bundle, checking everything it can prove on its own.
+    ///
+    /// - Parameter includeRows: Also collect every row change (for `inspect --rows`).
+    /// - Throws: `.badData` naming the file and what is wrong, `.noInput` if it is missing.
+    public static func read(path: String, includeRows: Bool = false, each: ((Batch, SignedBatch) throws -> Void)? = nil) throws -> BundleSummary {
+        let reader = try BundleReader(path: path)
+        var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
+                              bodyBytes: Int(reader.trailer.uncompressedLength))
+        if includeRows { s.rows = [] }
+        while let (entry, signed, batch) = try reader.nextBatch() {
+            try each?(batch, signed)
+            if let i = s.origins.firstIndex(where: { $0.origin == entry.origin }) {
+                s.origins[i].lastSeq = entry.seq
+                s.origins[i].batches += 1
+            } else {
+                s.origins.append(OriginSummary(origin: entry.origin, firstSeq: entry.seq, lastSeq: entry.seq, batches: 1))
+            }
+            if let r = batch.hlcRange {
+                s.oldest = min(s.oldest ?? r.lowerBound, r.lowerBound)
+                s.newest = max(s.newest ?? r.upperBound, r.upperBound)
+            }
+            for t in batch.tables {
+                var ts = s.tables[t.table] ?? TableSummary(name: t.table)
+                ts.rows += t.rows.count
+                ts.deletes += t.rows.filter { !$0.isAlive }.count
+                ts.cells += t.rows.reduce(0) { $0 + $1.cells.count }
+                s.tables[t.table] = ts
+                if includeRows {
+                    for r in t.rows {
+                        var row: [String: Any] = [
+                            "origin": entry.origin.hex, "batch": entry.seq, "table": t.table,
+                            "key": r.key.map(\.jsonValue), "causal_length": r.causalLength,
+                        ]
+                        if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
+                        if r.isAlive {
+                            row["cells"] = r.cells.map { ["column": t.columns[$0.column], "hlc": $0.hlc.rawValue, "value": $0.value.jsonValue] as [String: Any] }
+                        }
+                        s.rows!.append(row)
+                    }
+                }
+            }
+        }
+        try reader.finish()
+        return s
+    }
+
+    public var batchCount: Int { header.batches.count }
+    public var rowCount: Int { tables.values.reduce(0) { $0 + $1.rows } }
+    public var cellCount: Int { tables.values.reduce(0) { $0 + $1.cells } }
+
+    /// The JSON form of `inspect --json`.
+    public var json: [String: Any] {
+        var out: [String: Any] = [
+            "path": path,
+            "format_version": Int(BundleFile.formatVersion),
+            "exporter": ["id": header.exporter.hex, "name": header.exporterName] as [String: Any],
+            "created": isoFormatter.string(from: Date(timeIntervalSince1970: Double(header.createdMilliseconds) / 1000)),
+            "exporter_vector": header.exporterVector.json,
+            "base_vector": header.baseVector.json,
+            "required_capabilities": header.requiredCapabilities,
+            "optional_capabilities": header.optionalCapabilities,
+            "schemas": header.tables.map { t in
+                ["table": t.name, "key": t.keyColumns, "fingerprint": t.fingerprint.hex,
+                 "columns": t.columns.map { ["name": $0.name, "rule": $0.rule.description] }] as [String: Any]
+            },
+            "batches": header.batches.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex, "bytes": $0.length] as [String: Any] },
+            "origins": origins.map { ["id": $0.origin.hex, "first": $0.firstSeq, "last": $0.lastSeq, "batches": $0.batches] as [String: Any] },
+            "tables": tables.values.sorted { $0.name < $1.name }.map {
+                ["name": $0.name, "rows": $0.rows, "deletes": $0.deletes, "cells": $0.cells] as [String: Any]
+            },
+            "file_bytes": fileBytes,
+            "body_bytes": bodyBytes,
+            "rows": rowCount,
+            "cells": cellCount,
+        ]
+        if let oldest, let newest {
+            out["time_range"] = ["oldest": oldest.description, "newest": newest.description]
+        }
+        if let rows { out["row_changes"] = rows }
+        return out
+    }
+}
+
+extension SQLValue {
+    /// A JSON rendering that keeps the SQLite type: integers as numbers, text as strings,
+    /// REAL as `{"real": n}` and BLOB as `{"blob": "hex"}`.
+    public var jsonValue: Any {
+        switch self {
+        case .null: NSNull()
+        case .integer(let v): v
+        case .real(let v): ["real": v.isFinite ? v as Any : String(v), "bits": String(v.bitPattern, radix: 16)] as [String: Any]
+        case .text(let b): String(validating: b, as: UTF8.self) as Any? ?? ["text_hex": hexString(b)]
+        case .blob(let b): ["blob": hexString(b)]
+        }
+    }
+}
+
+/// One JSON document, keys sorted, for `--json` output.
+public func jsonString(_ object: Any) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,189 @@
+/// A batch sealed or stored, as reported to the user.
+public struct BatchSummary: Sendable {
+    public var origin: ReplicaID
+    public var seq: UInt64
+    public var hash: Digest32
+    public var rows: Int
+    public var cells: Int
+}
+
+extension Replica {
+    /// A sealed batch is closed once its encoding passes this size or row count, so memory
+    /// holds one bounded batch at a time however large the change set.
+    static let batchByteLimit = 4 << 20
+    static let batchRowLimit = 32_768
+
+    // MARK: - Sealing
+
+    /// Seals every pending local change into signed batches of this replica's history.
+    ///
+    /// Folds each table's capture log, key by key, into one row change per key: the causal
+    /// length after the logged inserts and deletes, and for each written column the time of
+    /// its last write. Timestamps come from the logged wall times through the hybrid logical
+    /// clock, so every new write is later than everything this replica had seen when the seal
+    /// began (that is, before the import that follows it). Must run inside a write
+    /// transaction; the log rows it consumes are deleted in the same transaction.
+    ///
+    /// - Returns: The batches sealed, in order.
+    @discardableResult
+    func sealPending() throws -> [BatchSummary] {
+        precondition(db.isInTransaction, "seal outside a transaction")
+        let start = try clock
+        var highest = start
+        var builder = BatchBuilder()
+        var sealed: [BatchSummary] = []
+
+        func hlc(forWall wall: Int64) -> HLC {
+            let h = start.next(wall: wall)
+            highest = max(highest, h)
+            return h
+        }
+
+        for t in trackedTables {
+            let keyCount = t.schema.keyColumns.count
+            let s = try db.statement("SELECT seq, \(t.keyNames.joined(separator: ", ")), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(t.keyNames.joined(separator: ", ")), seq")
+            var group: [(op: Int64, mask: Int64, wall: Int64)] = []
+            var groupKey: [SQLValue]?
+            var maxSeq: Int64 = 0
+
+            func flushGroup() throws {
+                guard let key = groupKey, !group.isEmpty else { return }
+                if let change = try fold(t, key: key, ops: group, hlc: hlc(forWall:)) {
+                    builder.add(change, table: t)
+                    if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit {
+                        sealed.append(try sealBatch(&builder))
+                    }
+                }
+                group.removeAll(keepingCapacity: true)
+            }
+
+            while try s.step() {
+                maxSeq = max(maxSeq, s.int(0))
+                let key = (0..<keyCount).map { s.value(1 + $0) }
+                if key != groupKey {
+                    try flushGroup()
+                    groupKey = key
+                }
+                group.append((s.int(1 + keyCount), s.int(2 + keyCount), s.int(3 + keyCount)))
+            }
+            try flushGroup()
+            builder.closeTable()
+            if maxSeq > 0 {
+                try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
+            }
+        }
+        if builder.rows > 0 { sealed.append(try sealBatch(&builder)) }
+        try advanceClock(to: highest)
+        return sealed
+    }
+
+    /// Folds one key's logged operations into a row change and updates its clock row.
+    private func fold(_ t: TrackedTable, key: [SQLValue], ops: [(op: Int64, mask: Int64, wall: Int64)],
+                      hlc: (Int64) -> HLC) throws -> RowChange? {
+        let before = try loadClock(t, key: key)
+        let startLength = before?.causalLength ?? 0
+        var length = startLength
+        var rowWall: Int64?
+        var columnWall = [Int64?](repeating: nil, count: t.schema.columns.count)
+        for (op, mask, wall) in ops {
+            switch LogOp(rawValue: op) {
+            case .insert:
+                if length % 2 == 0 {
+                    length += 1
+                    rowWall = wall
+                }
+                for i in columnWall.indices { columnWall[i] = wall }
+            case .update:
+                for i in columnWall.indices where mask & CaptureTriggers.bit(forOrdinal: i) != 0 { columnWall[i] = wall }
+            case .delete:
+                if length % 2 == 1 {
+                    length += 1
+                    rowWall = wall
+                }
+                for i in columnWall.indices { columnWall[i] = nil }
+            case nil:
+                throw BundleSyncError.failure("the capture log of '\(t.name)' holds an unknown operation \(op)")
+            }
+        }
+        // The table itself is the truth: reconcile if the log disagrees (for example, rows
+        // written while the triggers were missing).
+        let values = try currentValues(t, key: key)
+        let lastWall = ops.last!.wall
+        if values != nil && length % 2 == 0 {
+            length += 1
+            rowWall = lastWall
+            for i in columnWall.indices { columnWall[i] = lastWall }
+        } else if values == nil && length % 2 == 1 {
+            length += 1
+            rowWall = lastWall
+        }
+        if length % 2 == 0 { columnWall = columnWall.map { _ in nil } }
+        guard length != startLength || columnWall.contains(where: { $0 != nil }) else { return nil }
+
+        var clock = before ?? RowClock(causalLength: 0, row: .init(hlc: .zero, origin: selfIndex), overrides: [:])
+        var change = RowChange(key: key, causalLength: length, rowHLC: nil, cells: [])
+        if length != startLength {
+            let h = hlc(rowWall ?? lastWall)
+            change.rowHLC = h
+            clock = RowClock(causalLength: length, row: .init(hlc: h, origin: selfIndex), overrides: [:])
+        }
+        if let values, length % 2 == 1 {
+            for (i, wall) in columnWall.enumerated() {
+                guard let wall else { continue }
+                let h = hlc(wall)
+                change.cells.append(CellChange(column: i, hlc: h, value: values[i]))
+                clock.setCell(i, .init(hlc: h, origin: selfIndex))
+            }
+        }
+        try storeClock(t, key: key, clock)
+        return change
+    }
+
+    /// Signs the builder's rows as the next batch of this replica's history and stores it.
+    private func sealBatch(_ builder: inout BatchBuilder) throws -> BatchSummary {
+        builder.closeTable()
+        let head = try head(of: selfIndex)
+        var deps = try vector()
+        deps[id] = 0
+        let batch = Batch(origin: id, seq: head.seq + 1, previous: head.hash, dependencies: deps, tables: builder.tables)
+        builder = BatchBuilder()
+        let signed = try SignedBatch(batch: batch, identity: identity)
+        try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        return BatchSummary(origin: id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
+    }
+}
+
+/// Collects row changes into the tables of one batch.
+struct BatchBuilder {
+    private(set) var tables: [TableChanges] = []
+    private var current: TableChanges?
+    private(set) var estimatedBytes = 0
+    private(set) var rows = 0
+
+    mutating func add(_ change: RowChange, table t: TrackedTable) {
+        if current?.table != t.name {
+            closeTable()
+            current = TableChanges(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: [])
+        }
+        current!.rows.append(change)
+        rows += 1
+        estimatedBytes += 16 + change.key.reduce(0) { $0 + $1.encodedSizeEstimate }
+            + change.cells.reduce(0) { $0 + 12 + $1.value.encodedSizeEstimate }
+    }
+
+    mutating func closeTable() {
+        if let c = current, !c.rows.isEmpty { tables.append(c) }
+        current = nil
+    }
+}
+
+extension SQLValue {
+    var encodedSizeEstimate: Int {
+        switch self {
+        case .null: 1
+        case .integer: 9
+        case .real: 9
+        case .text(let b), .blob(let b): 5 + b.count
+        }
+    }
+}

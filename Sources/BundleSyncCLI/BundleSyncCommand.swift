@@ -1,0 +1,84 @@
+import ArgumentParser
+import BundleSync
+import Foundation
+
+/// The `bundlesync` command: SQLite replicas synced through bundle files.
+public struct BundleSyncCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bundlesync",
+        abstract: "Sync SQLite databases between devices that only share a USB stick.",
+        discussion: """
+        Each copy of the database becomes a replica. 'export' writes the changes a peer lacks \
+        into one signed bundle file; 'import' merges bundles from any replica, in any order, \
+        any number of times. Every replica that has seen the same changes holds the same data.
+
+        Example:
+          bundlesync init clinic.db --name tablet-1
+          bundlesync track clinic.db patients
+          bundlesync export clinic.db -o /media/usb
+        """,
+        version: "0.1.0",
+        subcommands: [Init.self, Track.self, Export.self, Import.self, Verify.self, Inspect.self,
+                      Status.self, Digest.self, Sync.self, Demo.self]
+    )
+
+    public init() {}
+
+    /// Runs the command line, mapping every failure to its exit status (SPEC §2.2).
+    public static func runMain(_ arguments: [String]? = nil) -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            Foundation.exit(0)
+        } catch let error as BundleSyncError {
+            Diagnostics.report(error)
+            Foundation.exit(ExitStatus.code(for: error.code))
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// The mapping from errors to exit statuses: the one place it is made.
+public enum ExitStatus {
+    public static func code(for code: BundleSyncError.Code) -> Int32 {
+        switch code {
+        case .usage: 64
+        case .badData: 65
+        case .noInput: 66
+        case .cannotCreate: 73
+        case .io: 74
+        case .busy: 75
+        case .untrusted: 77
+        default: 1
+        }
+    }
+}
+
+/// Writing to stderr: diagnostics, warnings and narration for people.
+enum Diagnostics {
+    static func report(_ error: BundleSyncError) {
+        var text = "error: \(error.message)\n"
+        if let hint = error.hint { text += "hint: \(hint)\n" }
+        write(text)
+    }
+
+    static func warn(_ message: String) {
+        write("warning: \(message)\n")
+    }
+
+    static func note(_ message: String) {
+        write(message + "\n")
+    }
+
+    static func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// Prints to stdout.
+func output(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

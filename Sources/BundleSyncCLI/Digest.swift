@@ -1,0 +1,22 @@
+import ArgumentParser
+import BundleSync
+
+struct Digest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the state digest of the tracked tables.",
+        discussion: """
+        A Merkle root over the tracked tables' content: tables by name, rows by primary key, \
+        values with their SQLite types. Two replicas print the same digest exactly when their \
+        tracked content is the same.
+
+        Example:
+          bundlesync digest clinic.db
+        """
+    )
+
+    @Argument(help: "The replica's database file.") var db: String
+
+    func run() throws {
+        output(try Replica.open(path: db).digest().hex)
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import BundleSync
+import Foundation
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a bundle with the changes a peer lacks.",
+        discussion: """
+        Seals local changes into signed batches, then writes one bundle and prints its path. \
+        Without a target option, the bundle holds what the least up-to-date known peer lacks, \
+        or everything when no peer is known yet.
+
+        Example:
+          bundlesync export clinic.db -o /media/usb --to tablet-2
+        """
+    )
+
+    @Argument(help: "The replica's database file.") var db: String
+    @Option(name: .shortAndLong, help: "The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into (default: the current directory).")
+    var output: String = "."
+    @Option(name: .customLong("to"), help: "A peer (name, id or id prefix) whose missing changes to include; repeatable.")
+    var peers: [String] = []
+    @Option(help: "A vector file (as in 'status --json') describing what the target holds.")
+    var since: String?
+    @Flag(help: "Include everything.")
+    var full = false
+
+    func validate() throws {
+        let modes = (peers.isEmpty ? 0 : 1) + (since == nil ? 0 : 1) + (full ? 1 : 0)
+        guard modes <= 1 else { throw ValidationError("choose at most one of --to, --since and --full") }
+    }
+
+    func run() throws {
+        let replica = try Replica.open(path: db)
+        let target: ExportTarget
+        if full { target = .full }
+        else if let since { target = .vector(try VectorFile.read(since)) }
+        else if !peers.isEmpty { target = .peers(peers) }
+        else { target = .automatic }
+        let result = try replica.export(to: output, target: target)
+        if result.batches == 0 {
+            Diagnostics.note("nothing to send: the target already holds everything; the bundle carries only this replica's vector")
+        } else {
+            Diagnostics.note("exported \(result.batches) batches (\(result.rows) row changes, \(result.bytes) bytes)")
+        }
+        BundleSyncCLI.output(result.path)
+    }
+}
+
+/// Vector files for `--since`: a JSON object of hex replica id to batch count, or a whole
+/// `status --json` document, whose "vector" is used.
+enum VectorFile {
+    static func read(_ path: String) throws -> VersionVector {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BundleSyncError(.noInput, "vector file '\(path)' does not exist")
+        }
+        guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw BundleSyncError(.badData, "'\(path)' is not a vector file (expected a JSON object)")
+        }
+        if let inner = object["vector"] as? [String: Any] { object = inner }
+        var v = VersionVector()
+        for (key, value) in object {
+            guard let id = ReplicaID(hex: key) else {
+                throw BundleSyncError(.badData, "'\(path)': '\(key)' is not a replica id")
+            }
+            guard let n = value as? NSNumber, !(value is Bool), n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded(),
+                  n.doubleValue < 9.2e18 else {
+                throw BundleSyncError(.badData, "'\(path)': the entry for \(id.short) is not a non-negative whole number")
+            }
+            v[id] = UInt64(n.int64Value)
+        }
+        return v
+    }
+}

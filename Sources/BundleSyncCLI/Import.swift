@@ -1,0 +1,84 @@
+import ArgumentParser
+import BundleSync
+import Foundation
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge bundles into a replica.",
+        discussion: """
+        Takes bundle files, and every *.bsync file in each directory given, in any order. Each \
+        bundle is checked completely and then merged in one transaction; one already imported \
+        is skipped. Batches whose earlier history has not arrived are parked and merged \
+        automatically once it does. Bad bundles are refused whole and named; the others still \
+        import, and the exit status is the worst one.
+
+        Example:
+          bundlesync import clinic.db /media/usb
+        """
+    )
+
+    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "Bundle files or directories of them.") var paths: [String]
+    @Option(help: "Refuse bundles with timestamps more than this many seconds ahead of this device's clock (by default they are only reported, beyond 24 h).")
+    var maxClockSkew: Int64?
+    @Flag(help: "Print one JSON document describing each bundle's outcome.")
+    var json = false
+
+    func run() throws {
+        let replica = try Replica.open(path: db)
+        let files = try BundlePaths.expand(paths)
+        var options = ImportOptions()
+        if let maxClockSkew {
+            options.clockSkewBound = maxClockSkew * 1000
+            options.refuseClockSkew = true
+        }
+        let outcomes = replica.importBundles(files, options: options)
+        var worst: Int32 = 0
+        for o in outcomes {
+            o.warnings.forEach(Diagnostics.warn)
+            switch o.status {
+            case .refused:
+                if let e = o.error {
+                    Diagnostics.report(e)
+                    worst = max(worst, ExitStatus.code(for: e.code))
+                }
+            case .applied:
+                Diagnostics.note("\(o.path): applied \(o.applied + o.released) batches" + (o.parked > 0 ? ", parked \(o.parked)" : "") + (o.known > 0 ? ", \(o.known) already here" : ""))
+            case .skipped:
+                Diagnostics.note("\(o.path): skipped, already imported")
+            case .parked:
+                Diagnostics.note("\(o.path): parked \(o.parked) batches until earlier history arrives (see 'bundlesync status')")
+            }
+        }
+        if json {
+            output(jsonString(["bundles": outcomes.map { o -> [String: Any] in
+                var d: [String: Any] = ["path": o.path, "status": o.status.rawValue, "applied": o.applied + o.released,
+                                        "parked": o.parked, "already_imported": o.known, "warnings": o.warnings]
+                if let e = o.error { d["error"] = e.message; d["exit_code"] = Int(ExitStatus.code(for: e.code)) }
+                return d
+            }]))
+        }
+        if worst != 0 { throw ExitCode(worst) }
+    }
+}
+
+/// Expands directories into the bundle files they hold.
+enum BundlePaths {
+    static func expand(_ paths: [String]) throws -> [String] {
+        var out: [String] = []
+        for p in paths {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
+                throw BundleSyncError(.noInput, "'\(p)' does not exist")
+            }
+            if isDir.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []
+                out += names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
+                    .map { (p as NSString).appendingPathComponent($0) }
+            } else {
+                out.append(p)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import BundleSync
+
+struct Sync: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Use a shared folder as a mailbox: import everything in it, then export into it.",
+        discussion: """
+        Imports every bundle in DIR, then writes into DIR one bundle with what the known peers \
+        still lack.
+
+        Example:
+          bundlesync sync clinic.db /media/usb/bundles
+        """
+    )
+
+    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The shared folder.") var dir: String
+
+    func run() throws {
+        let replica = try Replica.open(path: db)
+        let files = try BundlePaths.expand([dir])
+        var worst: Int32 = 0
+        for o in replica.importBundles(files) {
+            o.warnings.forEach(Diagnostics.warn)
+            if let e = o.error {
+                Diagnostics.report(e)
+                worst = max(worst, ExitStatus.code(for: e.code))
+            } else if o.status == .applied {
+                Diagnostics.note("\(o.path): applied \(o.applied + o.released) batches")
+            }
+        }
+        let result = try replica.export(to: dir, target: .automatic)
+        Diagnostics.note("exported \(result.batches) batches")
+        output(result.path)
+        if worst != 0 { throw ExitCode(worst) }
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import BundleSync
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prove bundles whole and authentic.",
+        discussion: """
+        Checks everything a bundle can prove on its own: layout and lengths, every batch's hash \
+        and its origin's signature, the hash chain between batches, the digests of the whole \
+        file and the exporter's signature. Prints one line per bundle. With --db it also checks \
+        the bundle against that replica: tables it tracks, links to the history it holds, forks.
+
+        Example:
+          bundlesync verify /media/usb/tablet-2-14-3fa9c2d1.bsync
+        """
+    )
+
+    @Argument(help: "Bundle files or directories of them.") var paths: [String]
+    @Option(help: "Also check against this replica.") var db: String?
+    @Flag(help: "Print one JSON document.") var json = false
+
+    func run() throws {
+        let replica = try db.map { try Replica.open(path: $0) }
+        var worst: Int32 = 0
+        var reports: [[String: Any]] = []
+        for path in try BundlePaths.expand(paths) {
+            do {
+                let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path)
+                if !json {
+                    output("\(path): OK, \(s.batchCount) batches from \(s.origins.count) replicas, \(s.rowCount) row changes, exported by \(s.header.exporterName) (\(s.header.exporter.short))")
+                }
+                reports.append(["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex])
+            } catch let e as BundleSyncError {
+                let code = ExitStatus.code(for: e.code)
+                worst = max(worst, code)
+                let message = e.message.contains(path) ? e.message : "'\(path)': \(e.message)"
+                if !json { output("\(path): FAILED: \(message)") }
+                Diagnostics.report(BundleSyncError(e.code, message, hint: e.hint))
+                reports.append(["path": path, "ok": false, "error": message, "exit_code": Int(code)])
+            }
+        }
+        if json { output(jsonString(["bundles": reports])) }
+        if worst != 0 { throw ExitCode(worst) }
+    }
+}

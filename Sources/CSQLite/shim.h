@@ -1,0 +1,5 @@
+// Debian's sqlite3.h declares the session and pre-update APIs only when these are defined.
+// The shared library is built with both, so declaring them here is enough.
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#include <sqlite3.h>

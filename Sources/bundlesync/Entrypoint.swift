@@ -1,0 +1,8 @@
+import BundleSyncCLI
+
+@main
+enum Entrypoint {
+    static func main() {
+        BundleSyncCommand.runMain()
+    }
+}
