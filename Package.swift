@@ -48,7 +48,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleSyncEndToEndTests",
-            dependencies: ["BundleSync"]
+            dependencies: ["BundleSync", "bundlesync"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -51,7 +51,7 @@ struct Export: ParsableCommand {
 /// `status --json` document, whose "vector" is used.
 enum VectorFile {
     static func read(_ path: String) throws -> VersionVector {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let handle = FileHandle(forReadingAtPath: path), let data = try? handle.readToEnd() ?? Data() else {
             throw BundleSyncError(.noInput, "vector file '\(path)' does not exist")
         }
         guard var object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -63,11 +63,10 @@ enum VectorFile {
             guard let id = ReplicaID(hex: key) else {
                 throw BundleSyncError(.badData, "'\(path)': '\(key)' is not a replica id")
             }
-            guard let n = value as? NSNumber, !(value is Bool), n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded(),
-                  n.doubleValue < 9.2e18 else {
+            guard let n = value as? Int, n >= 0 else {
                 throw BundleSyncError(.badData, "'\(path)': the entry for \(id.short) is not a non-negative whole number")
             }
-            v[id] = UInt64(n.int64Value)
+            v[id] = UInt64(n)
         }
         return v
     }

@@ -168,6 +168,19 @@ public final class BundleReader {
 
     /// Reads and checks the next batch, or returns nil after the last one.
     public func nextBatch() throws -> (entry: BundleHeader.BatchEntry, signed: SignedBatch, batch: Batch)? {
+        try namingFile { try readNextBatch() }
+    }
+
+    /// Runs `body`, making sure any error names this file.
+    private func namingFile<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as BundleSyncError where !e.message.contains("'\(path)'") {
+            throw e.prefixed("'\(path)': ")
+        }
+    }
+
+    private func readNextBatch() throws -> (entry: BundleHeader.BatchEntry, signed: SignedBatch, batch: Batch)? {
         guard index < header.batches.count else { return nil }
         let entry = header.batches[index]
         let label = "batch \(index + 1) (\(entry.origin.short)#\(entry.seq))"
@@ -212,6 +225,10 @@ public final class BundleReader {
     /// Checks that the body ends where the header said, and that the digests and the
     /// exporter's signature hold.
     public func finish() throws {
+        try namingFile { try checkEnd() }
+    }
+
+    private func checkEnd() throws {
         guard index == header.batches.count else {
             throw BundleSyncError.badData("'\(path)': only \(index) of \(header.batches.count) batches were read")
         }

@@ -50,7 +50,7 @@ public final class Database {
         do {
             _ = try scalar("SELECT count(*) FROM sqlite_schema")
         } catch let error as BundleSyncError {
-            throw BundleSyncError(error.code == .busy ? .busy : .badData,
+            throw BundleSyncError(error.code == .busy ? .busy : .failure,
                                   "'\(path)' is not a usable SQLite database: \(error.message)")
         }
     }

@@ -1,0 +1,52 @@
+@testable import BundleSync
+import Foundation
+import Testing
+
+/// Golden bundles written by earlier releases must decode to the same content forever.
+///
+/// Set `BUNDLESYNC_RECORD_GOLDEN=1` to re-record the expected JSON (never the bundles).
+@Suite struct GoldenBundleTests {
+    static let bundles = ["v1-full", "v1-delta"]
+
+    @Test(arguments: bundles)
+    func goldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
+        let bundle = fixture("bundles/\(name).bsync")
+        var summary = try BundleSummary.read(path: bundle, includeRows: true)
+        summary.path = "fixtures/bundles/\(name).bsync"
+        let actual = jsonString(summary.json) + "\n"
+        let expectedPath = fixture("bundles/\(name).json")
+        if ProcessInfo.processInfo.environment["BUNDLESYNC_RECORD_GOLDEN"] != nil {
+            try actual.write(toFile: expectedPath, atomically: true, encoding: .utf8)
+        }
+        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8)
+        #expect(actual == expected, "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD_GOLDEN=1")
+    }
+
+    @Test func goldenBundlesImportIntoAFreshReplica() throws {
+        let path = temporaryPath("golden.db")
+        let app = try Database(path: path, create: true)
+        try app.execute(try String(contentsOfFile: fixture("schemas/golden.sql"), encoding: .utf8))
+        let (replica, _) = try Replica.initialize(path: path, name: "reader")
+        _ = try replica.track(table: "notes")
+        _ = try replica.track(table: "readings")
+        // Delta first: it parks until the full bundle brings its predecessor.
+        let delta = try replica.importBundle(fixture("bundles/v1-delta.bsync"))
+        #expect(delta.status == .parked)
+        let full = try replica.importBundle(fixture("bundles/v1-full.bsync"))
+        #expect(full.status == .applied)
+        #expect(full.released == 1)
+        let notes = try app.rows("SELECT id, title, body, score, attachment, counter FROM notes ORDER BY id")
+        #expect(notes == [
+            [.text("n-01"), .text("plain"), .text("hello again"), .real(0.1), .null, .integer(1)],
+            [.text("n-02"), .text("unicode ☃ 🚑 é"), .text("mixed 日本語 text"), .real(0.0), // SQLite itself stores the literal -0.0 as 0.0
+             .blob([]), .integer(Int64.min)],
+        ])
+        let readings = try app.rows("SELECT station, taken, value FROM readings ORDER BY station, taken")
+        #expect(readings == [
+            [.text("north"), .integer(1_700_000_000), .real(12.5)],
+            [.text("north"), .integer(1_700_000_600), .real(12.75)],
+            [.text("ship"), .integer(1_700_001_200), .null],
+        ])
+        #expect(try replica.pendingChanges().isEmpty, "imported rows are not captured as local changes")
+    }
+}
