@@ -134,6 +134,9 @@ public struct Batch: Equatable, Sendable {
         guard seq > 0 else { throw BundleSyncError.badData("batch sequence number is zero") }
         let previous = Digest32(bytes: try r.raw(32, "previous batch hash"))!
         let deps = try VersionVector.decode(from: &r, what: "batch dependencies")
+        guard deps[origin] == 0 else {
+            throw BundleSyncError.badData("batch \(seq) of \(origin.short) lists its own origin among its dependencies")
+        }
         let base = try r.varint("batch base HLC")
         func hlc(_ what: String) throws -> HLC {
             let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))

@@ -32,13 +32,14 @@ public struct BundleHeader: Equatable, Sendable {
         w.raw(exporter.bytes)
         w.raw(exporterKey)
         w.string(exporterName)
-        w.varint(UInt64(createdMilliseconds))
+        w.varint(UInt64(max(0, createdMilliseconds)))
         exporterVector.encode(into: &w)
         baseVector.encode(into: &w)
-        w.varint(requiredCapabilities.count)
-        requiredCapabilities.sorted().forEach { w.string($0) }
-        w.varint(optionalCapabilities.count)
-        optionalCapabilities.sorted().forEach { w.string($0) }
+        for list in [requiredCapabilities, optionalCapabilities] {
+            let canonical = Set(list).sorted()
+            w.varint(canonical.count)
+            canonical.forEach { w.string($0) }
+        }
         let sortedKeys = keys.sorted { $0.key < $1.key }
         w.varint(sortedKeys.count)
         sortedKeys.forEach { w.raw($0.value) }
@@ -79,6 +80,12 @@ public struct BundleHeader: Equatable, Sendable {
             return out
         }
         let required = try capabilities("required capability")
+        // Checked before anything after it is parsed: a later format may change what follows
+        // once it requires a capability, and the reader must say so rather than call it damage.
+        for cap in required where !knownCapabilities.contains(cap) {
+            throw BundleSyncError.badData("the bundle requires capability '\(cap)', which this release lacks",
+                                          hint: "upgrade bundlesync on this device")
+        }
         let optional = try capabilities("optional capability")
         let keyCount = try r.count("key count", limit: Limits.maxReplicas)
         var keys: [ReplicaID: [UInt8]] = [:]

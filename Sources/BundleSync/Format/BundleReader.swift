@@ -100,10 +100,6 @@ public final class BundleReader {
         guard expectedContentLength <= compressedRemaining * BundleFile.maxExpansionRatio + BundleFile.expansionSlack else {
             throw BundleSyncError.badData("'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedRemaining) compressed bytes; refusing a likely decompression bomb")
         }
-        for cap in header.requiredCapabilities where !BundleHeader.knownCapabilities.contains(cap) {
-            throw BundleSyncError.badData("'\(path)' requires capability '\(cap)', which this release lacks",
-                                          hint: "upgrade bundlesync on this device")
-        }
         try h.seek(toOffset: UInt64(BundleFile.prefixLength + headerLength))
     }
 
@@ -205,6 +201,13 @@ public final class BundleReader {
         }
         guard decoded.origin == entry.origin, decoded.seq == entry.seq else {
             throw BundleSyncError.badData("'\(path)': \(label) names a different origin or number inside")
+        }
+        for section in decoded.tables {
+            guard let declared = header.tables.first(where: { $0.name == section.table }),
+                  declared.keyColumns == section.keyColumns,
+                  Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
+                throw BundleSyncError.badData("'\(path)': \(label) touches '\(section.table)' in a way the header does not declare")
+            }
         }
         if let last = lastHashByOrigin[entry.origin] {
             guard entry.seq > last.seq else {

@@ -47,6 +47,9 @@ public struct TableSchema: Equatable, Sendable {
             cols.append(Column(name: n, rule: rule))
         }
         guard kc > 0 else { throw BundleSyncError.badData("table '\(name)' has no key columns") }
+        guard Set(keys + cols.map(\.name)).count == kc + cc else {
+            throw BundleSyncError.badData("table '\(name)' names a column twice")
+        }
         return TableSchema(name: name, keyColumns: keys, columns: cols)
     }
 

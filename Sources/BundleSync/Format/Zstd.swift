@@ -56,7 +56,7 @@ final class ZstdDecompressor {
     private let ctx: OpaquePointer
     private var input: [UInt8] = []
     private var inputPos = 0
-    private(set) var frameEnded = true
+    private(set) var frameEnded = false
 
     /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
     /// windows are far smaller.

@@ -21,7 +21,8 @@ enum Bookkeeping {
         name TEXT,
         seq INTEGER NOT NULL DEFAULT 0,
         head BLOB,
-        last_heard INTEGER
+        last_heard INTEGER,
+        trusted INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE IF NOT EXISTS _bundlesync_peer_vectors(
         peer INTEGER NOT NULL,

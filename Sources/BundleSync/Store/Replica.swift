@@ -8,11 +8,11 @@ import Foundation
 /// writing from other connections and never sees half of an import.
 public final class Replica {
     public let db: Database
-    public let identity: Identity
+    public internal(set) var identity: Identity
     public var id: ReplicaID { identity.id }
-    public private(set) var name: String
+    public internal(set) var name: String
     /// This replica's own row in `_bundlesync_replicas`.
-    let selfIndex: Int64
+    internal(set) var selfIndex: Int64
     private(set) var tables: [String: TrackedTable] = [:]
     private var idsByIndex: [Int64: ReplicaID] = [:]
     private var indexByID: [ReplicaID: Int64] = [:]
@@ -53,10 +53,12 @@ public final class Replica {
                 ("name", .text(chosen)),
                 ("hlc", .integer(0)),
                 ("created", .integer(HLC.nowMilliseconds())),
+                ("home", .text(Home.current(of: path))),
+                ("trust_only", .integer(0)),
             ] {
                 try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES (?, ?)", [.text(k), v])
             }
-            try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name) VALUES (?, ?, ?)",
+            try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name, trusted) VALUES (?, ?, ?, 1)",
                        [.blob(identity.id.bytes), .blob(identity.publicKey), .text(chosen)])
         }
         return (try open(db), true)

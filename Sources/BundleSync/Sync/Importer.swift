@@ -60,7 +60,6 @@ extension Replica {
         try checkSchema(of: check.header)
         var allKnown = true
         while let (entry, _, batch) = try check.nextBatch() {
-            try checkSections(of: batch, header: check.header, path: path)
             if let known = try knownBatch(origin: entry.origin, seq: entry.seq) {
                 guard known == entry.hash else { throw forkError(entry, existing: known, path: path) }
             } else {
@@ -68,6 +67,7 @@ extension Replica {
             }
         }
         try check.finish()
+        try checkTrust(check.header, path: path)
 
         var outcome = ImportOutcome(path: path, status: .skipped, exporter: check.header.exporterName)
         let now = HLC.nowMilliseconds()
@@ -184,16 +184,6 @@ extension Replica {
                     throw BundleSyncError.badData("column '\(c.name)' of '\(t.name)' merges by '\(c.rule)' in the bundle but by '\(local.schema.columns[i].rule)' here",
                                                   hint: "run 'bundlesync track' with the same rules on every replica")
                 }
-            }
-        }
-    }
-
-    private func checkSections(of batch: Batch, header: BundleHeader, path: String) throws {
-        for section in batch.tables {
-            guard let declared = header.tables.first(where: { $0.name == section.table }),
-                  declared.keyColumns == section.keyColumns,
-                  Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
-                throw BundleSyncError.badData("'\(path)': batch \(batch.origin.short)#\(batch.seq) touches '\(section.table)' in a way its header does not declare")
             }
         }
     }

@@ -141,6 +141,7 @@ extension Replica {
 
     /// Signs the builder's rows as the next batch of this replica's history and stores it.
     private func sealBatch(_ builder: inout BatchBuilder) throws -> BatchSummary {
+        try ensureAtHome()
         builder.closeTable()
         let head = try head(of: selfIndex)
         var deps = try vector()

@@ -52,6 +52,8 @@ extension Replica {
                 "pending_by_table": pending,
                 "parked": parked,
                 "history": historyInfo,
+                "trust_only": try trustOnly,
+                "at_home": try isAtHome,
                 "tables": trackedTables.map { t in
                     ["name": t.name, "key": t.schema.keyColumns,
                      "columns": t.schema.columns.map { ["name": $0.name, "rule": $0.rule.description] }] as [String: Any]
@@ -85,6 +87,7 @@ extension Replica {
             }
         }
         if header == nil { try checkSchema(of: summary.header) }
+        try checkTrust(summary.header, path: path)
         return summary
     }
 }

@@ -7,6 +7,11 @@ struct TestReplica {
     let name: String
     let db: String
 
+    init(name: String, db: String) {
+        self.name = name
+        self.db = db
+    }
+
     init(_ name: String, in dir: TempDir, schema: String, tables: [String]) throws {
         self.name = name
         db = dir.file("\(name).db")

@@ -1,0 +1,74 @@
+/// One entry of `trust list`.
+public struct TrustEntry: Sendable {
+    public var id: ReplicaID
+    public var name: String?
+    public var trusted: Bool
+    public var isSelf: Bool
+}
+
+extension Replica {
+    // MARK: - Trust
+
+    /// Whether only replicas on the trust list may contribute history. Off by default
+    /// (trust on first use).
+    public var trustOnly: Bool {
+        get throws {
+            guard case .integer(let v)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'trust_only'") else { return false }
+            return v != 0
+        }
+    }
+
+    public func setTrustOnly(_ on: Bool) throws {
+        try withoutCapture {
+            try db.run("INSERT OR REPLACE INTO _bundlesync_meta(key, value) VALUES ('trust_only', ?)", [.integer(on ? 1 : 0)])
+        }
+    }
+
+    /// Puts a replica on the trust list, or takes it off.
+    ///
+    /// - Parameters:
+    ///   - peer: A known replica's name, id or id prefix, or the full 32-digit id of one not
+    ///     heard from yet.
+    ///   - name: A name to remember it by.
+    /// - Returns: The replica's id.
+    @discardableResult
+    public func setTrusted(_ peer: String, _ trusted: Bool, name: String? = nil) throws -> ReplicaID {
+        try withoutCapture {
+            let idx: Int64
+            if let full = ReplicaID(hex: peer.lowercased()) {
+                idx = try index(of: full)
+            } else {
+                idx = try resolvePeer(peer)
+            }
+            if let name { try Replica.validateName(name) }
+            try db.run("UPDATE _bundlesync_replicas SET trusted = ?, name = coalesce(?, name) WHERE idx = ?",
+                       [.integer(trusted ? 1 : 0), name.map { .text($0) } ?? .null, .integer(idx)])
+            return try replicaID(at: idx)
+        }
+    }
+
+    public func trustList() throws -> [TrustEntry] {
+        try db.rows("SELECT idx, id, name, trusted FROM _bundlesync_replicas ORDER BY trusted DESC, name, id").compactMap { row in
+            guard case .integer(let idx) = row[0], case .blob(let b) = row[1], let id = ReplicaID(bytes: b),
+                  case .integer(let t) = row[3] else { return nil }
+            var name: String?
+            if case .text(let n) = row[2] { name = String(decoding: n, as: UTF8.self) }
+            return TrustEntry(id: id, name: name, trusted: t != 0 || idx == selfIndex, isSelf: idx == selfIndex)
+        }
+    }
+
+    /// Refuses a bundle with an exporter or an origin that is not trusted, when the trust
+    /// list is on.
+    ///
+    /// - Throws: `.untrusted` naming the replica and how to trust it.
+    func checkTrust(_ header: BundleHeader, path: String) throws {
+        guard try trustOnly else { return }
+        var seen = Set<ReplicaID>()
+        for (role, id) in [("was exported by", header.exporter)] + header.batches.map({ ("relays history of", $0.origin) })
+        where seen.insert(id).inserted && id != self.id {
+            if case .integer(1)? = try db.scalar("SELECT trusted FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)]) { continue }
+            throw BundleSyncError(.untrusted, "'\(path)' \(role) replica \(id.hex), which is not on this replica's trust list",
+                                  hint: "if you know that device, run 'bundlesync trust \(db.path) add \(id.hex)' and import again")
+        }
+    }
+}
