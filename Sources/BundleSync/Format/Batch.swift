@@ -143,17 +143,17 @@ public struct Batch: Equatable, Sendable {
             guard !overflow else { throw BundleSyncError.badData("\(what) overflows") }
             return HLC(rawValue: sum)
         }
-        let tableCount = try r.count("table count", limit: Limits.maxTables)
+        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
         var tables: [TableChanges] = []
         var names = Set<String>()
         for _ in 0..<tableCount {
             let name = try r.string("table name", limit: Limits.maxNameBytes)
             guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(name)' appears twice in a batch") }
-            let kc = try r.count("key column count", limit: Limits.maxColumns)
+            let kc = try r.count("key column count", limit: min(Limits.maxColumns, r.remaining))
             guard kc > 0 else { throw BundleSyncError.badData("table '\(name)' has no key columns") }
             var keyColumns: [String] = []
             for _ in 0..<kc { keyColumns.append(try r.string("key column name", limit: Limits.maxNameBytes)) }
-            let cc = try r.count("column count", limit: Limits.maxColumns)
+            let cc = try r.count("column count", limit: min(Limits.maxColumns, r.remaining))
             var columns: [String] = []
             for _ in 0..<cc { columns.append(try r.string("column name", limit: Limits.maxNameBytes)) }
             guard Set(keyColumns + columns).count == kc + cc else {

@@ -87,7 +87,7 @@ public struct BundleHeader: Equatable, Sendable {
                                           hint: "upgrade bundlesync on this device")
         }
         let optional = try capabilities("optional capability")
-        let keyCount = try r.count("key count", limit: Limits.maxReplicas)
+        let keyCount = try r.count("key count", limit: min(Limits.maxReplicas, r.remaining / 32))
         var keys: [ReplicaID: [UInt8]] = [:]
         var lastID: ReplicaID?
         for _ in 0..<keyCount {
@@ -97,7 +97,7 @@ public struct BundleHeader: Equatable, Sendable {
             lastID = id
             keys[id] = k
         }
-        let tableCount = try r.count("table count", limit: Limits.maxTables)
+        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
         var tables: [TableSchema] = []
         for _ in 0..<tableCount {
             let t = try TableSchema.decode(from: &r)

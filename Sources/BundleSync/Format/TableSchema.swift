@@ -33,10 +33,10 @@ public struct TableSchema: Equatable, Sendable {
 
     static func decode(from r: inout ByteReader) throws -> TableSchema {
         let name = try r.string("table name", limit: Limits.maxNameBytes)
-        let kc = try r.count("key column count", limit: Limits.maxColumns)
+        let kc = try r.count("key column count", limit: min(Limits.maxColumns, r.remaining))
         var keys: [String] = []
         for _ in 0..<kc { keys.append(try r.string("key column name", limit: Limits.maxNameBytes)) }
-        let cc = try r.count("column count", limit: Limits.maxColumns)
+        let cc = try r.count("column count", limit: min(Limits.maxColumns, r.remaining / 2))
         var cols: [Column] = []
         for _ in 0..<cc {
             let n = try r.string("column name", limit: Limits.maxNameBytes)

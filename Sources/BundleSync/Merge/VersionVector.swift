@@ -48,7 +48,7 @@ public struct VersionVector: Hashable, Sendable {
     }
 
     static func decode(from r: inout ByteReader, what: String) throws -> VersionVector {
-        let n = try r.count("\(what) entry count", limit: Limits.maxReplicas)
+        let n = try r.count("\(what) entry count", limit: min(Limits.maxReplicas, r.remaining / (ReplicaID.byteCount + 1)))
         var v = VersionVector()
         var previous: ReplicaID?
         for _ in 0..<n {

@@ -42,7 +42,8 @@ enum Bookkeeping {
         length INTEGER NOT NULL,
         signature BLOB NOT NULL,
         body BLOB NOT NULL,
-        tables TEXT NOT NULL,
+        tables BLOB NOT NULL,
+        rows INTEGER NOT NULL,
         applied_order INTEGER,
         received INTEGER NOT NULL,
         UNIQUE(origin, seq)

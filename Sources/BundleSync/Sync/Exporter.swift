@@ -59,12 +59,10 @@ extension Replica {
             let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
             let provisional = intoDirectory ? (output as NSString).appendingPathComponent(".export.\(name)") : output
             let writer = try BundleWriter(path: provisional, header: header)
-            var rows = 0
             for b in missing {
-                let signed = try loadBatch(origin: b.originIndex, seq: b.seq)
-                try writer.append(signed)
-                rows += try Batch.decode(signed.bytes).rowCount
+                try writer.append(try loadBatch(origin: b.originIndex, seq: b.seq))
             }
+            let rows = missing.reduce(0) { $0 + $1.rows }
             let mySeq = vector[id]
             let path = try writer.finish(identity: identity) { trailer in
                 intoDirectory

@@ -6,6 +6,7 @@ struct StoredBatch {
     var hash: Digest32
     var length: Int
     var tables: [String]
+    var rows: Int
     var applied: Bool
 }
 
@@ -22,10 +23,10 @@ extension Replica {
         batch.tables.forEach { names.string($0.table) }
         let order: SQLValue = applied ? try nextAppliedOrder() : .null
         try db.run("""
-            INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, applied_order, received)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
-                  .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), order,
+                  .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds())])
         if applied { try advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
     }
@@ -82,7 +83,7 @@ extension Replica {
     func batchesMissing(from base: VersionVector) throws -> [StoredBatch] {
         var out: [StoredBatch] = []
         let s = try db.statement("""
-            SELECT r.id, b.origin, b.seq, b.hash, b.length, b.tables FROM _bundlesync_batches b
+            SELECT r.id, b.origin, b.seq, b.hash, b.length, b.tables, b.rows FROM _bundlesync_batches b
             JOIN _bundlesync_replicas r ON r.idx = b.origin
             WHERE b.applied_order IS NOT NULL ORDER BY b.applied_order
             """)
@@ -95,7 +96,7 @@ extension Replica {
             var names: [String] = []
             for _ in 0..<n { names.append(try r.string("table name")) }
             out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: seq, hash: Digest32(bytes: s.bytes(3) ?? [])!,
-                                   length: Int(s.int(4)), tables: names, applied: true))
+                                   length: Int(s.int(4)), tables: names, rows: Int(s.int(6)), applied: true))
         }
         return out
     }
@@ -111,7 +112,7 @@ extension Replica {
         while try s.step() {
             guard let id = ReplicaID(bytes: s.bytes(0) ?? []) else { continue }
             out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: UInt64(s.int(2)),
-                                   hash: Digest32(bytes: s.bytes(3) ?? [])!, length: Int(s.int(4)), tables: [], applied: false))
+                                   hash: Digest32(bytes: s.bytes(3) ?? [])!, length: Int(s.int(4)), tables: [], rows: 0, applied: false))
         }
         return out
     }
