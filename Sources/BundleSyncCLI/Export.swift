@@ -16,7 +16,7 @@ struct Export: ParsableCommand {
     )
 
     @Argument(help: "The replica's database file.") var db: String
-    @Option(name: .shortAndLong, help: "The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into (default: the current directory).")
+    @Option(name: .shortAndLong, help: "The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into.")
     var output: String = "."
     @Option(name: .customLong("to"), help: "A peer (name, id or id prefix) whose missing changes to include; repeatable.")
     var peers: [String] = []
@@ -41,7 +41,7 @@ struct Export: ParsableCommand {
         if result.batches == 0 {
             Diagnostics.note("nothing to send: the target already holds everything; the bundle carries only this replica's vector")
         } else {
-            Diagnostics.note("exported \(result.batches) batches (\(result.rows) row changes, \(result.bytes) bytes)")
+            Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
         }
         BundleSyncCLI.output(result.path)
     }

@@ -26,30 +26,14 @@ struct Import: ParsableCommand {
 
     func run() throws {
         let replica = try Replica.open(path: db)
-        let files = try BundlePaths.expand(paths)
+        let files = BundlePaths.expand(paths)
         var options = ImportOptions()
         if let maxClockSkew {
             options.clockSkewBound = maxClockSkew * 1000
             options.refuseClockSkew = true
         }
-        let outcomes = replica.importBundles(files, options: options)
-        var worst: Int32 = 0
-        for o in outcomes {
-            o.warnings.forEach(Diagnostics.warn)
-            switch o.status {
-            case .refused:
-                if let e = o.error {
-                    Diagnostics.report(e)
-                    worst = max(worst, ExitStatus.code(for: e.code))
-                }
-            case .applied:
-                Diagnostics.note("\(o.path): applied \(o.applied + o.released) batches" + (o.parked > 0 ? ", parked \(o.parked)" : "") + (o.known > 0 ? ", \(o.known) already here" : ""))
-            case .skipped:
-                Diagnostics.note("\(o.path): skipped, already imported")
-            case .parked:
-                Diagnostics.note("\(o.path): parked \(o.parked) batches until earlier history arrives (see 'bundlesync status')")
-            }
-        }
+        let outcomes = try replica.importBundles(files, options: options)
+        let worst = ImportReport.print(outcomes)
         if json {
             output(jsonString(["bundles": outcomes.map { o -> [String: Any] in
                 var d: [String: Any] = ["path": o.path, "status": o.status.rawValue, "applied": o.applied + o.released,
@@ -62,16 +46,44 @@ struct Import: ParsableCommand {
     }
 }
 
+/// Reports import outcomes on stderr, one line per bundle.
+enum ImportReport {
+    /// - Returns: The worst exit status among refused bundles, or 0.
+    static func print(_ outcomes: [ImportOutcome]) -> Int32 {
+        var worst: Int32 = 0
+        for o in outcomes {
+            o.warnings.forEach(Diagnostics.warn)
+            switch o.status {
+            case .refused:
+                if let e = o.error {
+                    Diagnostics.report(e)
+                    worst = max(worst, ExitStatus.code(for: e.code))
+                }
+            case .applied:
+                Diagnostics.note("\(o.path): applied \(plural(o.applied + o.released, "batch", "batches"))"
+                    + (o.parked > 0 ? ", parked \(o.parked)" : "") + (o.known > 0 ? ", \(o.known) already here" : ""))
+            case .skipped:
+                Diagnostics.note("\(o.path): skipped, already imported")
+            case .parked:
+                Diagnostics.note("\(o.path): parked \(plural(o.parked, "batch", "batches")) until earlier history arrives (see 'bundlesync status')")
+            }
+        }
+        return worst
+    }
+}
+
+/// "1 batch", "2 batches".
+func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+
 /// Expands directories into the bundle files they hold.
 enum BundlePaths {
-    static func expand(_ paths: [String]) throws -> [String] {
+    static func expand(_ paths: [String]) -> [String] {
         var out: [String] = []
         for p in paths {
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else {
-                throw BundleSyncError(.noInput, "'\(p)' does not exist")
-            }
-            if isDir.boolValue {
+            // A missing path is passed on: the reader refuses it (66) like any bad bundle,
+            // so the others are still handled.
+            if FileManager.default.fileExists(atPath: p, isDirectory: &isDir) && isDir.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []
                 out += names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
                     .map { (p as NSString).appendingPathComponent($0) }

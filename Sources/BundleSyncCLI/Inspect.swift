@@ -17,6 +17,10 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Also list every row change (with --json).") var rows = false
 
+    func validate() throws {
+        if rows && !json { throw ValidationError("--rows lists row changes in the JSON output; add --json") }
+    }
+
     func run() throws {
         let s = try BundleSummary.read(path: path, includeRows: rows)
         if json {

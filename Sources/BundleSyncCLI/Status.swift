@@ -30,10 +30,10 @@ struct Status: ParsableCommand {
         output("vector   " + (vector.isEmpty ? "(empty)" : vector.map { "\($0.key.prefix(12)):\($0.value)" }.joined(separator: " ")))
         output("pending  \(s["pending_changes"] as? Int ?? 0) local changes not yet sealed")
         let peers = s["peers"] as? [[String: Any]] ?? []
-        output("peers    \(peers.isEmpty ? "(none heard from yet)" : "")")
+        output(peers.isEmpty ? "peers    (none heard from yet)" : "peers")
         for p in peers {
             let name = p["name"] as? String ?? "?"
-            output("  \(name) \((p["id"] as? String ?? "").prefix(12))  lacks \(p["lacks_batches"] as? Int ?? 0) batches, last heard \(p["last_heard"] as? String ?? "never")")
+            output("  \(name) \((p["id"] as? String ?? "").prefix(12))  lacks \(plural(p["lacks_batches"] as? Int ?? 0, "batch", "batches")), last heard \(p["last_heard"] as? String ?? "never")")
         }
         let parked = s["parked"] as? [[String: Any]] ?? []
         if !parked.isEmpty {

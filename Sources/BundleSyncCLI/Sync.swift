@@ -18,19 +18,10 @@ struct Sync: ParsableCommand {
 
     func run() throws {
         let replica = try Replica.open(path: db)
-        let files = try BundlePaths.expand([dir])
-        var worst: Int32 = 0
-        for o in replica.importBundles(files) {
-            o.warnings.forEach(Diagnostics.warn)
-            if let e = o.error {
-                Diagnostics.report(e)
-                worst = max(worst, ExitStatus.code(for: e.code))
-            } else if o.status == .applied {
-                Diagnostics.note("\(o.path): applied \(o.applied + o.released) batches")
-            }
-        }
+        let files = BundlePaths.expand([dir])
+        let worst = ImportReport.print(try replica.importBundles(files))
         let result = try replica.export(to: dir, target: .automatic)
-        Diagnostics.note("exported \(result.batches) batches")
+        Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")
         output(result.path)
         if worst != 0 { throw ExitCode(worst) }
     }

@@ -49,6 +49,11 @@ struct Trust: ParsableCommand {
         case "only":
             try replica.setTrustOnly(value == "on")
             Diagnostics.note(value == "on" ? "only trusted replicas may contribute history now" : "any replica may join again (trust on first use)")
+            if value == "on" {
+                for e in try replica.trustList() where !e.trusted {
+                    Diagnostics.note("  not trusted: \(e.id.hex) \(e.name ?? "")")
+                }
+            }
         default:
             let entries = try replica.trustList()
             let only = try replica.trustOnly

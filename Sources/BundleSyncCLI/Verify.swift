@@ -23,11 +23,11 @@ struct Verify: ParsableCommand {
         let replica = try db.map { try Replica.open(path: $0) }
         var worst: Int32 = 0
         var reports: [[String: Any]] = []
-        for path in try BundlePaths.expand(paths) {
+        for path in BundlePaths.expand(paths) {
             do {
                 let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path)
                 if !json {
-                    output("\(path): OK, \(s.batchCount) batches from \(s.origins.count) replicas, \(s.rowCount) row changes, exported by \(s.header.exporterName) (\(s.header.exporter.short))")
+                    output("\(path): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 }
                 reports.append(["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex])
             } catch let e as BundleSyncError {

@@ -147,7 +147,7 @@ import Testing
         try b.importing([second])
         let parked = try b.status()["parked"] as? [[String: Any]] ?? []
         #expect(parked.count == 1)
-        #expect((parked.first?["waits_for"] as? String)?.contains("batches 1–1") == true)
+        #expect((parked.first?["waits_for"] as? String)?.contains("batch 1 of") == true)
         #expect(try b.rows("SELECT * FROM items").isEmpty, "nothing applies before its history")
         try b.importing([first])
         #expect((try b.status()["parked"] as? [[String: Any]] ?? []).isEmpty)

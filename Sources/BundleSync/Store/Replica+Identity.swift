@@ -72,7 +72,12 @@ extension Replica {
     /// - Returns: Whether the identity changed.
     @discardableResult
     public func reidentify(moved: Bool, newName: String? = nil) throws -> Bool {
-        try withoutCapture {
+        if try isAtHome {
+            if moved { return false }
+            throw BundleSyncError.usage("'\(db.path)' is where replica '\(name)' was made; it is not a copy",
+                                        hint: "run 'bundlesync reidentify' on the copy instead")
+        }
+        return try withoutCapture {
             try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'home'", [.text(Home.current(of: db.path))])
             if moved { return false }
             let fresh = Identity()

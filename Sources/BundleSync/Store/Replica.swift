@@ -30,6 +30,7 @@ public final class Replica {
     ///
     /// - Returns: The replica and whether it was created just now.
     public static func initialize(path: String, name: String?) throws -> (Replica, created: Bool) {
+        if let name { try validateName(name) }
         let db = try Database(path: path, create: true)
         if try isReplica(db) {
             let r = try open(db)

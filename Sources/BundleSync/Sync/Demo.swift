@@ -46,17 +46,18 @@ public enum Demo {
         say("\n2. Offline, each site edits the same records with ordinary SQL:")
         let edits: [(Int, String, String)] = [
             (0, "UPDATE patients SET ward = 'North' WHERE id = 'p-3f1a'", "north moves Amara to ward North"),
-            (1, "UPDATE patients SET weight_kg = 63.1 WHERE id = 'p-3f1a'", "south weighs Amara: 63.1 kg (another column of the same row)"),
+            (1, "UPDATE patients SET weight_kg = 63.1 WHERE id = 'p-3f1a'", "south weighs Amara at 63.1 kg: another column of the same row"),
             (0, "UPDATE patients SET notes = 'discharged' WHERE id = 'p-77c2'", "north notes Jonas is discharged"),
-            (2, "UPDATE patients SET notes = 'transferred to ship' WHERE id = 'p-77c2'", "ship, a moment later, notes Jonas as transferred (same cell: the later write wins)"),
+            (2, "UPDATE patients SET notes = 'transferred to ship' WHERE id = 'p-77c2'", "ship, a moment later, notes Jonas as transferred: same cell, the later write wins"),
             (1, "DELETE FROM patients WHERE id = 'p-a9e0'", "south deletes Mei's duplicate record"),
-            (2, "UPDATE patients SET ward = 'Deck 2' WHERE id = 'p-a9e0'", "ship, concurrently, moves Mei to Deck 2 (a delete beats a concurrent update)"),
+            (2, "UPDATE patients SET ward = 'Deck 2' WHERE id = 'p-a9e0'", "ship, concurrently, moves Mei to Deck 2: a delete beats a concurrent update"),
             (2, "INSERT INTO patients VALUES ('p-c410', 'Tomas Ruiz', 'Deck 1', 77.0, 'new arrival')", "ship admits Tomas"),
         ]
         for (site, sql, story) in edits {
             try apps[site].execute(sql)
-            say("   \(names[site]):  \(sql)")
-            say("          (\(story))")
+            let label = (names[site] + ":").padding(toLength: 7, withPad: " ", startingAt: 0)
+            say("   \(label) \(sql)")
+            say("           \(story)")
             Thread.sleep(forTimeInterval: 0.01)
         }
 

@@ -39,8 +39,12 @@ extension Replica {
 
     /// Imports bundle files in the order given, each on its own: a bad one is refused whole
     /// and the rest still import.
-    public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) -> [ImportOutcome] {
-        paths.map { path in
+    ///
+    /// - Throws: Only for the replica itself (for example, a copied replica file with local
+    ///   changes that must not be sealed); problems with a bundle are in its outcome.
+    public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
+        if try !pendingChanges().isEmpty { try withoutCapture { try sealPending() } }
+        return paths.map { path in
             do {
                 return try importBundle(path, options: options)
             } catch let e as BundleSyncError {

@@ -27,11 +27,11 @@ extension Replica {
                 let head = try head(of: p.originIndex)
                 var waiting: [String: Any] = ["origin": p.origin.hex, "seq": p.seq, "hash": p.hash.hex]
                 if p.seq > head.seq + 1 {
-                    waiting["waits_for"] = "batches \(head.seq + 1)–\(p.seq - 1) of \(p.origin.short)"
+                    waiting["waits_for"] = Self.describeRange(head.seq + 1, p.seq - 1, of: p.origin)
                 } else {
                     let batch = try Batch.decode(try loadBatch(origin: p.originIndex, seq: p.seq).bytes)
                     let missing = batch.dependencies.sorted.filter { vector[$0.0] < $0.1 }
-                    waiting["waits_for"] = missing.map { "batches \(vector[$0.0] + 1)–\($0.1) of \($0.0.short)" }.joined(separator: ", ")
+                    waiting["waits_for"] = missing.map { Self.describeRange(vector[$0.0] + 1, $0.1, of: $0.0) }.joined(separator: ", ")
                 }
                 return waiting
             }
@@ -60,6 +60,11 @@ extension Replica {
                 },
             ]
         }
+    }
+
+    /// "batch 3 of ID" or "batches 3–5 of ID".
+    static func describeRange(_ first: UInt64, _ last: UInt64, of origin: ReplicaID) -> String {
+        first == last ? "batch \(first) of \(origin.short)" : "batches \(first)–\(last) of \(origin.short)"
     }
 
     // MARK: - Verify against this replica
