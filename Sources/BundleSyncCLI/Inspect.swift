@@ -38,7 +38,7 @@ struct Inspect: ParsableCommand {
         for o in s.origins { output("  \(o.origin.short)  #\(o.firstSeq)–#\(o.lastSeq)  (\(o.batches) batches)") }
         output("tables")
         for t in s.tables.values.sorted(by: { $0.name < $1.name }) {
-            output("  \(t.name): \(t.rows) rows (\(t.deletes) deletes), \(t.cells) cells")
+            output("  \(shown(t.name)): \(t.rows) rows (\(t.deletes) deletes), \(t.cells) cells")
         }
         if let o = s.oldest, let n = s.newest { output("time range \(o) … \(n)") }
     }

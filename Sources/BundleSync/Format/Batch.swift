@@ -148,16 +148,16 @@ public struct Batch: Equatable, Sendable {
         var names = Set<String>()
         for _ in 0..<tableCount {
             let name = try r.string("table name", limit: Limits.maxNameBytes)
-            guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(name)' appears twice in a batch") }
+            guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(shown(name))' appears twice in a batch") }
             let kc = try r.count("key column count", limit: min(Limits.maxColumns, r.remaining))
-            guard kc > 0 else { throw BundleSyncError.badData("table '\(name)' has no key columns") }
+            guard kc > 0 else { throw BundleSyncError.badData("table '\(shown(name))' has no key columns") }
             var keyColumns: [String] = []
             for _ in 0..<kc { keyColumns.append(try r.string("key column name", limit: Limits.maxNameBytes)) }
             let cc = try r.count("column count", limit: min(Limits.maxColumns, r.remaining))
             var columns: [String] = []
             for _ in 0..<cc { columns.append(try r.string("column name", limit: Limits.maxNameBytes)) }
             guard Set(keyColumns + columns).count == kc + cc else {
-                throw BundleSyncError.badData("table '\(name)' names a column twice")
+                throw BundleSyncError.badData("table '\(shown(name))' names a column twice")
             }
             let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerTable, r.remaining))
             var rows: [RowChange] = []
@@ -166,7 +166,7 @@ public struct Batch: Equatable, Sendable {
                 var key: [SQLValue] = []
                 for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
                 let cl = try r.varint("causal length")
-                guard cl > 0 else { throw BundleSyncError.badData("a row in '\(name)' has causal length zero") }
+                guard cl > 0 else { throw BundleSyncError.badData("a row in '\(shown(name))' has causal length zero") }
                 let flags = try r.u8("row flags")
                 guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved row flags are set") }
                 let rowHLC = flags & 1 == 1 ? try hlc("row HLC") : nil
@@ -176,7 +176,7 @@ public struct Batch: Equatable, Sendable {
                     var last = -1
                     for _ in 0..<n {
                         let col = try r.count("cell column", limit: max(cc - 1, 0))
-                        guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(name)' are out of order") }
+                        guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
                         last = col
                         cells.append(CellChange(column: col, hlc: try hlc("cell HLC"), value: try ValueCodec.decode(from: &r)))
                     }

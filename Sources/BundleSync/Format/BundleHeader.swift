@@ -66,6 +66,9 @@ public struct BundleHeader: Equatable, Sendable {
             throw BundleSyncError.badData("the exporter id does not match its public key")
         }
         let name = try r.string("exporter name", limit: Limits.maxNameBytes)
+        guard ReplicaName.isValid(name) else {
+            throw BundleSyncError.badData("the exporter name '\(shown(name))' is not a valid replica name")
+        }
         let created = try r.varint("creation time")
         guard created <= UInt64(Int64.max) else { throw BundleSyncError.badData("creation time is out of range") }
         let ev = try VersionVector.decode(from: &r, what: "exporter vector")
@@ -83,7 +86,7 @@ public struct BundleHeader: Equatable, Sendable {
         // Checked before anything after it is parsed: a later format may change what follows
         // once it requires a capability, and the reader must say so rather than call it damage.
         for cap in required where !knownCapabilities.contains(cap) {
-            throw BundleSyncError.badData("the bundle requires capability '\(cap)', which this release lacks",
+            throw BundleSyncError.badData("the bundle requires capability '\(shown(cap))', which this release lacks",
                                           hint: "upgrade bundlesync on this device")
         }
         let optional = try capabilities("optional capability")
@@ -103,7 +106,7 @@ public struct BundleHeader: Equatable, Sendable {
             let t = try TableSchema.decode(from: &r)
             let fp = try r.raw(32, "schema fingerprint")
             guard fp == t.fingerprint.bytes else {
-                throw BundleSyncError.badData("the schema fingerprint of table '\(t.name)' does not match its description")
+                throw BundleSyncError.badData("the schema fingerprint of table '\(shown(t.name))' does not match its description")
             }
             if let last = tables.last, !(last.name < t.name) {
                 throw BundleSyncError.badData("tables are not in canonical order")

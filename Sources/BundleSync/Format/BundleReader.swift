@@ -206,7 +206,7 @@ public final class BundleReader {
             guard let declared = header.tables.first(where: { $0.name == section.table }),
                   declared.keyColumns == section.keyColumns,
                   Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
-                throw BundleSyncError.badData("'\(path)': \(label) touches '\(section.table)' in a way the header does not declare")
+                throw BundleSyncError.badData("'\(path)': \(label) touches '\(shown(section.table))' in a way the header does not declare")
             }
         }
         if let last = lastHashByOrigin[entry.origin] {

@@ -42,13 +42,13 @@ public struct TableSchema: Equatable, Sendable {
             let n = try r.string("column name", limit: Limits.maxNameBytes)
             let raw = try r.u8("column rule")
             guard let rule = ColumnRule(rawValue: raw) else {
-                throw BundleSyncError.badData("column '\(n)' of '\(name)' has unknown merge rule \(raw)")
+                throw BundleSyncError.badData("column '\(shown(n))' of '\(shown(name))' has unknown merge rule \(raw)")
             }
             cols.append(Column(name: n, rule: rule))
         }
-        guard kc > 0 else { throw BundleSyncError.badData("table '\(name)' has no key columns") }
+        guard kc > 0 else { throw BundleSyncError.badData("table '\(shown(name))' has no key columns") }
         guard Set(keys + cols.map(\.name)).count == kc + cc else {
-            throw BundleSyncError.badData("table '\(name)' names a column twice")
+            throw BundleSyncError.badData("table '\(shown(name))' names a column twice")
         }
         return TableSchema(name: name, keyColumns: keys, columns: cols)
     }

@@ -14,11 +14,11 @@ extension Replica {
         let originID = batch.origin
         for section in batch.tables {
             guard let t = tables[section.table] else {
-                throw BundleSyncError.badData("table '\(section.table)' is not tracked here")
+                throw BundleSyncError.badData("table '\(shown(section.table))' is not tracked here")
             }
             let ordinals = try section.columns.map { name -> Int in
                 guard let o = t.ordinal(of: name) else {
-                    throw BundleSyncError.badData("column '\(name)' of '\(t.name)' is not tracked here")
+                    throw BundleSyncError.badData("column '\(shown(name))' of '\(shown(t.name))' is not tracked here")
                 }
                 return o
             }

@@ -103,11 +103,8 @@ public final class Replica {
     }
 
     static func validateName(_ name: String) throws {
-        let ok = !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
-            CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0)
-        } && !name.hasPrefix(".")
-        guard ok else {
-            throw BundleSyncError.usage("'\(name)' is not a valid replica name",
+        guard ReplicaName.isValid(name) else {
+            throw BundleSyncError.usage("'\(shown(name))' is not a valid replica name",
                                         hint: "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")
         }
     }

@@ -185,7 +185,7 @@ extension Replica {
             let local = tables[t.name]!
             for c in t.columns {
                 if let i = local.ordinal(of: c.name), local.schema.columns[i].rule != c.rule {
-                    throw BundleSyncError.badData("column '\(c.name)' of '\(t.name)' merges by '\(c.rule)' in the bundle but by '\(local.schema.columns[i].rule)' here",
+                    throw BundleSyncError.badData("column '\(shown(c.name))' of '\(shown(t.name))' merges by '\(c.rule)' in the bundle but by '\(local.schema.columns[i].rule)' here",
                                                   hint: "run 'bundlesync track' with the same rules on every replica")
                 }
             }
@@ -194,16 +194,16 @@ extension Replica {
 
     private func checkTable(name: String, keyColumns: [String], columns: [String]) throws {
         guard let local = tables[name] else {
-            throw BundleSyncError.badData("the bundle changes table '\(name)', which this replica does not track",
-                                          hint: "create the table with the same columns and run 'bundlesync track DB \(name)', then import again")
+            throw BundleSyncError.badData("the bundle changes table '\(shown(name))', which this replica does not track",
+                                          hint: "create the table with the same columns and run 'bundlesync track DB \(shown(name))', then import again")
         }
         guard local.schema.keyColumns == keyColumns else {
-            throw BundleSyncError.badData("table '\(name)' is keyed by (\(keyColumns.joined(separator: ", "))) in the bundle but by (\(local.schema.keyColumns.joined(separator: ", "))) here",
+            throw BundleSyncError.badData("table '\(shown(name))' is keyed by (\(keyColumns.map(shown).joined(separator: ", "))) in the bundle but by (\(local.schema.keyColumns.joined(separator: ", "))) here",
                                           hint: "every replica must give the table the same primary key")
         }
         for c in columns where local.ordinal(of: c) == nil {
-            throw BundleSyncError.badData("the bundle changes column '\(c)' of '\(name)', which this replica does not track",
-                                          hint: "add it with 'ALTER TABLE \(name) ADD COLUMN \(c) ...' and run 'bundlesync track DB \(name)', then import again")
+            throw BundleSyncError.badData("the bundle changes column '\(shown(c))' of '\(shown(name))', which this replica does not track",
+                                          hint: "add it with 'ALTER TABLE \(shown(name)) ADD COLUMN \(shown(c)) ...' and run 'bundlesync track DB \(shown(name))', then import again")
         }
     }
 
