@@ -52,6 +52,8 @@ public struct TableChanges: Equatable, Sendable {
 /// compressed form in a bundle may differ between zstd versions without changing either.
 public struct Batch: Equatable, Sendable {
     public static let encodingVersion: UInt8 = 1
+    /// Causal lengths stay far below 2^63, so a replica can always count further.
+    public static let maxCausalLength: UInt64 = 1 << 62
 
     public var origin: ReplicaID
     public var seq: UInt64
@@ -130,7 +132,7 @@ public struct Batch: Equatable, Sendable {
             throw BundleSyncError.badData("unsupported batch encoding version \(version)")
         }
         let origin = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "batch origin"))!
-        let seq = try r.varint("batch sequence number")
+        let seq = try r.counter("batch sequence number")
         guard seq > 0 else { throw BundleSyncError.badData("batch sequence number is zero") }
         let previous = Digest32(bytes: try r.raw(32, "previous batch hash"))!
         let deps = try VersionVector.decode(from: &r, what: "batch dependencies")
@@ -140,7 +142,7 @@ public struct Batch: Equatable, Sendable {
         let base = try r.varint("batch base HLC")
         func hlc(_ what: String) throws -> HLC {
             let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
-            guard !overflow else { throw BundleSyncError.badData("\(what) overflows") }
+            guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
             return HLC(rawValue: sum)
         }
         let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
@@ -165,7 +167,8 @@ public struct Batch: Equatable, Sendable {
             for _ in 0..<rowCount {
                 var key: [SQLValue] = []
                 for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
-                let cl = try r.varint("causal length")
+                let cl = try r.counter("causal length")
+                guard cl <= Self.maxCausalLength else { throw BundleSyncError.badData("causal length \(cl) is out of range") }
                 guard cl > 0 else { throw BundleSyncError.badData("a row in '\(shown(name))' has causal length zero") }
                 let flags = try r.u8("row flags")
                 guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved row flags are set") }

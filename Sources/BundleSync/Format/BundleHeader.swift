@@ -118,7 +118,7 @@ public struct BundleHeader: Equatable, Sendable {
         batches.reserveCapacity(batchCount)
         for _ in 0..<batchCount {
             let origin = ReplicaID(bytes: try r.raw(16, "batch origin"))!
-            let seq = try r.varint("batch sequence number")
+            let seq = try r.counter("batch sequence number")
             let hash = Digest32(bytes: try r.raw(32, "batch hash"))!
             let length = try r.count("batch length", limit: Limits.maxBatchBytes)
             guard keys[origin] != nil else {

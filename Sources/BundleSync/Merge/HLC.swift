@@ -8,6 +8,9 @@ import Foundation
 public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let counterBits: UInt64 = 16
     public static let zero = HLC(rawValue: 0)
+    /// The largest timestamp a bundle may carry: under 2^63, so it fits SQLite's signed
+    /// integers and can always be counted past (about the year 6400).
+    public static let maximum = HLC(rawValue: (UInt64(1) << 63) - (UInt64(1) << 32))
 
     public let rawValue: UInt64
 

@@ -55,7 +55,7 @@ public struct VersionVector: Hashable, Sendable {
             let id = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "\(what) replica id"))!
             if let p = previous, !(p < id) { throw BundleSyncError.badData("\(what) is not in canonical order") }
             previous = id
-            let seq = try r.varint("\(what) sequence number")
+            let seq = try r.counter("\(what) sequence number")
             guard seq > 0 else { throw BundleSyncError.badData("\(what) has a zero entry") }
             v[id] = seq
         }

@@ -79,6 +79,14 @@ public struct ByteReader {
         return Int(v)
     }
 
+    /// A varint that fits SQLite's signed 64-bit integers, as every stored counter must
+    /// (sequence numbers, causal lengths).
+    public mutating func counter(_ what: String) throws -> UInt64 {
+        let v = try varint(what)
+        guard v <= UInt64(Int64.max) else { throw BundleSyncError.badData("\(what) \(v) is out of range") }
+        return v
+    }
+
     public mutating func zigzag(_ what: String) throws -> Int64 {
         let v = try varint(what)
         return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
