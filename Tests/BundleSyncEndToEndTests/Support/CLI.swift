@@ -56,15 +56,16 @@ enum CLI {
             try p.run()
         }
         // Read both pipes concurrently so a chatty child cannot block on a full pipe.
-        var outData = Data(), errData = Data()
+        let collected = Collected()
         let group = DispatchGroup()
         group.enter()
         DispatchQueue.global().async {
-            outData = out.fileHandleForReading.readDataToEndOfFile()
+            collected.set(out.fileHandleForReading.readDataToEndOfFile())
             group.leave()
         }
-        errData = err.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
         group.wait()
+        let outData = collected.get()
         p.waitUntilExit()
         return CLIResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                          stderr: String(decoding: errData, as: UTF8.self))
@@ -78,6 +79,14 @@ enum CLI {
         if r.status != 0 { throw TestFailure("bundlesync \(args.joined(separator: " ")) failed: \(r.stderr)") }
         return r.trimmedOut
     }
+}
+
+/// Bytes handed from the reading thread to the waiting one.
+private final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
