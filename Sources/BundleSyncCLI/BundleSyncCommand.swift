@@ -59,6 +59,9 @@ public enum ExitStatus {
 
 /// Writing to stderr: diagnostics, warnings and narration for people.
 enum Diagnostics {
+    /// With `--quiet`, notes are not printed; errors and warnings always are.
+    nonisolated(unsafe) static var quiet = false
+
     static func report(_ error: BundleSyncError) {
         var text = "error: \(error.message)\n"
         if let hint = error.hint { text += "hint: \(hint)\n" }
@@ -70,6 +73,7 @@ enum Diagnostics {
     }
 
     static func note(_ message: String) {
+        if quiet { return }
         write(message + "\n")
     }
 

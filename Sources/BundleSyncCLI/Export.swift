@@ -16,14 +16,15 @@ struct Export: ParsableCommand {
     )
 
     @Argument(help: "The replica's database file.") var db: String
-    @Option(name: .shortAndLong, help: "The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into.")
+    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into.", valueName: "path"))
     var output: String = "."
-    @Option(name: .customLong("to"), help: "A peer (name, id or id prefix) whose missing changes to include; repeatable.")
+    @Option(name: .customLong("to"), help: ArgumentHelp("A peer (name, id or id prefix) whose missing changes to include; repeatable.", valueName: "peer"))
     var peers: [String] = []
-    @Option(help: "A vector file (as in 'status --json') describing what the target holds.")
+    @Option(help: ArgumentHelp("A vector file (as in 'status --json') describing what the target holds.", valueName: "file"))
     var since: String?
     @Flag(help: "Include everything.")
     var full = false
+    @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
         let modes = (peers.isEmpty ? 0 : 1) + (since == nil ? 0 : 1) + (full ? 1 : 0)
@@ -32,6 +33,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let replica = try Replica.open(path: db)
+        replica.progress = outputOptions.apply()
         let target: ExportTarget
         if full { target = .full }
         else if let since { target = .vector(try VectorFile.read(since)) }

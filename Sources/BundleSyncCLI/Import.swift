@@ -19,13 +19,15 @@ struct Import: ParsableCommand {
 
     @Argument(help: "The replica's database file.") var db: String
     @Argument(help: "Bundle files or directories of them.") var paths: [String]
-    @Option(help: "Refuse bundles with timestamps more than this many seconds ahead of this device's clock (by default they are only reported, beyond 24 h).")
+    @Option(help: ArgumentHelp("Refuse bundles with timestamps more than this many seconds ahead of this device's clock (by default they are only reported, beyond 24 h).", valueName: "seconds"))
     var maxClockSkew: Int64?
     @Flag(help: "Print one JSON document describing each bundle's outcome.")
     var json = false
+    @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
         let replica = try Replica.open(path: db)
+        replica.progress = outputOptions.apply()
         let files = BundlePaths.expand(paths)
         var options = ImportOptions()
         if let maxClockSkew {

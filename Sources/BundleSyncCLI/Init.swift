@@ -15,7 +15,7 @@ struct Init: ParsableCommand {
     )
 
     @Argument(help: "The SQLite database file.") var db: String
-    @Option(help: "A short name for this replica, used in file names and by peers (letters, digits, '-', '_', '.').")
+    @Option(help: ArgumentHelp("A short name for this replica, used in file names and by peers (letters, digits, '-', '_', '.').", valueName: "name"))
     var name: String?
 
     func run() throws {

@@ -15,9 +15,11 @@ struct Sync: ParsableCommand {
 
     @Argument(help: "The replica's database file.") var db: String
     @Argument(help: "The shared folder.") var dir: String
+    @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
         let replica = try Replica.open(path: db)
+        replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])
         let worst = ImportReport.print(try replica.importBundles(files))
         let result = try replica.export(to: dir, target: .automatic)

@@ -17,9 +17,9 @@ struct Track: ParsableCommand {
 
     @Argument(help: "The replica's database file.") var db: String
     @Argument(help: "The table to sync.") var table: String
-    @Option(name: .customLong("text"), help: "Merge this column as text (not available in this release).")
+    @Option(name: .customLong("text"), help: ArgumentHelp("Merge this column as text (not available in this release).", valueName: "column"))
     var textColumns: [String] = []
-    @Option(name: .customLong("json"), help: "Merge this column as JSON (not available in this release).")
+    @Option(name: .customLong("json"), help: ArgumentHelp("Merge this column as JSON (not available in this release).", valueName: "column"))
     var jsonColumns: [String] = []
 
     func run() throws {

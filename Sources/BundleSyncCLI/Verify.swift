@@ -16,16 +16,19 @@ struct Verify: ParsableCommand {
     )
 
     @Argument(help: "Bundle files or directories of them.") var paths: [String]
-    @Option(help: "Also check against this replica.") var db: String?
+    @Option(help: ArgumentHelp("Also check against this replica.", valueName: "db")) var db: String?
     @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
+        let progress = outputOptions.apply()
         let replica = try db.map { try Replica.open(path: $0) }
+        replica?.progress = progress
         var worst: Int32 = 0
         var reports: [[String: Any]] = []
         for path in BundlePaths.expand(paths) {
             do {
-                let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path)
+                let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
                 if !json {
                     output("\(path): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 }

@@ -28,9 +28,9 @@ import Testing
         let db = tmp.file("a.db")
         try CLI.ok(["init", db])
         let junk = tmp.file("junk.bsync")
-        FileManager.default.createFile(atPath: junk, contents: Data("this is not a bundle at all".utf8))
+        _ = FileManager.default.createFile(atPath: junk, contents: Data("this is not a bundle at all".utf8))
         let empty = tmp.file("empty.bsync")
-        FileManager.default.createFile(atPath: empty, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty, contents: Data())
         for f in [junk, empty] {
             for args in [["verify", f], ["import", db, f], ["inspect", f]] {
                 let r = try CLI.run(args)
@@ -53,7 +53,7 @@ import Testing
         let bad = tmp.file("bad.bsync")
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
         bytes[bytes.count / 2] ^= 0x10
-        FileManager.default.createFile(atPath: bad, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: bad, contents: Data(bytes))
         let r = try CLI.run(["import", b.db, bad, good])
         #expect(r.status == 65)
         #expect(r.stderr.contains("bad.bsync"))

@@ -159,6 +159,8 @@ public final class BundleReader {
 
     /// Where the next frame starts, in uncompressed body bytes; for messages.
     public var bodyOffset: Int { consumed }
+    /// How much of the file has been read, in bytes.
+    public var fileBytesRead: Int { fileSize - BundleFile.trailerLength - compressedRemaining }
     /// The number of frames read so far.
     public var framesRead: Int { index }
 

@@ -14,6 +14,8 @@ public final class Replica {
     /// This replica's own row in `_bundlesync_replicas`.
     internal(set) var selfIndex: Int64
     private(set) var tables: [String: TrackedTable] = [:]
+    /// Receives progress of long operations (sealing, export, import).
+    public var progress: ProgressHandler?
     private var idsByIndex: [Int64: ReplicaID] = [:]
     private var indexByID: [ReplicaID: Int64] = [:]
 

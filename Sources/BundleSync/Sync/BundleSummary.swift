@@ -30,12 +30,16 @@ public struct BundleSummary {
     ///
     /// - Parameter includeRows: Also collect every row change (for `inspect --rows`).
     /// - Throws: `.badData` naming the file and what is wrong, `.noInput` if it is missing.
-    public static func read(path: String, includeRows: Bool = false, each: ((Batch, SignedBatch) throws -> Void)? = nil) throws -> BundleSummary {
+    public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil,
+                            each: ((Batch, SignedBatch) throws -> Void)? = nil) throws -> BundleSummary {
         let reader = try BundleReader(path: path)
+        let label = "verifying \((path as NSString).lastPathComponent)"
+        defer { progress?(ProgressEvent(phase: label, kind: .finished)) }
         var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
                               bodyBytes: Int(reader.trailer.uncompressedLength))
         if includeRows { s.rows = [] }
         while let (entry, signed, batch) = try reader.nextBatch() {
+            progress?(ProgressEvent(phase: label, unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
             try each?(batch, signed)
             if let i = s.origins.firstIndex(where: { $0.origin == entry.origin }) {
                 s.origins[i].lastSeq = entry.seq

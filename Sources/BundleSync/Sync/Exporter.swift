@@ -59,9 +59,15 @@ extension Replica {
             let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
             let provisional = intoDirectory ? (output as NSString).appendingPathComponent(".export.\(name)") : output
             let writer = try BundleWriter(path: provisional, header: header)
+            let totalBytes = missing.reduce(0) { $0 + $1.length }
+            var written = 0
             for b in missing {
                 try writer.append(try loadBatch(origin: b.originIndex, seq: b.seq))
+                written += b.length
+                progress?(ProgressEvent(phase: "writing", unit: "bytes", kind: .step(done: written, total: totalBytes)))
+                progress?(ProgressEvent(phase: "writing", kind: .detail("wrote batch \(b.seq) of \(b.origin.short) (\(b.rows) rows)")))
             }
+            progress?(ProgressEvent(phase: "writing", kind: .finished))
             let rows = missing.reduce(0) { $0 + $1.rows }
             let mySeq = vector[id]
             let path = try writer.finish(identity: identity) { trailer in

@@ -63,7 +63,10 @@ extension Replica {
         let check = try BundleReader(path: path)
         try checkSchema(of: check.header)
         var allKnown = true
+        let label = (path as NSString).lastPathComponent
+        defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
         while let (entry, _, batch) = try check.nextBatch() {
+            progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
             if let known = try knownBatch(origin: entry.origin, seq: entry.seq) {
                 guard known == entry.hash else { throw forkError(entry, existing: known, path: path) }
             } else {
@@ -71,6 +74,7 @@ extension Replica {
             }
         }
         try check.finish()
+        progress?(ProgressEvent(phase: "verifying \(label)", kind: .finished))
         try checkTrust(check.header, path: path)
 
         var outcome = ImportOutcome(path: path, status: .skipped, exporter: check.header.exporterName)
@@ -85,6 +89,7 @@ extension Replica {
                     throw BundleSyncError.badData("'\(path)' changed while it was being imported")
                 }
                 while let (entry, signed, batch) = try reader.nextBatch() {
+                    progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
                     let origin = try index(of: entry.origin, publicKey: reader.header.keys[entry.origin])
                     if let stored = try storedBatch(origin: origin, seq: entry.seq) {
                         guard stored.hash == entry.hash else { throw forkError(entry, existing: stored.hash, path: path) }
@@ -101,9 +106,11 @@ extension Replica {
                         try merge(batch, originIndex: origin)
                         try storeBatch(signed, batch: batch, origin: origin, applied: true)
                         outcome.applied += 1
+                        progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))
                     } else {
                         try storeBatch(signed, batch: batch, origin: origin, applied: false)
                         outcome.parked += 1
+                        progress?(ProgressEvent(phase: "applying", kind: .detail("parked batch \(entry.seq) of \(entry.origin.short): earlier history has not arrived")))
                     }
                 }
                 try reader.finish()
@@ -142,9 +149,9 @@ extension Replica {
     /// Merges parked batches whose history has arrived, until none is left that can be.
     func applyParked() throws -> Int {
         var released = 0
-        var progress = true
-        while progress {
-            progress = false
+        var advanced = true
+        while advanced {
+            advanced = false
             for p in try parkedBatches() {
                 let head = try head(of: p.originIndex)
                 guard p.seq == head.seq + 1 else { continue }
@@ -160,7 +167,8 @@ extension Replica {
                 try merge(batch, originIndex: p.originIndex)
                 try markApplied(origin: p.originIndex, seq: p.seq, hash: p.hash)
                 released += 1
-                progress = true
+                progress?(ProgressEvent(phase: "applying", kind: .detail("applied parked batch \(p.seq) of \(p.origin.short)")))
+                advanced = true
             }
         }
         return released

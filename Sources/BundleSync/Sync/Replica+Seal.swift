@@ -32,6 +32,14 @@ extension Replica {
         var highest = start
         var builder = BatchBuilder()
         var sealed: [BatchSummary] = []
+        var pendingTotal = 0
+        if progress != nil {
+            for t in trackedTables {
+                if case .integer(let n)? = try db.scalar("SELECT count(*) FROM \(Database.quote(t.logTable))") { pendingTotal += Int(n) }
+            }
+        }
+        var pendingDone = 0
+        defer { if pendingTotal > 0 { progress?(ProgressEvent(phase: "sealing", kind: .finished)) } }
 
         func hlc(forWall wall: Int64) -> HLC {
             let h = start.next(wall: wall)
@@ -59,6 +67,10 @@ extension Replica {
 
             while try s.step() {
                 maxSeq = max(maxSeq, s.int(0))
+                pendingDone += 1
+                if pendingDone % 4096 == 0 {
+                    progress?(ProgressEvent(phase: "sealing", unit: "changes", kind: .step(done: pendingDone, total: pendingTotal)))
+                }
                 let key = (0..<keyCount).map { s.value(1 + $0) }
                 if key != groupKey {
                     try flushGroup()
@@ -150,6 +162,7 @@ extension Replica {
         builder = BatchBuilder()
         let signed = try SignedBatch(batch: batch, identity: identity)
         try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
         return BatchSummary(origin: id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
     }
 }

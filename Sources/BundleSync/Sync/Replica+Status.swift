@@ -75,7 +75,7 @@ extension Replica {
     public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
         var heads: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
         var header: BundleHeader?
-        let summary = try BundleSummary.read(path: path) { batch, signed in
+        let summary = try BundleSummary.read(path: path, progress: progress) { batch, signed in
             if header == nil {
                 header = try BundleReader(path: path).header
                 try self.checkSchema(of: header!)

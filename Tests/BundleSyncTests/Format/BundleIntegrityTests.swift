@@ -9,7 +9,7 @@ import Testing
     func refuses(_ bytes: [UInt8], _ label: String) -> Bool {
         let path = temporaryPath("mutant.bsync")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         do {
             _ = try BundleSummary.read(path: path)
             return false
