@@ -5,7 +5,9 @@
 /// touches, the public key of every origin, and the list of batches the body holds, in order.
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
-    public static let knownCapabilities: Set<String> = ["lww-v1"]
+    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability]
+    /// Required by a bundle that carries a snapshot instead of batches.
+    public static let snapshotCapability = "snapshot-v1"
 
     public struct BatchEntry: Equatable, Sendable {
         public var origin: ReplicaID
@@ -26,6 +28,11 @@ public struct BundleHeader: Equatable, Sendable {
     public var keys: [ReplicaID: [UInt8]]
     public var tables: [TableSchema]
     public var batches: [BatchEntry]
+    /// For a snapshot bundle (capability `snapshot-v1`): where each origin's history stood
+    /// when the snapshot was taken. Nil for a bundle of batches.
+    public var snapshotHeads: [SnapshotHead]? = nil
+
+    public var isSnapshot: Bool { snapshotHeads != nil }
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 1024)
@@ -54,6 +61,15 @@ public struct BundleHeader: Equatable, Sendable {
             w.varint(b.seq)
             w.raw(b.hash.bytes)
             w.varint(b.length)
+        }
+        if let heads = snapshotHeads {
+            let sorted = heads.sorted { $0.origin < $1.origin }
+            w.varint(sorted.count)
+            for h in sorted {
+                w.raw(h.origin.bytes)
+                w.varint(h.seq)
+                w.raw(h.hash.bytes)
+            }
         }
         return w.bytes
     }
@@ -126,10 +142,25 @@ public struct BundleHeader: Equatable, Sendable {
             }
             batches.append(BatchEntry(origin: origin, seq: seq, hash: hash, length: length))
         }
+        var heads: [SnapshotHead]?
+        if required.contains(snapshotCapability) {
+            guard batches.isEmpty else { throw BundleSyncError.badData("a snapshot bundle also lists batches") }
+            let n = try r.count("snapshot head count", limit: min(Limits.maxReplicas, r.remaining / 49))
+            var list: [SnapshotHead] = []
+            for _ in 0..<n {
+                let origin = ReplicaID(bytes: try r.raw(16, "snapshot head origin"))!
+                if let last = list.last, !(last.origin < origin) { throw BundleSyncError.badData("snapshot heads are not in canonical order") }
+                let seq = try r.counter("snapshot head sequence number")
+                guard seq > 0 else { throw BundleSyncError.badData("a snapshot head is zero") }
+                guard keys[origin] != nil else { throw BundleSyncError.badData("snapshot head \(origin.short) has no public key in the header") }
+                list.append(SnapshotHead(origin: origin, seq: seq, hash: Digest32(bytes: try r.raw(32, "snapshot head hash"))!))
+            }
+            heads = list
+        }
         try r.expectEnd("the header")
         return BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
                             createdMilliseconds: Int64(created), exporterVector: ev, baseVector: bv,
                             requiredCapabilities: required, optionalCapabilities: optional,
-                            keys: keys, tables: tables, batches: batches)
+                            keys: keys, tables: tables, batches: batches, snapshotHeads: heads)
     }
 }

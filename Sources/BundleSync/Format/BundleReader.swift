@@ -93,7 +93,16 @@ public final class BundleReader {
         guard trailer.compressedLength == UInt64(compressedRemaining) else {
             throw BundleSyncError.badData("'\(path)' is truncated or has data appended (the body should be \(trailer.compressedLength) bytes, found \(compressedRemaining))")
         }
-        expectedContentLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
+        if header.isSnapshot {
+            // Chunks are written as the state is read, so only the trailer knows their total;
+            // the expansion cap below still bounds it before anything is decompressed.
+            guard trailer.uncompressedLength <= UInt64(Int.max / 2) else {
+                throw BundleSyncError.badData("'\(path)': the trailer's body length is out of range")
+            }
+            expectedContentLength = Int(trailer.uncompressedLength)
+        } else {
+            expectedContentLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
+        }
         guard trailer.uncompressedLength == UInt64(expectedContentLength) else {
             throw BundleSyncError.badData("'\(path)': the trailer's body length disagrees with the header's batch list")
         }
@@ -227,6 +236,28 @@ public final class BundleReader {
         return (entry, batch, decoded)
     }
 
+    /// Reads and checks the next chunk of a snapshot bundle, or returns nil after the last.
+    public func nextSnapshotChunk() throws -> SnapshotChunk? {
+        try namingFile {
+            guard header.isSnapshot, consumed < expectedContentLength else { return nil }
+            let label = "snapshot chunk \(index + 1)"
+            let length = try takeVarint("length of \(label)")
+            let chunk = try SnapshotChunk.decode(try take(length, label))
+            for origin in chunk.origins where header.keys[origin] == nil {
+                throw BundleSyncError.badData("\(label) names replica \(origin.short), which has no public key in the header")
+            }
+            for section in chunk.tables {
+                guard let declared = header.tables.first(where: { $0.name == section.table }),
+                      declared.keyColumns == section.keyColumns,
+                      Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
+                    throw BundleSyncError.badData("\(label) holds '\(shown(section.table))' in a way the header does not declare")
+                }
+            }
+            index += 1
+            return chunk
+        }
+    }
+
     /// Checks that the body ends where the header said, and that the digests and the
     /// exporter's signature hold.
     public func finish() throws {
@@ -234,7 +265,7 @@ public final class BundleReader {
     }
 
     private func checkEnd() throws {
-        guard index == header.batches.count else {
+        guard header.isSnapshot ? consumed == expectedContentLength : index == header.batches.count else {
             throw BundleSyncError.badData("'\(path)': only \(index) of \(header.batches.count) batches were read")
         }
         // Drain: nothing may follow the last frame, neither uncompressed nor compressed bytes.

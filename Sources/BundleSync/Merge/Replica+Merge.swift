@@ -13,54 +13,85 @@ extension Replica {
     func merge(_ batch: Batch, originIndex: Int64) throws {
         let originID = batch.origin
         for section in batch.tables {
-            guard let t = tables[section.table] else {
-                throw BundleSyncError.badData("table '\(shown(section.table))' is not tracked here")
-            }
-            let ordinals = try section.columns.map { name -> Int in
-                guard let o = t.ordinal(of: name) else {
-                    throw BundleSyncError.badData("column '\(shown(name))' of '\(shown(t.name))' is not tracked here")
-                }
-                return o
-            }
+            let (t, ordinals) = try resolve(section.table, columns: section.columns)
             for row in section.rows {
-                try mergeRow(row, into: t, ordinals: ordinals, origin: originIndex, originID: originID)
+                let cells = row.cells.map {
+                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value)
+                }
+                let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
+                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells)
             }
         }
     }
 
-    private func mergeRow(_ row: RowChange, into t: TrackedTable, ordinals: [Int], origin: Int64, originID: ReplicaID) throws {
-        let local = try loadClock(t, key: row.key)
-        let localLength = local?.causalLength ?? 0
-        if row.causalLength < localLength { return }
-
-        if row.causalLength > localLength {
-            // A newer incarnation (or a delete of ours): it replaces the row whole.
-            let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: origin)
-            var clock = RowClock(causalLength: row.causalLength, row: rowStamp, overrides: [:])
-            if row.isAlive {
-                for c in row.cells { clock.setCell(ordinals[c.column], .init(hlc: c.hlc, origin: origin)) }
-                try replaceRow(t, key: row.key, columns: row.cells.map { ordinals[$0.column] }, values: row.cells.map(\.value))
-            } else {
-                try deleteRow(t, key: row.key)
+    /// Merges one snapshot chunk: the same rules, with every cell carrying its own origin.
+    func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws {
+        let origins = try chunk.origins.map { (index: try index(of: $0, publicKey: keys[$0]), id: $0) }
+        for section in chunk.tables {
+            let (t, ordinals) = try resolve(section.table, columns: section.columns)
+            for row in section.rows {
+                let cells = row.cells.map {
+                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: origins[$0.origin].index),
+                                 id: origins[$0.origin].id, value: $0.value)
+                }
+                try mergeRow(t, key: row.key, causalLength: row.causalLength,
+                             rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells)
             }
-            try storeClock(t, key: row.key, clock)
+        }
+    }
+
+    /// A cell arriving from a batch or a snapshot: its local column, clock, writer and value.
+    private struct IncomingCell {
+        var ordinal: Int
+        var stamp: RowClock.Stamp
+        var id: ReplicaID
+        var value: SQLValue
+    }
+
+    /// The tracked table and the local column ordinals for a section's columns.
+    private func resolve(_ table: String, columns: [String]) throws -> (TrackedTable, [Int]) {
+        guard let t = tables[table] else {
+            throw BundleSyncError.badData("table '\(shown(table))' is not tracked here")
+        }
+        let ordinals = try columns.map { name -> Int in
+            guard let o = t.ordinal(of: name) else {
+                throw BundleSyncError.badData("column '\(shown(name))' of '\(shown(t.name))' is not tracked here")
+            }
+            return o
+        }
+        return (t, ordinals)
+    }
+
+    private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell]) throws {
+        let local = try loadClock(t, key: key)
+        let localLength = local?.causalLength ?? 0
+        if causalLength < localLength { return }
+
+        if causalLength > localLength {
+            // A newer incarnation (or a delete of ours): it replaces the row whole.
+            var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+            if causalLength % 2 == 1 {
+                for c in cells { clock.setCell(c.ordinal, c.stamp) }
+                try replaceRow(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value))
+            } else {
+                try deleteRow(t, key: key)
+            }
+            try storeClock(t, key: key, clock)
             return
         }
 
         // Same incarnation: merge cell by cell.
-        guard var clock = local, clock.isAlive, !row.cells.isEmpty else { return }
+        guard var clock = local, clock.isAlive, !cells.isEmpty else { return }
         var winners: [(ordinal: Int, value: SQLValue)] = []
-        for c in row.cells {
-            let ord = ordinals[c.column]
-            let mine = clock.cell(ord)
-            if try isLater(c.hlc, originID, than: mine) {
-                clock.setCell(ord, .init(hlc: c.hlc, origin: origin))
-                winners.append((ord, c.value))
+        for c in cells {
+            if try isLater(c.stamp.hlc, c.id, than: clock.cell(c.ordinal)) {
+                clock.setCell(c.ordinal, c.stamp)
+                winners.append((c.ordinal, c.value))
             }
         }
         guard !winners.isEmpty else { return }
-        try updateRow(t, key: row.key, columns: winners.map(\.ordinal), values: winners.map(\.value))
-        try storeClock(t, key: row.key, clock)
+        try updateRow(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
+        try storeClock(t, key: key, clock)
     }
 
     /// Last-writer-wins order: HLC first, then replica id.

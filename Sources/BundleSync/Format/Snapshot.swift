@@ -1,0 +1,149 @@
+/// One chunk of a snapshot: the full merge state of some rows (`bundlesync-format(5)`,
+/// "Snapshots").
+///
+/// A snapshot bundle carries a replica's whole tracked state instead of its history: every
+/// row, deleted ones included, with its causal length and the clock of every cell. It lets a
+/// new replica join after history was pruned. Chunks are covered by the bundle's content
+/// digest and the exporter's signature; they carry no signature of their own, since their
+/// cells come from many origins.
+public struct SnapshotChunk: Equatable, Sendable {
+    public static let encodingVersion: UInt8 = 1
+
+    public struct Cell: Equatable, Sendable {
+        public var column: Int
+        public var hlc: HLC
+        /// An index into the chunk's `origins`.
+        public var origin: Int
+        public var value: SQLValue
+    }
+
+    public struct Row: Equatable, Sendable {
+        public var key: [SQLValue]
+        public var causalLength: UInt64
+        /// The clock of the insert or delete that set the causal length.
+        public var rowHLC: HLC
+        public var rowOrigin: Int
+        /// Every synced column of a present row; none for a deleted one.
+        public var cells: [Cell]
+        public var isAlive: Bool { causalLength % 2 == 1 }
+    }
+
+    public struct Table: Equatable, Sendable {
+        public var table: String
+        public var keyColumns: [String]
+        public var columns: [String]
+        public var rows: [Row]
+    }
+
+    /// The replicas that wrote the rows and cells, referred to by index.
+    public var origins: [ReplicaID]
+    public var tables: [Table]
+
+    public var rowCount: Int { tables.reduce(0) { $0 + $1.rows.count } }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 4096)
+        w.u8(Self.encodingVersion)
+        w.varint(origins.count)
+        origins.forEach { w.raw($0.bytes) }
+        w.varint(tables.count)
+        for t in tables {
+            w.string(t.table)
+            w.varint(t.keyColumns.count)
+            t.keyColumns.forEach { w.string($0) }
+            w.varint(t.columns.count)
+            t.columns.forEach { w.string($0) }
+            w.varint(t.rows.count)
+            for row in t.rows {
+                row.key.forEach { ValueCodec.encode($0, into: &w) }
+                w.varint(row.causalLength)
+                w.varint(row.rowHLC.rawValue)
+                w.varint(row.rowOrigin)
+                if row.isAlive {
+                    w.varint(row.cells.count)
+                    for c in row.cells {
+                        w.varint(c.column)
+                        w.varint(c.hlc.rawValue)
+                        w.varint(c.origin)
+                        ValueCodec.encode(c.value, into: &w)
+                    }
+                }
+            }
+        }
+        return w.bytes
+    }
+
+    /// Decodes and validates a chunk.
+    ///
+    /// - Throws: `.badData` for anything malformed.
+    public static func decode(_ bytes: [UInt8]) throws -> SnapshotChunk {
+        var r = ByteReader(bytes)
+        let version = try r.u8("snapshot chunk version")
+        guard version == encodingVersion else {
+            throw BundleSyncError.badData("unsupported snapshot chunk version \(version)")
+        }
+        let originCount = try r.count("origin count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
+        var origins: [ReplicaID] = []
+        for _ in 0..<originCount { origins.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "origin id"))!) }
+        guard Set(origins).count == origins.count else { throw BundleSyncError.badData("a snapshot chunk lists an origin twice") }
+        func origin(_ what: String) throws -> Int {
+            let i = try r.count(what, limit: max(originCount - 1, 0))
+            guard i < originCount else { throw BundleSyncError.badData("\(what) names no origin") }
+            return i
+        }
+        func hlc(_ what: String) throws -> HLC {
+            let v = try r.varint(what)
+            guard v <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
+            return HLC(rawValue: v)
+        }
+        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
+        var tables: [Table] = []
+        var names = Set<String>()
+        for _ in 0..<tableCount {
+            let name = try r.string("table name", limit: Limits.maxNameBytes)
+            guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(shown(name))' appears twice in a snapshot chunk") }
+            let kc = try r.count("key column count", limit: min(Limits.maxColumns, r.remaining))
+            guard kc > 0 else { throw BundleSyncError.badData("table '\(shown(name))' has no key columns") }
+            var keys: [String] = []
+            for _ in 0..<kc { keys.append(try r.string("key column name", limit: Limits.maxNameBytes)) }
+            let cc = try r.count("column count", limit: min(Limits.maxColumns, r.remaining))
+            var columns: [String] = []
+            for _ in 0..<cc { columns.append(try r.string("column name", limit: Limits.maxNameBytes)) }
+            guard Set(keys + columns).count == kc + cc else { throw BundleSyncError.badData("table '\(shown(name))' names a column twice") }
+            let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerTable, r.remaining))
+            var rows: [Row] = []
+            rows.reserveCapacity(rowCount)
+            for _ in 0..<rowCount {
+                var key: [SQLValue] = []
+                for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
+                let cl = try r.counter("causal length")
+                guard cl > 0, cl <= Batch.maxCausalLength else { throw BundleSyncError.badData("causal length \(cl) is out of range") }
+                let rowHLC = try hlc("row HLC")
+                let rowOrigin = try origin("row origin")
+                var cells: [Cell] = []
+                if cl % 2 == 1 {
+                    let n = try r.count("cell count", limit: cc)
+                    var last = -1
+                    for _ in 0..<n {
+                        let col = try r.count("cell column", limit: max(cc - 1, 0))
+                        guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
+                        last = col
+                        cells.append(Cell(column: col, hlc: try hlc("cell HLC"), origin: try origin("cell origin"), value: try ValueCodec.decode(from: &r)))
+                    }
+                }
+                rows.append(Row(key: key, causalLength: cl, rowHLC: rowHLC, rowOrigin: rowOrigin, cells: cells))
+            }
+            tables.append(Table(table: name, keyColumns: keys, columns: columns, rows: rows))
+        }
+        try r.expectEnd("the snapshot chunk")
+        return SnapshotChunk(origins: origins, tables: tables)
+    }
+}
+
+/// Where each origin's history stood when a snapshot was taken: the batch count and the
+/// hash of the last batch, so that later batches can link to it.
+public struct SnapshotHead: Equatable, Sendable {
+    public var origin: ReplicaID
+    public var seq: UInt64
+    public var hash: Digest32
+}
