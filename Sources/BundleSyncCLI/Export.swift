@@ -40,7 +40,9 @@ struct Export: ParsableCommand {
         else if !peers.isEmpty { target = .peers(peers) }
         else { target = .automatic }
         let result = try replica.export(to: output, target: target)
-        if result.batches == 0 {
+        if result.snapshot {
+            Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(result.bytes) bytes)")
+        } else if result.batches == 0 {
             Diagnostics.note("nothing to send: the target already holds everything; the bundle carries only this replica's vector")
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")

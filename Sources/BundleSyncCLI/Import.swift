@@ -61,6 +61,9 @@ enum ImportReport {
                     Diagnostics.report(e)
                     worst = max(worst, ExitStatus.code(for: e.code))
                 }
+            case .applied where o.snapshotRows != nil:
+                Diagnostics.note("\(o.path): applied a snapshot of \(plural(o.snapshotRows!, "row", "rows"))"
+                    + (o.released > 0 ? ", then \(plural(o.released, "parked batch", "parked batches"))" : ""))
             case .applied:
                 Diagnostics.note("\(o.path): applied \(plural(o.applied + o.released, "batch", "batches"))"
                     + (o.parked > 0 ? ", parked \(o.parked)" : "") + (o.known > 0 ? ", \(o.known) already here" : ""))

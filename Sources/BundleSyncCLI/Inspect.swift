@@ -34,7 +34,12 @@ struct Inspect: ParsableCommand {
         output("size       \(s.fileBytes) bytes (\(s.bodyBytes) uncompressed)")
         output("vector     \(describe(h.exporterVector))")
         output("base       \(describe(h.baseVector))")
-        output("batches    \(s.batchCount)")
+        if let heads = h.snapshotHeads {
+            output("snapshot   \(plural(s.snapshotChunks, "chunk", "chunks")) of the whole state, holding history up to:")
+            for head in heads { output("  \(head.origin.short)  #\(head.seq)  \(head.hash.short)") }
+        } else {
+            output("batches    \(s.batchCount)")
+        }
         for o in s.origins { output("  \(o.origin.short)  #\(o.firstSeq)–#\(o.lastSeq)  (\(o.batches) batches)") }
         output("tables")
         for t in s.tables.values.sorted(by: { $0.name < $1.name }) {

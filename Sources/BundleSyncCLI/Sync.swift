@@ -6,7 +6,9 @@ struct Sync: ParsableCommand {
         abstract: "Use a shared folder as a mailbox: import everything in it, then export into it.",
         discussion: """
         Imports every bundle in DIR, then writes into DIR one bundle with what the known peers \
-        still lack.
+        still lack, removes this replica's own older bundles there (the new one supersedes \
+        them), and prunes history every known peer holds. Other replicas' files are never \
+        touched, so the folder holds at most one bundle per replica.
 
         Example:
           bundlesync sync clinic.db /media/usb/bundles
@@ -23,8 +25,19 @@ struct Sync: ParsableCommand {
         let files = BundlePaths.expand([dir])
         let worst = ImportReport.print(try replica.importBundles(files))
         let result = try replica.export(to: dir, target: .automatic)
-        Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")
+        if result.snapshot {
+            Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")))")
+        } else {
+            Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")
+        }
         output(result.path)
+        for path in replica.removeSupersededBundles(in: dir, keeping: result.path) {
+            Diagnostics.note("removed \(path), superseded")
+        }
+        let pruned = try replica.prune()
+        if pruned.batches > 0 {
+            Diagnostics.note("pruned \(plural(pruned.batches, "batch", "batches")) every known peer holds")
+        }
         if worst != 0 { throw ExitCode(worst) }
     }
 }

@@ -29,7 +29,9 @@ struct Verify: ParsableCommand {
         for path in BundlePaths.expand(paths) {
             do {
                 let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
-                if !json {
+                if !json, let heads = s.header.snapshotHeads {
+                    output("\(path): OK, a snapshot of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
+                } else if !json {
                     output("\(path): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 }
                 reports.append(["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex])

@@ -19,7 +19,10 @@ import Testing
         for sub in command["subcommands"] as? [[String: Any]] ?? [] {
             let name = sub["commandName"] as! String
             if name == "help" { continue }
-            if !manual.contains(name) { missing.append(name) }
+            // Listed in the SYNOPSIS (".B name") and described under COMMANDS (".BR name ...").
+            let lines = manual.split(separator: "\n").map(String.init)
+            if !lines.contains(".B \(name)") { missing.append("\(name) (SYNOPSIS)") }
+            if !lines.contains(where: { $0.hasPrefix(".BR \(name) ") || $0 == ".B \(name)" && false }) { missing.append("\(name) (COMMANDS)") }
             for arg in sub["arguments"] as? [[String: Any]] ?? [] {
                 for n in arg["names"] as? [[String: Any]] ?? [] where n["kind"] as? String == "long" {
                     let option = "--\(n["name"] as! String)"

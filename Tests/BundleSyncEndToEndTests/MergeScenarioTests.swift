@@ -106,8 +106,10 @@ import Testing
         #expect(try a.status()["pending_changes"] as? Int == 2, "application writes are captured")
         try b.importing([try a.export(to: stick)])
         #expect(try b.status()["pending_changes"] as? Int == 0, "import's own writes are not")
-        // b exports nothing of its own: only a's batch, relayed.
-        let relay = try b.export(["--full"], to: stick)
+        // b's whole history holds nothing of its own: only a's batch, relayed.
+        let nothing = tmp.file("empty.vector")
+        try "{}".write(toFile: nothing, atomically: true, encoding: .utf8)
+        let relay = try b.export(["--since", nothing], to: stick)
         let info = try CLI.ok(["inspect", "--json", relay])
         let json = try JSONSerialization.jsonObject(with: Data(info.utf8)) as! [String: Any]
         let origins = (json["origins"] as! [[String: Any]]).map { $0["id"] as! String }

@@ -81,6 +81,17 @@ final class BundleWriter {
         try compressor.compress(w.bytes) { try emitCompressed($0) }
     }
 
+    /// Appends a snapshot chunk (only in a snapshot bundle, after any batches).
+    func append(_ chunk: SnapshotChunk) throws {
+        let bytes = chunk.encoded()
+        var w = ByteWriter(capacity: bytes.count + 10)
+        w.varint(bytes.count)
+        w.raw(bytes)
+        contentHasher.update(w.bytes)
+        uncompressedLength += UInt64(w.count)
+        try compressor.compress(w.bytes) { try emitCompressed($0) }
+    }
+
     /// Ends the body, writes the signed trailer, syncs and renames into place.
     ///
     /// - Parameter name: Chooses the final path once the trailer is known; by default the

@@ -72,9 +72,41 @@ public struct BundleSummary {
                 }
             }
         }
+        while let chunk = try reader.nextSnapshotChunk() {
+            progress?(ProgressEvent(phase: label, unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
+            s.snapshotChunks += 1
+            for t in chunk.tables {
+                var ts = s.tables[t.table] ?? TableSummary(name: t.table)
+                ts.rows += t.rows.count
+                ts.deletes += t.rows.filter { !$0.isAlive }.count
+                ts.cells += t.rows.reduce(0) { $0 + $1.cells.count }
+                s.tables[t.table] = ts
+                for r in t.rows {
+                    for h in [r.rowHLC] + r.cells.map(\.hlc) where h != .zero {
+                        s.oldest = min(s.oldest ?? h, h)
+                        s.newest = max(s.newest ?? h, h)
+                    }
+                    if includeRows {
+                        var row: [String: Any] = ["snapshot": true, "table": t.table, "key": r.key.map(\.jsonValue),
+                                                  "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
+                                                  "row_origin": chunk.origins[r.rowOrigin].hex]
+                        if r.isAlive {
+                            row["cells"] = r.cells.map {
+                                ["column": t.columns[$0.column], "hlc": $0.hlc.rawValue, "origin": chunk.origins[$0.origin].hex,
+                                 "value": $0.value.jsonValue] as [String: Any]
+                            }
+                        }
+                        s.rows!.append(row)
+                    }
+                }
+            }
+        }
         try reader.finish()
         return s
     }
+
+    /// For a snapshot bundle, the number of chunks read.
+    public var snapshotChunks = 0
 
     public var batchCount: Int { header.batches.count }
     public var rowCount: Int { tables.values.reduce(0) { $0 + $1.rows } }
@@ -109,6 +141,10 @@ public struct BundleSummary {
             out["time_range"] = ["oldest": oldest.description, "newest": newest.description]
         }
         if let rows { out["row_changes"] = rows }
+        if let heads = header.snapshotHeads {
+            out["snapshot"] = ["chunks": snapshotChunks,
+                               "heads": heads.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex] as [String: Any] }] as [String: Any]
+        }
         return out
     }
 }

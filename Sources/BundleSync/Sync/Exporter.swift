@@ -17,6 +17,8 @@ public struct ExportResult: Sendable {
     public var path: String
     public var batches: Int
     public var rows: Int
+    /// Whether the bundle is a snapshot of the whole state rather than batches.
+    public var snapshot: Bool
     public var sealed: [BatchSummary]
     public var base: VersionVector
     public var bytes: Int
@@ -34,41 +36,63 @@ extension Replica {
     public func export(to output: String, target: ExportTarget) throws -> ExportResult {
         let sealed = try withoutCapture { try sealPending() }
         let base = try baseVector(for: target)
-        let vector = try vector()
         return try db.readTransaction {
+            let vector = try vector()
             let missing = try batchesMissing(from: base)
+            // A snapshot when asked for, or when history the target lacks was pruned here.
+            var snapshot = false
+            if case .full = target { snapshot = true }
+            for (origin, held) in vector.entries where held > base[origin] {
+                if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { snapshot = true }
+            }
+
             var keys: [ReplicaID: [UInt8]] = [id: identity.publicKey]
-            var touched = Set<String>()
-            for b in missing {
-                if keys[b.origin] == nil {
-                    guard let k = try publicKey(of: b.origin) else {
-                        throw BundleSyncError.failure("the public key of replica \(b.origin.short) is missing")
-                    }
-                    keys[b.origin] = k
+            var schemas: [TableSchema]
+            if snapshot {
+                for row in try db.rows("SELECT id, public_key FROM _bundlesync_replicas WHERE public_key IS NOT NULL") {
+                    if case .blob(let i) = row[0], let rid = ReplicaID(bytes: i), case .blob(let k) = row[1] { keys[rid] = k }
                 }
-                touched.formUnion(b.tables)
+                schemas = trackedTables.map(\.schema)
+            } else {
+                var touched = Set<String>()
+                for b in missing {
+                    if keys[b.origin] == nil {
+                        guard let k = try publicKey(of: b.origin) else {
+                            throw BundleSyncError.failure("the public key of replica \(b.origin.short) is missing")
+                        }
+                        keys[b.origin] = k
+                    }
+                    touched.formUnion(b.tables)
+                }
+                schemas = trackedTables.filter { touched.contains($0.name) }.map(\.schema)
             }
             let header = BundleHeader(
                 exporter: id, exporterKey: identity.publicKey, exporterName: name,
-                createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: base,
-                requiredCapabilities: ["lww-v1"], optionalCapabilities: [], keys: keys,
-                tables: trackedTables.filter { touched.contains($0.name) }.map(\.schema),
-                batches: missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) })
+                createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot ? VersionVector() : base,
+                requiredCapabilities: snapshot ? ["lww-v1", BundleHeader.snapshotCapability] : ["lww-v1"],
+                optionalCapabilities: [], keys: keys, tables: schemas,
+                batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
+                snapshotHeads: snapshot ? try heads() : nil)
 
             var isDir: ObjCBool = false
             let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
-            let provisional = intoDirectory ? (output as NSString).appendingPathComponent(".export.\(name)") : output
+            let provisional = intoDirectory ? (output as NSString).appendingPathComponent("export-\(name)") : output
             let writer = try BundleWriter(path: provisional, header: header)
-            let totalBytes = missing.reduce(0) { $0 + $1.length }
-            var written = 0
-            for b in missing {
-                try writer.append(try loadBatch(origin: b.originIndex, seq: b.seq))
-                written += b.length
-                progress?(ProgressEvent(phase: "writing", unit: "bytes", kind: .step(done: written, total: totalBytes)))
-                progress?(ProgressEvent(phase: "writing", kind: .detail("wrote batch \(b.seq) of \(b.origin.short) (\(b.rows) rows)")))
+            let rows: Int
+            if snapshot {
+                rows = try writeSnapshot(to: writer)
+            } else {
+                let totalBytes = missing.reduce(0) { $0 + $1.length }
+                var written = 0
+                for b in missing {
+                    try writer.append(try loadBatch(origin: b.originIndex, seq: b.seq))
+                    written += b.length
+                    progress?(ProgressEvent(phase: "writing", unit: "bytes", kind: .step(done: written, total: totalBytes)))
+                    progress?(ProgressEvent(phase: "writing", kind: .detail("wrote batch \(b.seq) of \(b.origin.short) (\(b.rows) rows)")))
+                }
+                rows = missing.reduce(0) { $0 + $1.rows }
             }
             progress?(ProgressEvent(phase: "writing", kind: .finished))
-            let rows = missing.reduce(0) { $0 + $1.rows }
             let mySeq = vector[id]
             let path = try writer.finish(identity: identity) { trailer in
                 intoDirectory
@@ -76,7 +100,8 @@ extension Replica {
                     : output
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
-            return ExportResult(path: path, batches: missing.count, rows: rows, sealed: sealed, base: base, bytes: size)
+            return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
+                                sealed: sealed, base: base, bytes: size)
         }
     }
 

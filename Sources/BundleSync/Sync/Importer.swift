@@ -21,6 +21,8 @@ public struct ImportOutcome: Sendable {
     public var known = 0
     /// Parked batches (from earlier bundles too) that this bundle's history released.
     public var released = 0
+    /// For a snapshot bundle: the rows it held.
+    public var snapshotRows: Int?
     public var warnings: [String] = []
     public var error: BundleSyncError?
 }
@@ -65,6 +67,12 @@ extension Replica {
         var allKnown = true
         let label = (path as NSString).lastPathComponent
         defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
+        while try check.nextSnapshotChunk() != nil {
+            progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
+        }
+        if let heads = check.header.snapshotHeads {
+            allKnown = try checkHeads(heads, path: path)
+        }
         while let (entry, _, batch) = try check.nextBatch() {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
             if let known = try knownBatch(origin: entry.origin, seq: entry.seq) {
@@ -87,6 +95,18 @@ extension Replica {
                 let reader = try BundleReader(path: path)
                 guard reader.trailer == check.trailer else {
                     throw BundleSyncError.badData("'\(path)' changed while it was being imported")
+                }
+                while let chunk = try reader.nextSnapshotChunk() {
+                    progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
+                    try merge(chunk, keys: reader.header.keys)
+                    outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
+                    for t in chunk.tables {
+                        for r in t.rows { newest = max(newest, ([r.rowHLC] + r.cells.map(\.hlc)).max()!) }
+                    }
+                }
+                if let heads = reader.header.snapshotHeads {
+                    _ = try checkHeads(heads, path: path)
+                    outcome.applied += try adoptHeads(heads, keys: reader.header.keys)
                 }
                 while let (entry, signed, batch) = try reader.nextBatch() {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
@@ -119,6 +139,7 @@ extension Replica {
             } else {
                 outcome.known = check.header.batches.count
             }
+            if check.header.isSnapshot && outcome.applied > 0 { outcome.applied = 1 }
             if newest.milliseconds > now + options.clockSkewBound {
                 let ahead = Double(newest.milliseconds - now) / 3_600_000
                 let message = "'\(path)' holds writes timestamped \(String(format: "%.1f", ahead)) h ahead of this device's clock"
@@ -172,6 +193,46 @@ extension Replica {
             }
         }
         return released
+    }
+
+    /// Checks a snapshot's heads against the history held here.
+    ///
+    /// - Returns: Whether this replica already holds everything the snapshot reflects.
+    /// - Throws: `.badData` when a head contradicts a batch held here (a fork).
+    private func checkHeads(_ heads: [SnapshotHead], path: String) throws -> Bool {
+        var covered = true
+        for h in heads {
+            guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(h.origin.bytes)]) else {
+                covered = false
+                continue
+            }
+            let entry = BundleHeader.BatchEntry(origin: h.origin, seq: h.seq, hash: h.hash, length: 0)
+            if let stored = try storedBatch(origin: idx, seq: h.seq), stored.hash != h.hash {
+                throw forkError(entry, existing: stored.hash, path: path)
+            }
+            let local = try head(of: idx)
+            if local.seq == h.seq && local.hash != h.hash { throw forkError(entry, existing: local.hash, path: path) }
+            if local.seq < h.seq { covered = false }
+        }
+        return covered
+    }
+
+    /// Advances this replica's history to a snapshot's heads: the snapshot's state holds the
+    /// effect of those batches. Parked batches it covers are dropped.
+    ///
+    /// - Returns: How many origins advanced.
+    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]]) throws -> Int {
+        var advanced = 0
+        for h in heads {
+            let idx = try index(of: h.origin, publicKey: keys[h.origin])
+            guard try head(of: idx).seq < h.seq else { continue }
+            try db.run("UPDATE _bundlesync_replicas SET seq = ?, head = ? WHERE idx = ?",
+                       [.integer(Int64(h.seq)), .blob(h.hash.bytes), .integer(idx)])
+            try db.run("DELETE FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NULL",
+                       [.integer(idx), .integer(Int64(h.seq))])
+            advanced += 1
+        }
+        return advanced
     }
 
     private func knownBatch(origin: ReplicaID, seq: UInt64) throws -> Digest32? {

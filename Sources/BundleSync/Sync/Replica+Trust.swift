@@ -64,7 +64,8 @@ extension Replica {
     func checkTrust(_ header: BundleHeader, path: String) throws {
         guard try trustOnly else { return }
         var seen = Set<ReplicaID>()
-        for (role, id) in [("was exported by", header.exporter)] + header.batches.map({ ("relays history of", $0.origin) })
+        let snapshotOrigins = header.isSnapshot ? header.keys.keys.sorted().map { ("holds a snapshot with history of", $0) } : []
+        for (role, id) in [("was exported by", header.exporter)] + header.batches.map({ ("relays history of", $0.origin) }) + snapshotOrigins
         where seen.insert(id).inserted && id != self.id {
             if case .integer(1)? = try db.scalar("SELECT trusted FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)]) { continue }
             throw BundleSyncError(.untrusted, "'\(path)' \(role) replica \(id.hex), which is not on this replica's trust list",

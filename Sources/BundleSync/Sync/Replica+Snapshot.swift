@@ -1,0 +1,72 @@
+extension Replica {
+    // MARK: - Snapshots
+
+    /// Where every origin's history stands here: its batch count and last batch hash.
+    func heads() throws -> [SnapshotHead] {
+        try db.rows("SELECT id, seq, head FROM _bundlesync_replicas WHERE seq > 0").compactMap { row in
+            guard case .blob(let id) = row[0], let rid = ReplicaID(bytes: id), case .integer(let seq) = row[1],
+                  case .blob(let h) = row[2], let hash = Digest32(bytes: h) else { return nil }
+            return SnapshotHead(origin: rid, seq: UInt64(seq), hash: hash)
+        }
+    }
+
+    /// Streams the whole tracked state as snapshot chunks, tombstones included.
+    ///
+    /// Must run inside a read transaction, so the state matches the heads read in it.
+    /// - Returns: The number of rows written.
+    func writeSnapshot(to writer: BundleWriter) throws -> Int {
+        var rows = 0
+        var chunk = SnapshotChunk(origins: [], tables: [])
+        var originSlot: [Int64: Int] = [:]
+        var bytes = 0
+        func slot(_ origin: Int64) throws -> Int {
+            if let s = originSlot[origin] { return s }
+            chunk.origins.append(try replicaID(at: origin))
+            originSlot[origin] = chunk.origins.count - 1
+            return chunk.origins.count - 1
+        }
+        func flush() throws {
+            guard chunk.rowCount > 0 else { return }
+            try writer.append(chunk)
+            progress?(ProgressEvent(phase: "writing", kind: .detail("wrote a snapshot chunk (\(chunk.rowCount) rows)")))
+            chunk = SnapshotChunk(origins: [], tables: [])
+            originSlot = [:]
+            bytes = 0
+        }
+        for t in trackedTables {
+            let keyCount = t.schema.keyColumns.count
+            let columnCount = t.schema.columns.count
+            let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
+            let userColumns = t.schema.columns.map { "u.\(Database.quote($0.name))" }
+            let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
+            let s = try db.statement("""
+                SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join)
+                ORDER BY \(t.keyNames.map { "c.\($0)" }.joined(separator: ", "))
+                """)
+            while try s.step() {
+                if chunk.tables.last?.table != t.name {
+                    chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
+                }
+                let key = (0..<keyCount).map { s.value($0) }
+                let cl = UInt64(s.int(keyCount))
+                let rowStamp = RowClock.Stamp(hlc: HLC(rawValue: UInt64(bitPattern: s.int(keyCount + 1))), origin: s.int(keyCount + 2))
+                let clock = RowClock(causalLength: cl, row: rowStamp, overrides: try RowClock.unpackOverrides(s.bytes(keyCount + 3)))
+                var row = SnapshotChunk.Row(key: key, causalLength: cl, rowHLC: rowStamp.hlc, rowOrigin: try slot(rowStamp.origin), cells: [])
+                if clock.isAlive {
+                    for i in 0..<columnCount {
+                        let stamp = clock.cell(i)
+                        let value = s.value(keyCount + 4 + i)
+                        row.cells.append(.init(column: i, hlc: stamp.hlc, origin: try slot(stamp.origin), value: value))
+                        bytes += value.encodedSizeEstimate + 12
+                    }
+                }
+                bytes += 24 + key.reduce(0) { $0 + $1.encodedSizeEstimate }
+                chunk.tables[chunk.tables.count - 1].rows.append(row)
+                rows += 1
+                if bytes >= Self.batchByteLimit || chunk.rowCount >= Self.batchRowLimit { try flush() }
+            }
+        }
+        try flush()
+        return rows
+    }
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import BundleSync
+
+struct Vector: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what this replica holds, as a vector file for 'export --since'.",
+        discussion: """
+        Prints one JSON object: replica id to the number of its batches held. Carry it to a \
+        peer, which can then export exactly what this replica lacks.
+
+        Example:
+          bundlesync vector tablet.db > /media/usb/tablet.vector
+          bundlesync export laptop.db --since /media/usb/tablet.vector -o /media/usb
+        """
+    )
+
+    @Argument(help: "The replica's database file.") var db: String
+
+    func run() throws {
+        output(jsonString(try Replica.open(path: db).vector().json))
+    }
+}
