@@ -6,7 +6,7 @@ import Testing
 ///
 /// Set `BUNDLESYNC_RECORD_GOLDEN=1` to re-record the expected JSON (never the bundles).
 @Suite struct GoldenBundleTests {
-    static let bundles = ["v1-full", "v1-delta"]
+    static let bundles = ["v1-full", "v1-delta", "v1-snapshot"]
 
     @Test(arguments: bundles)
     func goldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
@@ -48,5 +48,23 @@ import Testing
             [.text("ship"), .integer(1_700_001_200), .null],
         ])
         #expect(try replica.pendingChanges().isEmpty, "imported rows are not captured as local changes")
+    }
+
+    @Test func theGoldenSnapshotImportsIntoAFreshReplica() throws {
+        let path = temporaryPath("snapshot.db")
+        let app = try Database(path: path, create: true)
+        try app.execute(try String(contentsOfFile: fixture("schemas/golden.sql"), encoding: .utf8))
+        let (replica, _) = try Replica.initialize(path: path, name: "reader")
+        _ = try replica.track(table: "notes")
+        _ = try replica.track(table: "readings")
+        let outcome = try replica.importBundle(fixture("bundles/v1-snapshot.bsync"))
+        #expect(outcome.status == .applied)
+        #expect(outcome.snapshotRows == 7, "3 notes (one deleted) and 4 readings (one deleted)")
+        #expect(try app.rows("SELECT id, body, counter FROM notes ORDER BY id") == [
+            [.text("n-01"), .text("hello again"), .integer(1)],
+            [.text("n-02"), .text("mixed 日本語 text"), .integer(Int64.min)],
+        ])
+        #expect(try app.rows("SELECT station, taken FROM readings ORDER BY station, taken").count == 3)
+        #expect(try replica.vector().total == 2, "the snapshot's heads become this replica's history")
     }
 }
