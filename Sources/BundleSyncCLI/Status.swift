@@ -33,7 +33,7 @@ struct Status: ParsableCommand {
         output(peers.isEmpty ? "peers    (none heard from yet)" : "peers")
         for p in peers {
             let name = p["name"] as? String ?? "?"
-            output("  \(name) \((p["id"] as? String ?? "").prefix(12))  lacks \(plural(p["lacks_batches"] as? Int ?? 0, "batch", "batches")), last heard \(p["last_heard"] as? String ?? "never")")
+            output("  \(name) \((p["id"] as? String ?? "").prefix(12))  lacks \(plural(p["lacks_batches"] as? Int ?? 0, "batch", "batches")) (\(plural(p["lacks_changes"] as? Int ?? 0, "row change", "row changes"))), last heard \(p["last_heard"] as? String ?? "never")")
         }
         let parked = s["parked"] as? [[String: Any]] ?? []
         if !parked.isEmpty {

@@ -18,8 +18,9 @@ extension Replica {
             let vector = try vector()
             let peers = try knownPeers().map { p -> [String: Any] in
                 let holds = try peerVector(p.index)
-                let lacks = try batchesMissing(from: holds).count
-                var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": holds.json, "lacks_batches": lacks]
+                let missing = try batchesMissing(from: holds)
+                var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": holds.json,
+                                        "lacks_batches": missing.count, "lacks_changes": missing.reduce(0) { $0 + $1.rows }]
                 if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
                 return d
             }
