@@ -131,7 +131,7 @@ public struct BundleHeader: Equatable, Sendable {
         }
         let batchCount = try r.count("batch count", limit: min(Limits.maxBatches, r.remaining / 50))
         var batches: [BatchEntry] = []
-        batches.reserveCapacity(batchCount)
+        batches.reserveCapacity(min(batchCount, 1024))
         for _ in 0..<batchCount {
             let origin = ReplicaID(bytes: try r.raw(16, "batch origin"))!
             let seq = try r.counter("batch sequence number")

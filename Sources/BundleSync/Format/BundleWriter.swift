@@ -7,6 +7,7 @@ import Foundation
 /// Batches are compressed as they arrive; memory holds one batch at a time.
 final class BundleWriter {
     let finalPath: String
+    private let displayPath: String
     private let tempPath: String
     private let handle: FileHandle
     private let compressor = ZstdCompressor(level: 3)
@@ -19,17 +20,20 @@ final class BundleWriter {
     private var written = 0
     private var finished = false
 
-    init(path: String, header: BundleHeader) throws {
+    /// - Parameter shownAs: The path to name in messages (the directory, when the final name
+    ///   is chosen only at the end).
+    init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
         finalPath = path
+        displayPath = shownAs ?? path
         let dir = (path as NSString).deletingLastPathComponent
         let base = (path as NSString).lastPathComponent
         tempPath = (dir.isEmpty ? "" : dir + "/") + ".\(base).\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
-            throw BundleSyncError(.cannotCreate, "cannot create '\(path)'",
-                                  hint: "check that the directory exists and is writable")
+            throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
+                                  hint: "check that the directory exists, is writable and has space")
         }
         guard let h = FileHandle(forWritingAtPath: tempPath) else {
-            throw BundleSyncError(.cannotCreate, "cannot open '\(tempPath)' for writing")
+            throw BundleSyncError(.cannotCreate, "cannot write a bundle into '\(displayPath)'")
         }
         handle = h
         expected = header.batches
@@ -55,7 +59,8 @@ final class BundleWriter {
         do {
             try handle.write(contentsOf: Data(bytes))
         } catch {
-            throw BundleSyncError(.io, "cannot write '\(finalPath)': \(error.localizedDescription)")
+            throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
+                                  hint: "check that the stick is still there and has space")
         }
     }
 
@@ -111,7 +116,8 @@ final class BundleWriter {
             try handle.synchronize()
             try handle.close()
         } catch {
-            throw BundleSyncError(.io, "cannot write '\(finalPath)': \(error.localizedDescription)")
+            throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
+                                  hint: "check that the stick is still there and has space")
         }
         let target = name?(trailer) ?? finalPath
         guard rename(tempPath, target) == 0 else {

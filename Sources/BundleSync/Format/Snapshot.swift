@@ -99,6 +99,8 @@ public struct SnapshotChunk: Equatable, Sendable {
         let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
         var tables: [Table] = []
         var names = Set<String>()
+        var totalRows = 0
+        var totalCells = 0
         for _ in 0..<tableCount {
             let name = try r.string("table name", limit: Limits.maxNameBytes)
             guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(shown(name))' appears twice in a snapshot chunk") }
@@ -110,9 +112,10 @@ public struct SnapshotChunk: Equatable, Sendable {
             var columns: [String] = []
             for _ in 0..<cc { columns.append(try r.string("column name", limit: Limits.maxNameBytes)) }
             guard Set(keys + columns).count == kc + cc else { throw BundleSyncError.badData("table '\(shown(name))' names a column twice") }
-            let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerTable, r.remaining))
+            let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerBatch - totalRows, r.remaining))
+            totalRows += rowCount
             var rows: [Row] = []
-            rows.reserveCapacity(rowCount)
+            rows.reserveCapacity(min(rowCount, 1024))
             for _ in 0..<rowCount {
                 var key: [SQLValue] = []
                 for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
@@ -122,7 +125,8 @@ public struct SnapshotChunk: Equatable, Sendable {
                 let rowOrigin = try origin("row origin")
                 var cells: [Cell] = []
                 if cl % 2 == 1 {
-                    let n = try r.count("cell count", limit: cc)
+                    let n = try r.count("cell count", limit: min(cc, Limits.maxCellsPerBatch - totalCells))
+                    totalCells += n
                     var last = -1
                     for _ in 0..<n {
                         let col = try r.count("cell column", limit: max(cc - 1, 0))

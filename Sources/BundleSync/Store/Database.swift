@@ -46,13 +46,9 @@ public final class Database {
         self.path = path
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, busyTimeout)
-        // Check that this is a database at all before anything else touches it.
-        do {
-            _ = try scalar("SELECT count(*) FROM sqlite_schema")
-        } catch let error as BundleSyncError {
-            throw BundleSyncError(error.code == .busy ? .busy : .failure,
-                                  "'\(path)' is not a usable SQLite database: \(error.message)")
-        }
+        // Check that this is a database at all before anything else touches it; the error
+        // names the file ("the database 'x' is damaged: file is not a database").
+        _ = try scalar("SELECT count(*) FROM sqlite_schema")
     }
 
     deinit {
@@ -67,7 +63,7 @@ public final class Database {
         if rc != SQLITE_OK {
             let text = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
             sqlite3_free(errmsg)
-            throw Database.error(rc, text)
+            throw error(rc, text)
         }
     }
 
@@ -140,21 +136,23 @@ public final class Database {
         return try body()
     }
 
-    static func error(_ rc: Int32, _ message: String) -> BundleSyncError {
+    /// Maps an SQLite result code to an error that names this database.
+    func error(_ rc: Int32, _ message: String) -> BundleSyncError {
+        let db = "'\(path)'"
         switch rc & 0xff {
         case SQLITE_BUSY, SQLITE_LOCKED:
-            return BundleSyncError(.busy, "the database is busy: \(message)",
+            return BundleSyncError(.busy, "the database \(db) is busy: \(message)",
                                    hint: "another program holds the write lock; retry when it is done")
         case SQLITE_FULL:
-            return BundleSyncError(.io, "the disk is full: \(message)", hint: "free some space and run the command again")
+            return BundleSyncError(.io, "the disk holding \(db) is full: \(message)", hint: "free some space and run the command again")
         case SQLITE_IOERR, SQLITE_CANTOPEN:
-            return BundleSyncError(.io, "I/O error: \(message)")
+            return BundleSyncError(.io, "I/O error on \(db): \(message)")
         case SQLITE_READONLY:
-            return BundleSyncError(.cannotCreate, "the database is read-only: \(message)")
+            return BundleSyncError(.cannotCreate, "the database \(db) is read-only: \(message)")
         case SQLITE_CORRUPT, SQLITE_NOTADB:
-            return BundleSyncError(.failure, "the database is damaged: \(message)")
+            return BundleSyncError(.failure, "the database \(db) is damaged: \(message)")
         default:
-            return BundleSyncError(.failure, "SQLite error: \(message)")
+            return BundleSyncError(.failure, "SQLite error on \(db): \(message)")
         }
     }
 

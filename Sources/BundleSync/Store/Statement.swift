@@ -9,7 +9,7 @@ public final class Statement {
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else {
-            throw Database.error(rc, String(cString: sqlite3_errmsg(database.handle)))
+            throw database.error(rc, String(cString: sqlite3_errmsg(database.handle)))
         }
         self.handle = stmt
         self.database = database
@@ -51,7 +51,7 @@ public final class Statement {
                 }
             }
         }
-        guard rc == SQLITE_OK else { throw Database.error(rc, String(cString: sqlite3_errmsg(database.handle))) }
+        guard rc == SQLITE_OK else { throw database.error(rc, String(cString: sqlite3_errmsg(database.handle))) }
     }
 
     /// Advances to the next row; false when done.
@@ -64,7 +64,7 @@ public final class Statement {
         default:
             let msg = String(cString: sqlite3_errmsg(database.handle))
             sqlite3_reset(handle)
-            throw Database.error(rc, msg)
+            throw database.error(rc, msg)
         }
     }
 

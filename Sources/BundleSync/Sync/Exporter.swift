@@ -77,7 +77,8 @@ extension Replica {
             var isDir: ObjCBool = false
             let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
             let provisional = intoDirectory ? (output as NSString).appendingPathComponent("export-\(name)") : output
-            let writer = try BundleWriter(path: provisional, header: header)
+            if intoDirectory { removeStaleTemporaryFiles(in: output) }
+            let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
             let rows: Int
             if snapshot {
                 rows = try writeSnapshot(to: writer)

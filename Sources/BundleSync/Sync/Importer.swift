@@ -50,7 +50,9 @@ extension Replica {
             do {
                 return try importBundle(path, options: options)
             } catch let e as BundleSyncError {
-                let named = e.message.contains("'\(path)'") ? e : e.prefixed("'\(path)': ")
+                // Errors of the database itself (busy, full, read-only) name the database,
+                // not the bundle that happened to be in hand.
+                let named = e.message.contains("'\(path)'") || e.message.contains("'\(db.path)'") ? e : e.prefixed("'\(path)': ")
                 return ImportOutcome(path: path, status: .refused, error: named)
             } catch {
                 return ImportOutcome(path: path, status: .refused, error: .failure("'\(path)': \(error)"))

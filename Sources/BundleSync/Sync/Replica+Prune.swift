@@ -51,14 +51,28 @@ extension Replica {
         let keepName = (keep as NSString).lastPathComponent
         for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
             let path = (directory as NSString).appendingPathComponent(name)
-            if name.hasPrefix(".export-\(self.name).") && name.hasSuffix(".tmp") && !name.contains(".\(getpid()).") {
-                if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
-                continue
-            }
             guard name.hasSuffix(".\(BundleFile.fileExtension)"), name != keepName, !name.hasPrefix(".") else { continue }
             guard let header = try? BundleReader(path: path).header, header.exporter == id else { continue }
             if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
         }
         return removed.sorted()
+    }
+
+    /// Removes partial files that an interrupted export of this replica left in `directory`
+    /// (hidden, named `.export-NAME.PID.tmp`, never `*.bsync`), unless their process still runs.
+    ///
+    /// - Returns: The paths removed.
+    @discardableResult
+    public func removeStaleTemporaryFiles(in directory: String) -> [String] {
+        let fm = FileManager.default
+        let prefix = ".export-\(name)."
+        var removed: [String] = []
+        for file in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix(prefix) && file.hasSuffix(".tmp") {
+            let pid = Int32(file.dropFirst(prefix.count).dropLast(4)) ?? 0
+            guard pid != getpid(), pid <= 0 || kill(pid, 0) != 0 else { continue }
+            let path = (directory as NSString).appendingPathComponent(file)
+            if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
+        }
+        return removed
     }
 }

@@ -12,6 +12,7 @@ extension Replica {
     /// holds one bounded batch at a time however large the change set.
     static let batchByteLimit = 4 << 20
     static let batchRowLimit = 32_768
+    static let batchCellLimit = 262_144
 
     // MARK: - Sealing
 
@@ -58,7 +59,8 @@ extension Replica {
                 guard let key = groupKey, !group.isEmpty else { return }
                 if let change = try fold(t, key: key, ops: group, hlc: hlc(forWall:)) {
                     builder.add(change, table: t)
-                    if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit {
+                    if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
+                        || builder.cells + t.schema.columns.count > Self.batchCellLimit {
                         sealed.append(try sealBatch(&builder))
                     }
                 }
@@ -173,6 +175,7 @@ struct BatchBuilder {
     private var current: TableChanges?
     private(set) var estimatedBytes = 0
     private(set) var rows = 0
+    private(set) var cells = 0
 
     mutating func add(_ change: RowChange, table t: TrackedTable) {
         if current?.table != t.name {
@@ -181,6 +184,7 @@ struct BatchBuilder {
         }
         current!.rows.append(change)
         rows += 1
+        cells += change.cells.count
         estimatedBytes += 16 + change.key.reduce(0) { $0 + $1.encodedSizeEstimate }
             + change.cells.reduce(0) { $0 + 12 + $1.value.encodedSizeEstimate }
     }

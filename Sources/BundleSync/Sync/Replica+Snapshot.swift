@@ -19,6 +19,7 @@ extension Replica {
         var chunk = SnapshotChunk(origins: [], tables: [])
         var originSlot: [Int64: Int] = [:]
         var bytes = 0
+        var cells = 0
         func slot(_ origin: Int64) throws -> Int {
             if let s = originSlot[origin] { return s }
             chunk.origins.append(try replicaID(at: origin))
@@ -32,6 +33,7 @@ extension Replica {
             chunk = SnapshotChunk(origins: [], tables: [])
             originSlot = [:]
             bytes = 0
+            cells = 0
         }
         for t in trackedTables {
             let keyCount = t.schema.keyColumns.count
@@ -63,7 +65,9 @@ extension Replica {
                 bytes += 24 + key.reduce(0) { $0 + $1.encodedSizeEstimate }
                 chunk.tables[chunk.tables.count - 1].rows.append(row)
                 rows += 1
-                if bytes >= Self.batchByteLimit || chunk.rowCount >= Self.batchRowLimit { try flush() }
+                cells += row.cells.count
+                if bytes >= Self.batchByteLimit || chunk.rowCount >= Self.batchRowLimit
+                    || cells + columnCount > Self.batchCellLimit { try flush() }
             }
         }
         try flush()
