@@ -278,23 +278,32 @@ enum Measured {
         var stderr: String
     }
 
+    /// Runs the binary under GNU time, which forks it from its own small process.
+    ///
+    /// Measuring with `wait4` on a child of the test runner would not do: on Linux a
+    /// process's peak RSS includes the memory of the process it was spawned from, up to its
+    /// `exec`, and the runner holds tens of MiB.
     static func run(_ args: [String]) throws -> Result {
         let tmp = TempDir("bundlesync-measured")
-        let outPath = tmp.file("stdout"), errPath = tmp.file("stderr")
+        let outPath = tmp.file("stdout"), errPath = tmp.file("stderr"), timePath = tmp.file("time")
+        let gnuTime = "/usr/bin/time"
+        guard FileManager.default.isExecutableFile(atPath: gnuTime) else {
+            throw TestFailure("\(gnuTime) is missing: install Debian's 'time' package (the README's test command does)")
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([CLI.binary] + args).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([gnuTime, "-f", "%M", "-o", timePath, CLI.binary] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
 
         var start = timespec(), end = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, CLI.binary, &actions, nil, argv, environ)
-        guard rc == 0 else { throw TestFailure("posix_spawn \(CLI.binary): \(String(cString: strerror(rc)))") }
+        let rc = posix_spawn(&pid, gnuTime, &actions, nil, argv, environ)
+        guard rc == 0 else { throw TestFailure("posix_spawn \(gnuTime): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {
@@ -304,7 +313,12 @@ enum Measured {
         let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
         // WIFEXITED / WEXITSTATUS, or 128 + the signal.
         let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: code, maxRSSKiB: Int(usage.ru_maxrss), seconds: seconds,
+        // GNU time writes "Command exited with non-zero status N" before the figure.
+        let report = (try? String(contentsOfFile: timePath, encoding: .utf8)) ?? ""
+        guard let peak = report.split(separator: "\n").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {
+            throw TestFailure("no peak RSS from GNU time: '\(report)'")
+        }
+        return Result(status: code, maxRSSKiB: peak, seconds: seconds,
                       stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
                       stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     }
