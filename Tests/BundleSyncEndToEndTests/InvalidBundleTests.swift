@@ -218,6 +218,40 @@ import Testing
         try expectAllRefused(paths, under: dir, in: tmp)
     }
 
+    /// Splices of two real bundles from one replica (the head of one, the tail of the other,
+    /// cut at random places, and a batch frame region carried over between them): each is
+    /// refused and changes nothing.
+    @Test func splicesOfRealBundlesAreRefusedByTheCLI() throws {
+        let full = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-full.bsync"))))
+        let delta = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-delta.bsync"))))
+        let snapshot = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-snapshot.bsync"))))
+        let tmp = TempDir("bundlesync-splices")
+        let dir = tmp.dir("splices")
+        var rng = SplitMix64(seed: 0x5B11CE)
+        var paths: [String] = []
+        let pairs = [(full, delta), (delta, full), (full, snapshot), (snapshot, delta)]
+        for i in 0..<400 {
+            let (a, b) = pairs[i % pairs.count]
+            let cutA = Int.random(in: 1..<a.count, using: &rng)
+            let cutB = Int.random(in: 1..<b.count, using: &rng)
+            var spliced = Array(a.prefix(cutA)) + Array(b.suffix(from: cutB))
+            if i % 5 == 0 {
+                // Same length as the first, with a stretch of the second pasted over it.
+                let n = min(a.count, b.count)
+                let from = Int.random(in: 16..<n - 1, using: &rng)
+                let to = Int.random(in: from + 1...n, using: &rng)
+                spliced = a
+                spliced.replaceSubrange(from..<to, with: b[from..<to])
+            }
+            if spliced == a || spliced == b { continue }
+            let path = "\(dir)/splice-\(i).bsync"
+            try Data(spliced).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        #expect(paths.count > 300)
+        try expectAllRefused(paths, under: dir, in: tmp)
+    }
+
     /// Runs `verify` and then `import` once over all of `paths` (in a few chunks if the argument
     /// list would be long) and checks that each one is refused, named, and changes nothing.
     private func expectAllRefused(_ paths: [String], under dir: String, in tmp: TempDir,

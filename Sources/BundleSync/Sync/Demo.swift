@@ -83,11 +83,23 @@ public enum Demo {
             for (j, other) in replicas.enumerated() where j != i { _ = try other.importBundle(e.path) }
         }
 
-        say("\n5. The merged patient list, side by side:")
+        say("\n5. The merged patient list, with each site's copy of every row side by side")
+        say("   (the columns show a short hash of each site's row: equal hashes, equal rows):")
         let rows = try apps.map { try $0.rows("SELECT id, name, ward, weight_kg, notes FROM patients ORDER BY id") }
-        for (i, name) in names.enumerated() {
-            say("   \(name):")
-            for row in rows[i] { say("     " + row.map(\.display).joined(separator: " | ")) }
+        let header = "row".padding(toLength: 62, withPad: " ", startingAt: 0) + names.map { $0.padding(toLength: 8, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        say("   " + header.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
+        let ids = Set(rows.flatMap { $0.map { $0[0] } }).sorted { $0.display < $1.display }
+        for id in ids {
+            let copies = rows.map { site in site.first { $0[0] == id } }
+            let shown = (copies.compactMap { $0 }.first ?? [id]).map(\.display).joined(separator: " | ")
+            let text = shown.count > 60 ? String(shown.prefix(59)) + "…" : shown
+            let cells = copies.map { row -> String in
+                guard let row else { return "(absent)" }
+                var w = ByteWriter()
+                row.forEach { ValueCodec.encode($0, into: &w) }
+                return String(Digest32.of(w.bytes).hex.prefix(8))
+            }
+            say("   " + text.padding(toLength: 62, withPad: " ", startingAt: 0) + cells.joined(separator: "  "))
         }
         say("\n6. Digests (a Merkle root over the tracked rows):")
         var digests = Set<Digest32>()
