@@ -214,11 +214,8 @@ public final class BundleReader {
             throw BundleSyncError.badData("'\(path)': \(label) names a different origin or number inside")
         }
         for section in decoded.tables {
-            guard let declared = header.tables.first(where: { $0.name == section.table }),
-                  declared.keyColumns == section.keyColumns,
-                  Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
-                throw BundleSyncError.badData("'\(path)': \(label) touches '\(shown(section.table))' in a way the header does not declare")
-            }
+            try SectionHeader(table: section.table, keyColumns: section.keyColumns, columns: section.columns)
+                .check(against: header.tables, label: label)
         }
         if let last = lastHashByOrigin[entry.origin] {
             guard entry.seq > last.seq else {
@@ -247,11 +244,8 @@ public final class BundleReader {
                 throw BundleSyncError.badData("\(label) names replica \(origin.short), which has no public key in the header")
             }
             for section in chunk.tables {
-                guard let declared = header.tables.first(where: { $0.name == section.table }),
-                      declared.keyColumns == section.keyColumns,
-                      Set(section.columns).isSubset(of: Set(declared.columns.map(\.name))) else {
-                    throw BundleSyncError.badData("\(label) holds '\(shown(section.table))' in a way the header does not declare")
-                }
+                try SectionHeader(table: section.table, keyColumns: section.keyColumns, columns: section.columns)
+                    .check(against: header.tables, label: label)
             }
             index += 1
             return chunk

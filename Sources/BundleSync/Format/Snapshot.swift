@@ -48,11 +48,7 @@ public struct SnapshotChunk: Equatable, Sendable {
         origins.forEach { w.raw($0.bytes) }
         w.varint(tables.count)
         for t in tables {
-            w.string(t.table)
-            w.varint(t.keyColumns.count)
-            t.keyColumns.forEach { w.string($0) }
-            w.varint(t.columns.count)
-            t.columns.forEach { w.string($0) }
+            SectionHeader.encode(table: t.table, keyColumns: t.keyColumns, columns: t.columns, into: &w)
             w.varint(t.rows.count)
             for row in t.rows {
                 row.key.forEach { ValueCodec.encode($0, into: &w) }
@@ -102,16 +98,9 @@ public struct SnapshotChunk: Equatable, Sendable {
         var totalRows = 0
         var totalCells = 0
         for _ in 0..<tableCount {
-            let name = try r.string("table name", limit: Limits.maxNameBytes)
-            guard names.insert(name).inserted else { throw BundleSyncError.badData("table '\(shown(name))' appears twice in a snapshot chunk") }
-            let kc = try r.count("key column count", limit: min(Limits.maxColumns, r.remaining))
-            guard kc > 0 else { throw BundleSyncError.badData("table '\(shown(name))' has no key columns") }
-            var keys: [String] = []
-            for _ in 0..<kc { keys.append(try r.string("key column name", limit: Limits.maxNameBytes)) }
-            let cc = try r.count("column count", limit: min(Limits.maxColumns, r.remaining))
-            var columns: [String] = []
-            for _ in 0..<cc { columns.append(try r.string("column name", limit: Limits.maxNameBytes)) }
-            guard Set(keys + columns).count == kc + cc else { throw BundleSyncError.badData("table '\(shown(name))' names a column twice") }
+            let section = try SectionHeader.decode(from: &r, seen: &names, container: "snapshot chunk")
+            let (name, keys, columns) = (section.table, section.keyColumns, section.columns)
+            let (kc, cc) = (keys.count, columns.count)
             let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerBatch - totalRows, r.remaining))
             totalRows += rowCount
             var rows: [Row] = []

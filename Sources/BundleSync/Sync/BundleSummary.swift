@@ -52,11 +52,8 @@ public struct BundleSummary {
                 s.newest = max(s.newest ?? r.upperBound, r.upperBound)
             }
             for t in batch.tables {
-                var ts = s.tables[t.table] ?? TableSummary(name: t.table)
-                ts.rows += t.rows.count
-                ts.deletes += t.rows.filter { !$0.isAlive }.count
-                ts.cells += t.rows.reduce(0) { $0 + $1.cells.count }
-                s.tables[t.table] = ts
+                s.tally(t.table, rows: t.rows.count, deletes: t.rows.filter { !$0.isAlive }.count,
+                        cells: t.rows.reduce(0) { $0 + $1.cells.count })
                 if includeRows {
                     for r in t.rows {
                         var row: [String: Any] = [
@@ -76,11 +73,8 @@ public struct BundleSummary {
             progress?(ProgressEvent(phase: label, unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
             s.snapshotChunks += 1
             for t in chunk.tables {
-                var ts = s.tables[t.table] ?? TableSummary(name: t.table)
-                ts.rows += t.rows.count
-                ts.deletes += t.rows.filter { !$0.isAlive }.count
-                ts.cells += t.rows.reduce(0) { $0 + $1.cells.count }
-                s.tables[t.table] = ts
+                s.tally(t.table, rows: t.rows.count, deletes: t.rows.filter { !$0.isAlive }.count,
+                        cells: t.rows.reduce(0) { $0 + $1.cells.count })
                 for r in t.rows {
                     for h in [r.rowHLC] + r.cells.map(\.hlc) where h != .zero {
                         s.oldest = min(s.oldest ?? h, h)
@@ -103,6 +97,14 @@ public struct BundleSummary {
         }
         try reader.finish()
         return s
+    }
+
+    private mutating func tally(_ table: String, rows: Int, deletes: Int, cells: Int) {
+        var t = tables[table] ?? TableSummary(name: table)
+        t.rows += rows
+        t.deletes += deletes
+        t.cells += cells
+        tables[table] = t
     }
 
     /// For a snapshot bundle, the number of chunks read.
