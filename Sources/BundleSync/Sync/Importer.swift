@@ -162,10 +162,7 @@ extension Replica {
     /// its origin had seen when sealing it is here too (causal delivery).
     private func isApplicable(_ batch: Batch, head: (seq: UInt64, hash: Digest32)) throws -> Bool {
         guard batch.seq == head.seq + 1 else { return false }
-        guard batch.previous == head.hash else {
-            throw BundleSyncError.badData("batch \(batch.seq) of replica \(batch.origin.short) does not follow the history held here (it names \(batch.previous.short) as its predecessor, this replica holds \(head.hash.short)): the replica's history has forked",
-                                          hint: "a copy of that replica's database wrote its own history; the copy must be re-identified")
-        }
+        guard batch.previous == head.hash else { throw chainError(batch, heldHead: head.hash) }
         return try vector().dominates(batch.dependencies)
     }
 
@@ -201,7 +198,7 @@ extension Replica {
     ///
     /// - Returns: Whether this replica already holds everything the snapshot reflects.
     /// - Throws: `.badData` when a head contradicts a batch held here (a fork).
-    private func checkHeads(_ heads: [SnapshotHead], path: String) throws -> Bool {
+    func checkHeads(_ heads: [SnapshotHead], path: String) throws -> Bool {
         var covered = true
         for h in heads {
             guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(h.origin.bytes)]) else {
@@ -242,7 +239,13 @@ extension Replica {
         return try storedBatch(origin: idx, seq: seq)?.hash
     }
 
-    private func forkError(_ entry: BundleHeader.BatchEntry, existing: Digest32, path: String) -> BundleSyncError {
+    /// A batch that continues an origin's history from another predecessor than the one held.
+    func chainError(_ batch: Batch, heldHead: Digest32) -> BundleSyncError {
+        BundleSyncError.badData("batch \(batch.seq) of replica \(batch.origin.short) does not follow the history held here (it names \(batch.previous.short) as its predecessor, this replica holds \(heldHead.short)): the replica's history has forked",
+                                hint: "a copy of that replica's database wrote its own history; the copy must be re-identified")
+    }
+
+    func forkError(_ entry: BundleHeader.BatchEntry, existing: Digest32, path: String) -> BundleSyncError {
         BundleSyncError.badData("'\(path)': replica \(entry.origin.short) has forked: its batch \(entry.seq) here is \(existing.short), the bundle's is \(entry.hash.short)",
                                 hint: "a copy of that replica's database wrote its own history; the copy must be re-identified before it syncs")
     }

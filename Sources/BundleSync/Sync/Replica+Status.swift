@@ -75,24 +75,20 @@ extension Replica {
     /// - Throws: `.badData` naming the file and what is wrong.
     public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
         var heads: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
-        var header: BundleHeader?
         let summary = try BundleSummary.read(path: path, progress: progress) { batch, signed in
-            if header == nil {
-                header = try BundleReader(path: path).header
-                try self.checkSchema(of: header!)
+            guard case .integer(let idx)? = try self.db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(batch.origin.bytes)]) else { return }
+            let entry = BundleHeader.BatchEntry(origin: batch.origin, seq: batch.seq, hash: signed.hash, length: signed.bytes.count)
+            if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored.hash != signed.hash {
+                throw self.forkError(entry, existing: stored.hash, path: path)
             }
-            if case .integer(let idx)? = try self.db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(batch.origin.bytes)]) {
-                if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored.hash != signed.hash {
-                    throw BundleSyncError.badData("'\(path)': replica \(batch.origin.short) has forked: its batch \(batch.seq) here is \(stored.hash.short), the bundle's is \(signed.hash.short)")
-                }
-                let head = try heads[batch.origin] ?? self.head(of: idx)
-                if batch.seq == head.seq + 1 && batch.previous != head.hash {
-                    throw BundleSyncError.badData("'\(path)': batch \(batch.seq) of replica \(batch.origin.short) does not follow the history held here: the replica's history has forked")
-                }
-                if batch.seq == head.seq + 1 { heads[batch.origin] = (batch.seq, signed.hash) }
+            let head = try heads[batch.origin] ?? self.head(of: idx)
+            if batch.seq == head.seq + 1 {
+                guard batch.previous == head.hash else { throw self.chainError(batch, heldHead: head.hash).prefixed("'\(path)': ") }
+                heads[batch.origin] = (batch.seq, signed.hash)
             }
         }
-        if header == nil { try checkSchema(of: summary.header) }
+        try checkSchema(of: summary.header)
+        if let snapshotHeads = summary.header.snapshotHeads { _ = try checkHeads(snapshotHeads, path: path) }
         try checkTrust(summary.header, path: path)
         return summary
     }
