@@ -42,13 +42,17 @@ let package = Package(
             name: "bundlesync",
             dependencies: ["BundleSyncCLI"]
         ),
+        .executableTarget(
+            name: "bundlesync-bench",
+            dependencies: ["BundleSync", "CSQLite", "CZstd"]
+        ),
         .testTarget(
             name: "BundleSyncTests",
             dependencies: ["BundleSync"]
         ),
         .testTarget(
             name: "BundleSyncEndToEndTests",
-            dependencies: ["BundleSync", "bundlesync"]
+            dependencies: ["BundleSync", "bundlesync", "bundlesync-bench"]
         ),
     ],
     swiftLanguageModes: [.v5]

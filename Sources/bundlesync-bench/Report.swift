@@ -1,0 +1,93 @@
+import Foundation
+
+// Timing, logging and the printed table.
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func log(_ message: String) {
+    FileHandle.standardError.write(Data("[\(fixed(now() - Progress.start, 1).leftPadded(7)) s] \(message)\n".utf8))
+}
+
+enum Progress {
+    static let start = now()
+    nonisolated(unsafe) static var steps: [(String, Double)] = []
+}
+
+/// Runs one step of the benchmark, logs it and records its duration.
+@discardableResult
+func step<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
+    log("\(label)…")
+    let t0 = now()
+    let result = try body()
+    let dt = now() - t0
+    Progress.steps.append((label, dt))
+    log("\(label): \(fixed(dt, 3)) s")
+    return result
+}
+
+/// Times `body` without recording it as a step.
+func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
+    let t0 = now()
+    let r = try body()
+    return (r, now() - t0)
+}
+
+// MARK: - Formatting
+
+func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+func grouped(_ n: Int) -> String {
+    let s = String(abs(n))
+    var out = ""
+    for (i, c) in s.enumerated() {
+        if i > 0 && (s.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return (n < 0 ? "-" : "") + out
+}
+
+func mib(_ bytes: Int) -> String { fixed(Double(bytes) / 1_048_576, 1) + " MiB" }
+
+func bytesText(_ bytes: Int) -> String { "\(grouped(bytes)) B (\(mib(bytes)))" }
+
+func perSecond(_ count: Double, _ seconds: Double, _ unit: String) -> String {
+    seconds > 0 ? "\(grouped(Int((count / seconds).rounded()))) \(unit)/s" : "∞ \(unit)/s"
+}
+
+func ratioText(_ r: Double) -> String {
+    if r.isNaN { return "n/a" }
+    if r < 0.01 { return fixed(r, 4) + "×" }
+    return fixed(r, r < 1 ? 3 : 2) + "×"
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+    func padded(_ n: Int) -> String { count >= n ? self : self + String(repeating: " ", count: n - count) }
+}
+
+/// One line of the result table.
+struct Figure {
+    var number: String
+    var name: String
+    var bundlesync: String
+    var baseline: String
+    var ratio: String
+    var target: String
+    var meets: String
+}
+
+func meets(_ ok: Bool) -> String { ok ? "yes" : "NO" }
+
+/// Prints rows as a Markdown table with aligned columns.
+func markdownTable(_ header: [String], _ rows: [[String]]) -> String {
+    let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max()! }
+    func line(_ cells: [String]) -> String {
+        "| " + cells.enumerated().map { $1.padded(widths[$0]) }.joined(separator: " | ") + " |"
+    }
+    return ([line(header), "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"]
+        + rows.map(line)).joined(separator: "\n")
+}

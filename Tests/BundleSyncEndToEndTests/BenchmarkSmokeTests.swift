@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+
+/// The benchmark (SPEC §6) is measured by `bundlesync-bench`, not by timed tests. This only
+/// checks that it runs end to end on a tiny workload and prints every figure.
+@Suite struct BenchmarkSmokeTests {
+    /// The built `bundlesync-bench`, next to the `bundlesync` binary the other tests use.
+    static let benchBinary: String =
+        ((CLI.binary as NSString).deletingLastPathComponent as NSString).appendingPathComponent("bundlesync-bench")
+
+    static let figures = [
+        "import, changed cells per second",
+        "export, changes per second",
+        "bundle size",
+        "verify, MB/s",
+        "app write cost with capture triggers",
+        "export cost when 1% changed vs 100% changed",
+        "peak memory importing",
+        "bookkeeping on disk, right after track",
+        "bookkeeping on disk, after the first full export",
+    ]
+
+    @Test func benchmarkRunsAndPrintsEveryFigure() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.benchBinary),
+                     "bundlesync-bench is not built at \(Self.benchBinary)")
+        let tmp = TempDir("bundlesync-bench-smoke")
+        let outPath = tmp.file("stdout.txt"), errPath = tmp.file("stderr.txt")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.benchBinary)
+        p.arguments = ["--rows", "400", "--seed", "7", "--dir", tmp.dir("work")]
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        try p.run()
+        p.waitUntilExit()
+        let out = try String(contentsOfFile: outPath, encoding: .utf8)
+        let err = try String(contentsOfFile: errPath, encoding: .utf8)
+        #expect(p.terminationStatus == 0, "bundlesync-bench exited \(p.terminationStatus): \(err.suffix(2000))")
+        for figure in Self.figures {
+            #expect(out.contains(figure), "the table does not mention '\(figure)':\n\(out)")
+        }
+        for number in ["1", "2", "3", "4", "5", "6", "7", "8a", "8b"] {
+            #expect(out.contains("\n| \(number) "), "the table has no row \(number)")
+        }
+        #expect(out.contains("skipped (use --big-bundle-mb 1024)"))
+        #expect(out.range(of: #"\| A and B converged\s+\| yes"#, options: .regularExpression) != nil, "replicas did not converge:\n\(out)")
+        #expect(!out.contains("bug"), "the benchmark reported a problem:\n\(out)")
+        // The working files are removed afterwards.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.file("work")).isEmpty)
+    }
+}
