@@ -103,14 +103,11 @@ extension Replica {
     // MARK: - Writing user rows
 
     private func replaceRow(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        let names = t.schema.keyColumns + columns.map { t.schema.columns[$0].name }
-        let sql = "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: names.count).joined(separator: ", ")))"
-        try db.run(sql, key + values)
+        try db.run(sqlTexts.text(.replaceRow, t, columns: columns), key + values)
     }
 
     private func updateRow(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        let sets = columns.map { "\(Database.quote(t.schema.columns[$0].name)) = ?" }.joined(separator: ", ")
-        try db.run("UPDATE \(t.quotedTable) SET \(sets) WHERE \(t.keyMatch)", values + key)
+        try db.run(sqlTexts.text(.updateRow, t, columns: columns), values + key)
         if db.changes == 0 {
             // The clock says the row exists but the table lost it: restore what is known.
             try replaceRow(t, key: key, columns: columns, values: values)
@@ -118,6 +115,6 @@ extension Replica {
     }
 
     private func deleteRow(_ t: TrackedTable, key: [SQLValue]) throws {
-        try db.run("DELETE FROM \(t.quotedTable) WHERE \(t.keyMatch)", key)
+        try db.run(sqlTexts.text(.deleteRow, t), key)
     }
 }

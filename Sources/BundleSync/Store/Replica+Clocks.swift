@@ -2,7 +2,7 @@ extension Replica {
     // MARK: - Clock rows
 
     func loadClock(_ t: TrackedTable, key: [SQLValue]) throws -> RowClock? {
-        let s = try db.statement("SELECT cl, hlc, origin, cells FROM \(Database.quote(t.clockTable)) WHERE \(t.clockKeyMatch)")
+        let s = try db.statement(sqlTexts.text(.loadClock, t))
         try s.bind(key)
         guard try s.step() else { return nil }
         let clock = RowClock(causalLength: UInt64(s.int(0)),
@@ -13,7 +13,7 @@ extension Replica {
     }
 
     func storeClock(_ t: TrackedTable, key: [SQLValue], _ clock: RowClock) throws {
-        let s = try db.statement("INSERT OR REPLACE INTO \(Database.quote(t.clockTable))(\(t.keyNames.joined(separator: ", ")), cl, hlc, origin, cells) VALUES (\(Array(repeating: "?", count: key.count + 4).joined(separator: ", ")))")
+        let s = try db.statement(sqlTexts.text(.storeClock, t))
         let cells: SQLValue = clock.packedOverrides().map { .blob($0) } ?? .null
         try s.bind(key + [.integer(Int64(clock.causalLength)), .integer(Int64(bitPattern: clock.row.hlc.rawValue)), .integer(clock.row.origin), cells])
         try s.step()
@@ -21,8 +21,7 @@ extension Replica {
 
     /// The current values of a row's synced columns, or nil when the row does not exist.
     func currentValues(_ t: TrackedTable, key: [SQLValue]) throws -> [SQLValue]? {
-        let select = t.schema.columns.isEmpty ? "1" : t.columnList
-        let s = try db.statement("SELECT \(select) FROM \(t.quotedTable) WHERE \(t.keyMatch)")
+        let s = try db.statement(sqlTexts.text(.currentValues, t))
         try s.bind(key)
         guard try s.step() else { return nil }
         let values = t.schema.columns.isEmpty ? [] : s.row()

@@ -14,6 +14,8 @@ public final class Replica {
     /// This replica's own row in `_bundlesync_replicas`.
     internal(set) var selfIndex: Int64
     private(set) var tables: [String: TrackedTable] = [:]
+    /// Per-row statement texts, built once per table.
+    var sqlTexts = SQLTexts()
     /// Receives progress of long operations (sealing, export, import).
     public var progress: ProgressHandler?
     private var idsByIndex: [Int64: ReplicaID] = [:]
@@ -113,6 +115,7 @@ public final class Replica {
 
     func loadTables() throws {
         tables = [:]
+        sqlTexts.removeAll()
         let s = try db.statement("SELECT id, schema FROM _bundlesync_tables")
         while try s.step() {
             let id = s.int(0)

@@ -1,0 +1,55 @@
+/// The SQL text of the per-row statements on tracked tables, built once per table and
+/// column set.
+///
+/// Import and sealing run these statements once per row; building their text (quoting
+/// identifiers, joining column lists) each time cost more than running them.
+struct SQLTexts {
+    enum Kind: Hashable {
+        case loadClock, storeClock, currentValues, replaceRow, updateRow, deleteRow
+    }
+
+    private struct Key: Hashable {
+        var table: Int64
+        var kind: Kind
+        var columns: [Int]
+    }
+
+    private var texts: [Key: String] = [:]
+
+    mutating func removeAll() { texts.removeAll() }
+
+    /// The text for `kind` on `t` (with `columns`, local ordinals, where the statement
+    /// names some of the columns).
+    mutating func text(_ kind: Kind, _ t: TrackedTable, columns: [Int] = []) -> String {
+        let key = Key(table: t.id, kind: kind, columns: columns)
+        if let s = texts[key] { return s }
+        let s = Self.build(kind, t, columns)
+        texts[key] = s
+        return s
+    }
+
+    private static func build(_ kind: Kind, _ t: TrackedTable, _ columns: [Int]) -> String {
+        let clock = Database.quote(t.clockTable)
+        switch kind {
+        case .loadClock:
+            return "SELECT cl, hlc, origin, cells FROM \(clock) WHERE \(t.clockKeyMatch)"
+        case .storeClock:
+            let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
+            return "INSERT OR REPLACE INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+        case .currentValues:
+            return "SELECT \(t.schema.columns.isEmpty ? "1" : t.columnList) FROM \(t.quotedTable) WHERE \(t.keyMatch)"
+        case .replaceRow:
+            let names = t.schema.keyColumns + columns.map { t.schema.columns[$0].name }
+            return "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+        case .updateRow:
+            let sets = columns.map { "\(Database.quote(t.schema.columns[$0].name)) = ?" }.joined(separator: ", ")
+            return "UPDATE \(t.quotedTable) SET \(sets) WHERE \(t.keyMatch)"
+        case .deleteRow:
+            return "DELETE FROM \(t.quotedTable) WHERE \(t.keyMatch)"
+        }
+    }
+
+    private static func placeholders(_ n: Int) -> String {
+        Array(repeating: "?", count: n).joined(separator: ", ")
+    }
+}
