@@ -18,14 +18,4 @@ extension Replica {
         try s.bind(key + [.integer(Int64(clock.causalLength)), .integer(Int64(bitPattern: clock.row.hlc.rawValue)), .integer(clock.row.origin), cells])
         try s.step()
     }
-
-    /// The current values of a row's synced columns, or nil when the row does not exist.
-    func currentValues(_ t: TrackedTable, key: [SQLValue]) throws -> [SQLValue]? {
-        let s = try db.statement(sqlTexts.text(.currentValues, t))
-        try s.bind(key)
-        guard try s.step() else { return nil }
-        let values = t.schema.columns.isEmpty ? [] : s.row()
-        s.reset()
-        return values
-    }
 }

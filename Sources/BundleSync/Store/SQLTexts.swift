@@ -5,7 +5,7 @@
 /// identifiers, joining column lists) each time cost more than running them.
 struct SQLTexts {
     enum Kind: Hashable {
-        case loadClock, storeClock, currentValues, replaceRow, updateRow, deleteRow
+        case loadClock, storeClock, replaceRow, updateRow, deleteRow
     }
 
     private struct Key: Hashable {
@@ -36,8 +36,6 @@ struct SQLTexts {
         case .storeClock:
             let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
             return "INSERT OR REPLACE INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
-        case .currentValues:
-            return "SELECT \(t.schema.columns.isEmpty ? "1" : t.columnList) FROM \(t.quotedTable) WHERE \(t.keyMatch)"
         case .replaceRow:
             let names = t.schema.keyColumns + columns.map { t.schema.columns[$0].name }
             return "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(placeholders(names.count)))"

@@ -24,7 +24,6 @@ public struct TrackedTable: Sendable {
     var keyNames: [String] { (0..<schema.keyColumns.count).map { "k\($0)" } }
     var keyMatch: String { schema.keyColumns.map { "\(Database.quote($0)) = ?" }.joined(separator: " AND ") }
     var clockKeyMatch: String { keyNames.map { "\($0) = ?" }.joined(separator: " AND ") }
-    var columnList: String { schema.columns.map { Database.quote($0.name) }.joined(separator: ", ") }
     var keyColumnDefinitions: String {
         zip(keyNames, keyCollations).map { name, coll in
             coll.uppercased() == "BINARY" ? name : "\(name) COLLATE \(Database.quote(coll))"

@@ -50,14 +50,25 @@ extension Replica {
 
         for t in trackedTables {
             let keyCount = t.schema.keyColumns.count
-            let s = try db.statement("SELECT seq, \(t.keyNames.joined(separator: ", ")), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(t.keyNames.joined(separator: ", ")), seq")
+            let columnCount = t.schema.columns.count
+            // The current row comes with the log in one query (sealing never writes the user
+            // table, so reading it alongside is safe): one lookup less per changed key.
+            let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
+            let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
+            let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
+            let s = try db.statement("""
+                SELECT l.seq, \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.op, l.mask, l.wall, \(present)\(userColumns)
+                FROM \(Database.quote(t.logTable)) l LEFT JOIN \(t.quotedTable) u ON \(userMatch)
+                ORDER BY \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.seq
+                """)
             var group: [(op: Int64, mask: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
+            var groupValues: [SQLValue]?
             var maxSeq: Int64 = 0
 
             func flushGroup() throws {
                 guard let key = groupKey, !group.isEmpty else { return }
-                if let change = try fold(t, key: key, ops: group, hlc: hlc(forWall:)) {
+                if let change = try fold(t, key: key, ops: group, values: groupValues, hlc: hlc(forWall:)) {
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
@@ -77,6 +88,7 @@ extension Replica {
                 if key != groupKey {
                     try flushGroup()
                     groupKey = key
+                    groupValues = s.int(4 + keyCount) == 0 ? nil : (0..<columnCount).map { s.value(5 + keyCount + $0) }
                 }
                 group.append((s.int(1 + keyCount), s.int(2 + keyCount), s.int(3 + keyCount)))
             }
@@ -93,7 +105,7 @@ extension Replica {
 
     /// Folds one key's logged operations into a row change and updates its clock row.
     private func fold(_ t: TrackedTable, key: [SQLValue], ops: [(op: Int64, mask: Int64, wall: Int64)],
-                      hlc: (Int64) -> HLC) throws -> RowChange? {
+                      values: [SQLValue]?, hlc: (Int64) -> HLC) throws -> RowChange? {
         let before = try loadClock(t, key: key)
         let startLength = before?.causalLength ?? 0
         var length = startLength
@@ -121,7 +133,6 @@ extension Replica {
         }
         // The table itself is the truth: reconcile if the log disagrees (for example, rows
         // written while the triggers were missing).
-        let values = try currentValues(t, key: key)
         let lastWall = ops.last!.wall
         if values != nil && length % 2 == 0 {
             length += 1
