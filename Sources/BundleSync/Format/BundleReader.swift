@@ -166,12 +166,8 @@ public final class BundleReader {
         return try r.count(what, limit: Limits.maxBatchBytes)
     }
 
-    /// Where the next frame starts, in uncompressed body bytes; for messages.
-    public var bodyOffset: Int { consumed }
     /// How much of the file has been read, in bytes.
     public var fileBytesRead: Int { fileSize - BundleFile.trailerLength - compressedRemaining }
-    /// The number of frames read so far.
-    public var framesRead: Int { index }
 
     /// Reads and checks the next batch, or returns nil after the last one.
     public func nextBatch() throws -> (entry: BundleHeader.BatchEntry, signed: SignedBatch, batch: Batch)? {

@@ -78,7 +78,6 @@ enum Limits {
     static let maxColumns = 32_767
     static let maxNameBytes = 4096
     static let maxValueBytes = 1 << 30
-    static let maxRowsPerTable = 100_000_000
     /// Rows and cells one batch or snapshot chunk may hold: twice what a writer puts in one,
     /// so decoding a batch never holds more than a few tens of MiB however it was crafted.
     static let maxRowsPerBatch = 65_536

@@ -11,27 +11,6 @@ public enum SQLValue: Hashable, Sendable {
 
     public static func text(_ string: String) -> SQLValue { .text(Array(string.utf8)) }
 
-    /// The type order SQLite uses when sorting: NULL, numbers, TEXT, BLOB.
-    var typeRank: Int {
-        switch self {
-        case .null: 0
-        case .integer, .real: 1
-        case .text: 2
-        case .blob: 3
-        }
-    }
-
-    /// A short, value-free description for messages: the SQLite type name.
-    public var typeName: String {
-        switch self {
-        case .null: "NULL"
-        case .integer: "INTEGER"
-        case .real: "REAL"
-        case .text: "TEXT"
-        case .blob: "BLOB"
-        }
-    }
-
     /// Exact equality: same type and same bits (so `-0.0` differs from `0.0`).
     public static func == (lhs: SQLValue, rhs: SQLValue) -> Bool {
         switch (lhs, rhs) {

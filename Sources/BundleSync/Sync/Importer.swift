@@ -114,7 +114,7 @@ extension Replica {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
                     let origin = try index(of: entry.origin, publicKey: reader.header.keys[entry.origin])
                     if let stored = try storedBatch(origin: origin, seq: entry.seq) {
-                        guard stored.hash == entry.hash else { throw forkError(entry, existing: stored.hash, path: path) }
+                        guard stored == entry.hash else { throw forkError(entry, existing: stored, path: path) }
                         outcome.known += 1
                         continue
                     }
@@ -206,8 +206,8 @@ extension Replica {
                 continue
             }
             let entry = BundleHeader.BatchEntry(origin: h.origin, seq: h.seq, hash: h.hash, length: 0)
-            if let stored = try storedBatch(origin: idx, seq: h.seq), stored.hash != h.hash {
-                throw forkError(entry, existing: stored.hash, path: path)
+            if let stored = try storedBatch(origin: idx, seq: h.seq), stored != h.hash {
+                throw forkError(entry, existing: stored, path: path)
             }
             let local = try head(of: idx)
             if local.seq == h.seq && local.hash != h.hash { throw forkError(entry, existing: local.hash, path: path) }
@@ -236,7 +236,7 @@ extension Replica {
 
     private func knownBatch(origin: ReplicaID, seq: UInt64) throws -> Digest32? {
         guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(origin.bytes)]) else { return nil }
-        return try storedBatch(origin: idx, seq: seq)?.hash
+        return try storedBatch(origin: idx, seq: seq)
     }
 
     /// A batch that continues an origin's history from another predecessor than the one held.

@@ -7,7 +7,6 @@ struct StoredBatch {
     var length: Int
     var tables: [String]
     var rows: Int
-    var applied: Bool
 }
 
 extension Replica {
@@ -50,14 +49,13 @@ extension Replica {
                    [.integer(Int64(seq)), .blob(hash.bytes), .integer(origin)])
     }
 
-    /// The stored batch of `origin` numbered `seq`, if any: its hash and whether it is applied.
-    func storedBatch(origin: Int64, seq: UInt64) throws -> (hash: Digest32, applied: Bool)? {
-        let s = try db.statement("SELECT hash, applied_order IS NOT NULL FROM _bundlesync_batches WHERE origin = ? AND seq = ?")
+    /// The hash of the stored batch (applied or parked) of `origin` numbered `seq`, if any.
+    func storedBatch(origin: Int64, seq: UInt64) throws -> Digest32? {
+        let s = try db.statement("SELECT hash FROM _bundlesync_batches WHERE origin = ? AND seq = ?")
         try s.bind([.integer(origin), .integer(Int64(seq))])
         guard try s.step(), let h = s.bytes(0).flatMap(Digest32.init(bytes:)) else { return nil }
-        let applied = s.int(1) != 0
         s.reset()
-        return (h, applied)
+        return h
     }
 
     /// Loads a stored batch's canonical bytes and signature.
@@ -96,7 +94,7 @@ extension Replica {
             var names: [String] = []
             for _ in 0..<n { names.append(try r.string("table name")) }
             out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: seq, hash: Digest32(bytes: s.bytes(3) ?? [])!,
-                                   length: Int(s.int(4)), tables: names, rows: Int(s.int(6)), applied: true))
+                                   length: Int(s.int(4)), tables: names, rows: Int(s.int(6))))
         }
         return out
     }
@@ -112,7 +110,7 @@ extension Replica {
         while try s.step() {
             guard let id = ReplicaID(bytes: s.bytes(0) ?? []) else { continue }
             out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: UInt64(s.int(2)),
-                                   hash: Digest32(bytes: s.bytes(3) ?? [])!, length: Int(s.int(4)), tables: [], rows: 0, applied: false))
+                                   hash: Digest32(bytes: s.bytes(3) ?? [])!, length: Int(s.int(4)), tables: [], rows: 0))
         }
         return out
     }

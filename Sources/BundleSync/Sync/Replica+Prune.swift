@@ -24,8 +24,8 @@ extension Replica {
             for (origin, held) in everyone.entries {
                 guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(origin.bytes)]) else { continue }
                 let args: [SQLValue] = [.integer(idx), .integer(Int64(held))]
-                if case .integer(let n)? = try db.scalar("SELECT count(*) FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NOT NULL", args),
-                   case .integer(let b)? = try db.scalar("SELECT coalesce(sum(length(body)), 0) FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NOT NULL", args) {
+                let size = try db.rows("SELECT count(*), coalesce(sum(length(body)), 0) FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NOT NULL", args)
+                if case .integer(let n) = size[0][0], case .integer(let b) = size[0][1] {
                     result.batches += Int(n)
                     result.bytes += Int(b)
                 }

@@ -78,8 +78,8 @@ extension Replica {
         let summary = try BundleSummary.read(path: path, progress: progress) { batch, signed in
             guard case .integer(let idx)? = try self.db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(batch.origin.bytes)]) else { return }
             let entry = BundleHeader.BatchEntry(origin: batch.origin, seq: batch.seq, hash: signed.hash, length: signed.bytes.count)
-            if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored.hash != signed.hash {
-                throw self.forkError(entry, existing: stored.hash, path: path)
+            if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored != signed.hash {
+                throw self.forkError(entry, existing: stored, path: path)
             }
             let head = try heads[batch.origin] ?? self.head(of: idx)
             if batch.seq == head.seq + 1 {

@@ -23,12 +23,7 @@ import Testing
     }
 
     @Test func goldenBundlesImportIntoAFreshReplica() throws {
-        let path = temporaryPath("golden.db")
-        let app = try Database(path: path, create: true)
-        try app.execute(try String(contentsOfFile: fixture("schemas/golden.sql"), encoding: .utf8))
-        let (replica, _) = try Replica.initialize(path: path, name: "reader")
-        _ = try replica.track(table: "notes")
-        _ = try replica.track(table: "readings")
+        let (replica, app) = try goldenSchemaReplica()
         // Delta first: it parks until the full bundle brings its predecessor.
         let delta = try replica.importBundle(fixture("bundles/v1-delta.bsync"))
         #expect(delta.status == .parked)
@@ -51,12 +46,7 @@ import Testing
     }
 
     @Test func theGoldenSnapshotImportsIntoAFreshReplica() throws {
-        let path = temporaryPath("snapshot.db")
-        let app = try Database(path: path, create: true)
-        try app.execute(try String(contentsOfFile: fixture("schemas/golden.sql"), encoding: .utf8))
-        let (replica, _) = try Replica.initialize(path: path, name: "reader")
-        _ = try replica.track(table: "notes")
-        _ = try replica.track(table: "readings")
+        let (replica, app) = try goldenSchemaReplica("snapshot.db")
         let outcome = try replica.importBundle(fixture("bundles/v1-snapshot.bsync"))
         #expect(outcome.status == .applied)
         #expect(outcome.snapshotRows == 7, "3 notes (one deleted) and 4 readings (one deleted)")

@@ -74,12 +74,7 @@ struct InvalidBundleCase: Codable, Sendable {
 
     /// A replica with the golden schema that holds `v1-full.bsync`.
     static func goldenReplica() throws -> Replica {
-        let path = temporaryPath("golden.db")
-        let app = try Database(path: path, create: true)
-        try app.execute(try String(contentsOfFile: fixture("schemas/golden.sql"), encoding: .utf8))
-        let (replica, _) = try Replica.initialize(path: path, name: "reader")
-        _ = try replica.track(table: "notes")
-        _ = try replica.track(table: "readings")
+        let (replica, _) = try goldenSchemaReplica()
         _ = try replica.importBundle(fixture("bundles/v1-full.bsync"))
         return replica
     }
