@@ -21,7 +21,10 @@ public enum ColumnRule: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 public struct CellChange: Equatable, Sendable {
     public var column: Int
     public var hlc: HLC
+    /// The value written; for an edit of a text or JSON column, `.null` and `merge` is set.
     public var value: SQLValue
+    /// The edit, for a text or JSON column written as text.
+    public var merge: MergePayload? = nil
 }
 
 /// The state of one row as one batch leaves it.
@@ -109,7 +112,7 @@ public struct Batch: Equatable, Sendable {
                     for c in row.cells {
                         w.varint(c.column)
                         w.varint(c.hlc.rawValue - base.rawValue)
-                        ValueCodec.encode(c.value, into: &w)
+                        CellCodec.encode(c.value, c.merge, into: &w)
                     }
                 }
             }
@@ -172,7 +175,9 @@ public struct Batch: Equatable, Sendable {
                         let col = try r.count("cell column", limit: max(cc - 1, 0))
                         guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
                         last = col
-                        cells.append(CellChange(column: col, hlc: try hlc("cell HLC"), value: try ValueCodec.decode(from: &r)))
+                        let h = try hlc("cell HLC")
+                        let (value, merge) = try CellCodec.decode(from: &r)
+                        cells.append(CellChange(column: col, hlc: h, value: value, merge: merge))
                     }
                 }
                 rows.append(RowChange(key: key, causalLength: cl, rowHLC: rowHLC, cells: cells))

@@ -5,9 +5,23 @@
 /// touches, the public key of every origin, and the list of batches the body holds, in order.
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
-    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability]
+    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.jsonCapability]
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
+    /// Required by a bundle whose tables have a column merged as text.
+    public static let textCapability = "text-v1"
+    /// Required by a bundle whose tables have a column merged as JSON.
+    public static let jsonCapability = "json-v1"
+
+    /// The capabilities a reader needs for a bundle with these tables.
+    public static func requiredCapabilities(tables: [TableSchema], snapshot: Bool) -> [String] {
+        var caps = ["lww-v1"]
+        if snapshot { caps.append(snapshotCapability) }
+        let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
+        if rules.contains(.text) { caps.append(textCapability) }
+        if rules.contains(.json) { caps.append(jsonCapability) }
+        return caps
+    }
 
     public struct BatchEntry: Equatable, Sendable {
         public var origin: ReplicaID

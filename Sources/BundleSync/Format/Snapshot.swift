@@ -15,6 +15,8 @@ public struct SnapshotChunk: Equatable, Sendable {
         /// An index into the chunk's `origins`.
         public var origin: Int
         public var value: SQLValue
+        /// A text or JSON cell's whole merge state.
+        public var merge: MergePayload? = nil
     }
 
     public struct Row: Equatable, Sendable {
@@ -61,7 +63,7 @@ public struct SnapshotChunk: Equatable, Sendable {
                         w.varint(c.column)
                         w.varint(c.hlc.rawValue)
                         w.varint(c.origin)
-                        ValueCodec.encode(c.value, into: &w)
+                        CellCodec.encode(c.value, c.merge, into: &w)
                     }
                 }
             }
@@ -121,7 +123,10 @@ public struct SnapshotChunk: Equatable, Sendable {
                         let col = try r.count("cell column", limit: max(cc - 1, 0))
                         guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
                         last = col
-                        cells.append(Cell(column: col, hlc: try hlc("cell HLC"), origin: try origin("cell origin"), value: try ValueCodec.decode(from: &r)))
+                        let h = try hlc("cell HLC")
+                        let o = try origin("cell origin")
+                        let (value, merge) = try CellCodec.decode(from: &r)
+                        cells.append(Cell(column: col, hlc: h, origin: o, value: value, merge: merge))
                     }
                 }
                 rows.append(Row(key: key, causalLength: cl, rowHLC: rowHLC, rowOrigin: rowOrigin, cells: cells))

@@ -16,7 +16,7 @@ extension Replica {
             let (t, ordinals) = try resolve(section.table, columns: section.columns)
             for row in section.rows {
                 let cells = row.cells.map {
-                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value)
+                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value, merge: $0.merge)
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
                 try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells)
@@ -32,7 +32,7 @@ extension Replica {
             for row in section.rows {
                 let cells = row.cells.map {
                     IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: origins[$0.origin].index),
-                                 id: origins[$0.origin].id, value: $0.value)
+                                 id: origins[$0.origin].id, value: $0.value, merge: $0.merge)
                 }
                 try mergeRow(t, key: row.key, causalLength: row.causalLength,
                              rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells)
@@ -46,6 +46,7 @@ extension Replica {
         var stamp: RowClock.Stamp
         var id: ReplicaID
         var value: SQLValue
+        var merge: MergePayload?
     }
 
     /// The tracked table and the local column ordinals for a section's columns.
@@ -70,9 +71,17 @@ extension Replica {
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
             var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+            if t.hasMergeColumns { try dropCellStates(t, key: key) }
             if causalLength % 2 == 1 {
-                for c in cells { clock.setCell(c.ordinal, c.stamp) }
-                try replaceRow(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value))
+                var values = cells.map(\.value)
+                for (i, c) in cells.enumerated() {
+                    clock.setCell(c.ordinal, c.stamp)
+                    if t.rule(c.ordinal) != .lww {
+                        values[i] = try mergeCell(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
+                                                  later: true, fresh: true) ?? .null
+                    }
+                }
+                try replaceRow(t, key: key, columns: cells.map(\.ordinal), values: values)
             } else {
                 try deleteRow(t, key: key)
             }
@@ -83,15 +92,22 @@ extension Replica {
         // Same incarnation: merge cell by cell.
         guard var clock = local, clock.isAlive, !cells.isEmpty else { return }
         var winners: [(ordinal: Int, value: SQLValue)] = []
+        var clockChanged = false
         for c in cells {
-            if try isLater(c.stamp.hlc, c.id, than: clock.cell(c.ordinal)) {
+            let later = try isLater(c.stamp.hlc, c.id, than: clock.cell(c.ordinal))
+            if later {
                 clock.setCell(c.ordinal, c.stamp)
-                winners.append((c.ordinal, c.value))
+                clockChanged = true
+            }
+            if t.rule(c.ordinal) == .lww {
+                if later { winners.append((c.ordinal, c.value)) }
+            } else if let shown = try mergeCell(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge, later: later, fresh: false) {
+                winners.append((c.ordinal, shown))
             }
         }
+        if clockChanged { try storeClock(t, key: key, clock) }
         guard !winners.isEmpty else { return }
         try updateRow(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
-        try storeClock(t, key: key, clock)
     }
 
     /// Last-writer-wins order: HLC first, then replica id.

@@ -53,5 +53,6 @@ enum Bookkeeping {
 
     static func clockTable(_ id: Int64) -> String { "_bundlesync_clock_\(id)" }
     static func logTable(_ id: Int64) -> String { "_bundlesync_log_\(id)" }
+    static func mergeTable(_ id: Int64) -> String { "_bundlesync_merge_\(id)" }
     static func trigger(_ id: Int64, _ kind: String) -> String { "_bundlesync_\(id)_\(kind)" }
 }

@@ -3,6 +3,8 @@ public struct TrackReport: Sendable {
     public var table: String
     public var newlyTracked: Bool
     public var addedColumns: [String]
+    /// Columns whose merge rule changed.
+    public var changedRules: [String]
     public var existingRows: Int
     public var warnings: [String]
 }
@@ -16,7 +18,9 @@ extension Replica {
     /// existing row as this replica's insert, all in one transaction.
     ///
     /// - Parameters:
-    ///   - rules: Merge rules for named columns; others are last-writer-wins.
+    ///   - rules: Merge rules for named columns; columns not named keep their rule (new
+    ///     columns merge by last writer wins). Changing a column's rule seals pending changes
+    ///     first, then derives each cell's new merge state from its value and clock.
     /// - Throws: `.usage` when the table is missing, has no primary key, is a bookkeeping
     ///   table, or has a constraint that merges cannot honour (SPEC §3.8).
     public func track(table: String, rules: [String: ColumnRule] = [:]) throws -> TrackReport {
@@ -31,10 +35,6 @@ extension Replica {
         if case .text(let sqlBytes)? = try db.scalar("SELECT sql FROM sqlite_schema WHERE name = ?", [.text(table)]),
            String(decoding: sqlBytes, as: UTF8.self).uppercased().hasPrefix("CREATE VIRTUAL") {
             throw BundleSyncError.usage("'\(table)' is a virtual table, which bundlesync cannot track")
-        }
-        for r in rules.values where r != .lww {
-            throw BundleSyncError.usage("the '\(r)' merge rule is not available in this release",
-                                        hint: "track the column without --\(r); it merges by last writer wins")
         }
 
         // Columns and key, from SQLite's own description of the table.
@@ -76,6 +76,12 @@ extension Replica {
                                                 hint: "bundlesync cannot sync a dropped column; add it back")
                 }
                 let added = plain.filter { !known.contains($0) }
+                var changedRules: [String] = []
+                for (name, rule) in rules {
+                    if let i = existing.ordinal(of: name), existing.schema.columns[i].rule != rule { changedRules.append(name) }
+                }
+                // Changes made under the old rules are sealed under them.
+                if !changedRules.isEmpty { try sealPending() }
                 for name in added { existing.schema.columns.append(.init(name: name, rule: rules[name] ?? .lww)) }
                 for (name, rule) in rules {
                     if let i = existing.ordinal(of: name) { existing.schema.columns[i].rule = rule }
@@ -85,7 +91,13 @@ extension Replica {
                 try db.execute(CaptureTriggers.createSQL(existing))
                 db.clearStatementCache()
                 try loadTables()
-                return TrackReport(table: table, newlyTracked: false, addedColumns: added, existingRows: 0, warnings: warnings)
+                let t = tables[table]!
+                if t.hasMergeColumns || !changedRules.isEmpty { try createMergeTable(t) }
+                for name in changedRules + added.filter({ t.rule(t.ordinal(of: $0)!) != .lww }) {
+                    try seedCellStates(t, ordinal: t.ordinal(of: name)!)
+                }
+                return TrackReport(table: table, newlyTracked: false, addedColumns: added, changedRules: changedRules.sorted(),
+                                   existingRows: 0, warnings: warnings)
             }
 
             let schema = TableSchema(name: table, keyColumns: keyColumns,
@@ -101,6 +113,7 @@ extension Replica {
                 CREATE TABLE \(Database.quote(t.logTable))(seq INTEGER PRIMARY KEY, \(t.keyColumnDefinitions), op INTEGER NOT NULL, mask INTEGER NOT NULL, wall INTEGER NOT NULL);
                 """)
             try db.execute(CaptureTriggers.createSQL(t))
+            if t.hasMergeColumns { try createMergeTable(t) }
             try db.run("""
                 INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall)
                 SELECT \(t.keyList), \(LogOp.insert.rawValue), -1, \(CaptureTriggers.wallExpression) FROM \(t.quotedTable)
@@ -108,7 +121,7 @@ extension Replica {
             let rows = db.changes
             db.clearStatementCache()
             try loadTables()
-            return TrackReport(table: table, newlyTracked: true, addedColumns: plain, existingRows: rows, warnings: warnings)
+            return TrackReport(table: table, newlyTracked: true, addedColumns: plain, changedRules: [], existingRows: rows, warnings: warnings)
         }
     }
 

@@ -6,6 +6,7 @@
 struct SQLTexts {
     enum Kind: Hashable {
         case loadClock, storeClock, replaceRow, updateRow, deleteRow
+        case loadMerge, storeMerge, dropMerge, markMergePlain
     }
 
     private struct Key: Hashable {
@@ -44,6 +45,15 @@ struct SQLTexts {
             return "UPDATE \(t.quotedTable) SET \(sets) WHERE \(t.keyMatch)"
         case .deleteRow:
             return "DELETE FROM \(t.quotedTable) WHERE \(t.keyMatch)"
+        case .loadMerge:
+            return "SELECT flags, state FROM \(Database.quote(t.mergeTable)) WHERE \(t.clockKeyMatch) AND col = ?"
+        case .storeMerge:
+            let names = t.keyNames + ["col", "flags", "state"]
+            return "INSERT OR REPLACE INTO \(Database.quote(t.mergeTable))(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+        case .dropMerge:
+            return "DELETE FROM \(Database.quote(t.mergeTable)) WHERE \(t.clockKeyMatch)"
+        case .markMergePlain:
+            return "UPDATE \(Database.quote(t.mergeTable)) SET flags = flags | 1 WHERE \(t.clockKeyMatch) AND col = ?"
         }
     }
 

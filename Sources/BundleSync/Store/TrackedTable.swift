@@ -12,6 +12,11 @@ public struct TrackedTable: Sendable {
     public var name: String { schema.name }
     var clockTable: String { Bookkeeping.clockTable(id) }
     var logTable: String { Bookkeeping.logTable(id) }
+    /// The merge states of the table's text and JSON cells.
+    var mergeTable: String { Bookkeeping.mergeTable(id) }
+
+    func rule(_ ordinal: Int) -> ColumnRule { schema.columns[ordinal].rule }
+    var hasMergeColumns: Bool { schema.columns.contains { $0.rule != .lww } }
 
     func ordinal(of column: String) -> Int? {
         schema.columns.firstIndex { $0.name == column }

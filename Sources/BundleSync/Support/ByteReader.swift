@@ -17,6 +17,9 @@ public struct ByteReader {
     public var remaining: Int { end - offset }
     public var isAtEnd: Bool { offset == end }
 
+    /// The next byte, without consuming it; nil at the end.
+    public func peek() -> UInt8? { offset < end ? bytes[offset] : nil }
+
     private mutating func need(_ n: Int, _ what: String) throws {
         guard n >= 0, n <= remaining else {
             throw BundleSyncError.badData("truncated \(what) (expected \(n) bytes, \(remaining) remain)")

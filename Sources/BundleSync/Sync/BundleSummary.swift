@@ -62,7 +62,11 @@ public struct BundleSummary {
                         ]
                         if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
                         if r.isAlive {
-                            row["cells"] = r.cells.map { ["column": t.columns[$0.column], "hlc": $0.hlc.rawValue, "value": $0.value.jsonValue] as [String: Any] }
+                            row["cells"] = r.cells.map { c -> [String: Any] in
+                                var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue, "value": c.value.jsonValue]
+                                if let m = c.merge { cell["merge"] = m.summary }
+                                return cell
+                            }
                         }
                         s.rows!.append(row)
                     }
@@ -85,9 +89,11 @@ public struct BundleSummary {
                                                   "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
                                                   "row_origin": chunk.origins[r.rowOrigin].hex]
                         if r.isAlive {
-                            row["cells"] = r.cells.map {
-                                ["column": t.columns[$0.column], "hlc": $0.hlc.rawValue, "origin": chunk.origins[$0.origin].hex,
-                                 "value": $0.value.jsonValue] as [String: Any]
+                            row["cells"] = r.cells.map { c -> [String: Any] in
+                                var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue,
+                                                           "origin": chunk.origins[c.origin].hex, "value": c.value.jsonValue]
+                                if let m = c.merge { cell["merge"] = m.summary }
+                                return cell
                             }
                         }
                         s.rows!.append(row)

@@ -69,7 +69,7 @@ extension Replica {
             let header = BundleHeader(
                 exporter: id, exporterKey: identity.publicKey, exporterName: name,
                 createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot ? VersionVector() : base,
-                requiredCapabilities: snapshot ? ["lww-v1", BundleHeader.snapshotCapability] : ["lww-v1"],
+                requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot),
                 optionalCapabilities: [], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try heads() : nil)

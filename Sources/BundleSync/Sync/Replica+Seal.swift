@@ -65,10 +65,13 @@ extension Replica {
             var groupKey: [SQLValue]?
             var groupValues: [SQLValue]?
             var maxSeq: Int64 = 0
+            // JSON written in another form than the canonical one, rewritten once the log is read.
+            var canonicalForms: [(key: [SQLValue], ordinal: Int, value: [UInt8])] = []
 
             func flushGroup() throws {
                 guard let key = groupKey, !group.isEmpty else { return }
-                if let change = try fold(t, key: key, ops: group, values: groupValues, hlc: hlc(forWall:)) {
+                if var change = try fold(t, key: key, ops: group, values: groupValues, hlc: hlc(forWall:)) {
+                    if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
@@ -94,6 +97,10 @@ extension Replica {
             }
             try flushGroup()
             builder.closeTable()
+            for f in canonicalForms {
+                try db.run("UPDATE \(t.quotedTable) SET \(Database.quote(t.schema.columns[f.ordinal].name)) = ? WHERE \(t.keyMatch)",
+                           [.text(f.value)] + f.key)
+            }
             if maxSeq > 0 {
                 try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
             }
@@ -164,6 +171,21 @@ extension Replica {
         return change
     }
 
+    /// Turns the text and JSON cells of a sealed row change into edits of their merge states.
+    private func sealMergeCells(_ t: TrackedTable, _ change: inout RowChange,
+                                canonicalForms: inout [(key: [SQLValue], ordinal: Int, value: [UInt8])]) throws {
+        if change.rowHLC != nil { try dropCellStates(t, key: change.key) }
+        for i in change.cells.indices where t.rule(change.cells[i].column) != .lww {
+            let c = change.cells[i]
+            let (payload, canonical) = try sealCell(t, key: change.key, ordinal: c.column, value: c.value, hlc: c.hlc)
+            if let payload {
+                change.cells[i].merge = payload
+                change.cells[i].value = .null
+            }
+            if let canonical { canonicalForms.append((change.key, c.column, canonical)) }
+        }
+    }
+
     /// Signs the builder's rows as the next batch of this replica's history and stores it.
     private func sealBatch(_ builder: inout BatchBuilder) throws -> BatchSummary {
         try ensureAtHome()
@@ -197,7 +219,7 @@ struct BatchBuilder {
         rows += 1
         cells += change.cells.count
         estimatedBytes += 16 + change.key.reduce(0) { $0 + $1.encodedSizeEstimate }
-            + change.cells.reduce(0) { $0 + 12 + $1.value.encodedSizeEstimate }
+            + change.cells.reduce(0) { $0 + 12 + ($1.merge.map { $0.state.count + 8 } ?? $1.value.encodedSizeEstimate) }
     }
 
     mutating func closeTable() {

@@ -58,7 +58,14 @@ extension Replica {
                     for i in 0..<columnCount {
                         let stamp = clock.cell(i)
                         let value = s.value(keyCount + 4 + i)
-                        row.cells.append(.init(column: i, hlc: stamp.hlc, origin: try slot(stamp.origin), value: value))
+                        var cell = SnapshotChunk.Cell(column: i, hlc: stamp.hlc, origin: try slot(stamp.origin), value: value)
+                        if t.rule(i) != .lww, let (state, flags) = try storedCellState(t, key: key, ordinal: i) {
+                            let plain = flags.contains(.plainLatest)
+                            cell.merge = MergePayload(rule: t.rule(i), state: state.encoded(), plain: plain ? value : nil)
+                            if !plain { cell.value = .null }
+                            bytes += cell.merge!.state.count
+                        }
+                        row.cells.append(cell)
                         bytes += value.encodedSizeEstimate + 12
                     }
                 }

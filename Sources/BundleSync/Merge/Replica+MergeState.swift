@@ -1,0 +1,203 @@
+/// The merge state of one text or JSON cell.
+enum CellState {
+    case text(TextSequence)
+    case json(JSONDocument)
+
+    static func empty(_ rule: ColumnRule) -> CellState {
+        rule == .json ? .json(JSONDocument()) : .text(.empty)
+    }
+
+    static func decode(_ rule: ColumnRule, _ bytes: [UInt8]) throws -> CellState {
+        rule == .json ? .json(try JSONDocument.decode(bytes)) : .text(try TextSequence.decode(bytes))
+    }
+
+    var rule: ColumnRule {
+        if case .json = self { return .json }
+        return .text
+    }
+
+    func encoded() -> [UInt8] {
+        switch self {
+        case .text(let s): s.encoded()
+        case .json(let d): d.encoded()
+        }
+    }
+
+    /// Merges a delta or another replica's state, encoded.
+    mutating func merge(_ bytes: [UInt8]) throws {
+        switch self {
+        case .text(var s):
+            try s.merge(TextSequence.decode(bytes))
+            self = .text(s)
+        case .json(var d):
+            d.merge(try JSONDocument.decode(bytes))
+            self = .json(d)
+        }
+    }
+
+    /// The value the state shows.
+    var value: SQLValue {
+        switch self {
+        case .text(let s): .text(s.text)
+        case .json(let d): .text(d.document?.canonical ?? Array("{}".utf8))
+        }
+    }
+}
+
+/// Flags stored with a cell's merge state.
+struct CellStateFlags: OptionSet {
+    let rawValue: Int64
+    /// The cell's latest write was a whole value, which the user table holds.
+    static let plainLatest = CellStateFlags(rawValue: 1)
+    /// The state was seeded when the column's rule changed and has not been sent yet; the
+    /// next edit sends the whole state, so peers that never saw the seed can place it.
+    static let unsentSeed = CellStateFlags(rawValue: 2)
+}
+
+extension Replica {
+    // MARK: - Stored merge states
+
+    func createMergeTable(_ t: TrackedTable) throws {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS \(Database.quote(t.mergeTable))(\(t.keyColumnDefinitions), col INTEGER NOT NULL, flags INTEGER NOT NULL, state BLOB NOT NULL, PRIMARY KEY(\(t.keyNames.joined(separator: ", ")), col)) WITHOUT ROWID
+            """)
+    }
+
+    /// The cell's stored state, if it has one. A cell without one has an empty state and a
+    /// whole value as its latest write.
+    func storedCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags)? {
+        let s = try db.statement(sqlTexts.text(.loadMerge, t))
+        try s.bind(key + [.integer(Int64(ordinal))])
+        defer { s.reset() }
+        guard try s.step(), let bytes = s.bytes(1) else { return nil }
+        let flags = CellStateFlags(rawValue: s.int(0))
+        do {
+            return (try CellState.decode(t.rule(ordinal), bytes), flags)
+        } catch {
+            throw BundleSyncError.failure("the merge state of a '\(t.schema.columns[ordinal].name)' cell in '\(t.name)' is damaged")
+        }
+    }
+
+    func loadCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags) {
+        try storedCellState(t, key: key, ordinal: ordinal) ?? (.empty(t.rule(ordinal)), .plainLatest)
+    }
+
+    func storeCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int, _ state: CellState, _ flags: CellStateFlags) throws {
+        try db.run(sqlTexts.text(.storeMerge, t), key + [.integer(Int64(ordinal)), .integer(flags.rawValue), .blob(state.encoded())])
+    }
+
+    /// Forgets a row's merge states: the row was deleted or begins a new incarnation.
+    func dropCellStates(_ t: TrackedTable, key: [SQLValue]) throws {
+        try db.run(sqlTexts.text(.dropMerge, t), key)
+    }
+
+    // MARK: - Merging
+
+    /// Merges an incoming write to a text or JSON cell.
+    ///
+    /// The cell's clock orders whole-value writes against edits: the latest write decides
+    /// whether the cell shows a whole value or its merged state. Edits always enter the
+    /// state, whatever their time, because later edits refer to them.
+    ///
+    /// - Parameters:
+    ///   - later: Whether the write is later than every write the cell held.
+    ///   - fresh: Whether the row starts a new incarnation with this write.
+    /// - Returns: The value the cell now shows, or nil when it does not change.
+    func mergeCell(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, payload: MergePayload?,
+                   later: Bool, fresh: Bool) throws -> SQLValue? {
+        guard let payload else {
+            guard later else { return nil }
+            if !fresh { try db.run(sqlTexts.text(.markMergePlain, t), key + [.integer(Int64(ordinal))]) }
+            return value
+        }
+        let rule = t.rule(ordinal)
+        guard payload.rule == rule else {
+            throw BundleSyncError.badData("the bundle holds a \(payload.rule) edit of column '\(shown(t.schema.columns[ordinal].name))' of '\(shown(t.name))', which merges by '\(rule)' here",
+                                          hint: "run 'bundlesync track' with the same rules on every replica")
+        }
+        var (state, flags) = fresh ? (CellState.empty(rule), CellStateFlags.plainLatest) : try loadCellState(t, key: key, ordinal: ordinal)
+        try state.merge(payload.state)
+        if later {
+            if payload.plain != nil { flags.insert(.plainLatest) } else { flags.remove(.plainLatest) }
+        }
+        try storeCellState(t, key: key, ordinal: ordinal, state, flags)
+        if flags.contains(.plainLatest) { return later ? payload.plain : nil }
+        return state.value
+    }
+
+    // MARK: - Sealing
+
+    /// Turns a local write to a text or JSON cell into an edit of its state.
+    ///
+    /// - Returns: The payload to send, or nil when the value is not text (or not JSON) and
+    ///   travels as a whole value; and the canonical form to store when the application
+    ///   wrote JSON in another form.
+    func sealCell(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, hlc: HLC) throws -> (MergePayload?, canonical: [UInt8]?) {
+        let stored = try storedCellState(t, key: key, ordinal: ordinal)
+        var (state, flags) = stored ?? (.empty(t.rule(ordinal)), .plainLatest)
+        var delta: [UInt8]?
+        var canonical: [UInt8]?
+        if case .text(let bytes) = value, UTF8Scalars.isValid(bytes) {
+            switch state {
+            case .text(var s):
+                delta = try s.edit(to: bytes, hlc: hlc.rawValue, replica: id).encoded()
+                state = .text(s)
+            case .json(var d):
+                if let doc = JSONValue.parse(bytes) {
+                    delta = try d.edit(to: doc, stamp: .init(hlc: hlc.rawValue, replica: id)).encoded()
+                    state = .json(d)
+                    let c = doc.canonical
+                    if c != bytes { canonical = c }
+                }
+            }
+        }
+        guard let delta else {
+            if stored != nil { try db.run(sqlTexts.text(.markMergePlain, t), key + [.integer(Int64(ordinal))]) }
+            return (nil, nil)
+        }
+        let sent = flags.contains(.unsentSeed) ? state.encoded() : delta
+        try storeCellState(t, key: key, ordinal: ordinal, state, [])
+        return (MergePayload(rule: t.rule(ordinal), state: sent, plain: nil), canonical)
+    }
+
+    // MARK: - Rule changes
+
+    /// Gives every present row a state for a column that now merges by `t.rule(ordinal)`,
+    /// derived from its current value and cell clock alone, so replicas holding the same
+    /// value derive the same state.
+    func seedCellStates(_ t: TrackedTable, ordinal: Int) throws {
+        try db.run("DELETE FROM \(Database.quote(t.mergeTable)) WHERE col = ?", [.integer(Int64(ordinal))])
+        let rule = t.rule(ordinal)
+        guard rule != .lww else { return }
+        let keyCount = t.schema.keyColumns.count
+        let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
+        let s = try db.statement("""
+            SELECT \(t.keyNames.map { "c.\($0)" }.joined(separator: ", ")), c.hlc, c.origin, c.cells, u.\(Database.quote(t.schema.columns[ordinal].name))
+            FROM \(Database.quote(t.clockTable)) c JOIN \(t.quotedTable) u ON \(join) WHERE c.cl % 2 = 1
+            """)
+        defer { s.reset() }
+        while try s.step() {
+            let row = (0..<(keyCount + 4)).map { s.value($0) }
+            let key = Array(row[0..<keyCount])
+            guard case .integer(let h) = row[keyCount], case .integer(let origin) = row[keyCount + 1] else { continue }
+            var overrides: [UInt8]?
+            if case .blob(let b) = row[keyCount + 2] { overrides = b }
+            let clock = RowClock(causalLength: 1, row: .init(hlc: HLC(rawValue: UInt64(bitPattern: h)), origin: origin),
+                                 overrides: try RowClock.unpackOverrides(overrides))
+            let stamp = clock.cell(ordinal)
+            let writer = try replicaID(at: stamp.origin)
+            guard case .text(let bytes) = row[keyCount + 3], UTF8Scalars.isValid(bytes) else { continue }
+            switch rule {
+            case .text:
+                try storeCellState(t, key: key, ordinal: ordinal, .text(.seed(bytes, hlc: stamp.hlc.rawValue, replica: writer)), .unsentSeed)
+            case .json:
+                guard let doc = JSONValue.parse(bytes) else { continue }
+                let seeded = JSONDocument.seed(doc, stamp: .init(hlc: stamp.hlc.rawValue, replica: writer))
+                try storeCellState(t, key: key, ordinal: ordinal, .json(seeded),
+                                   doc.canonical == bytes ? .unsentSeed : [.unsentSeed, .plainLatest])
+            case .lww:
+                break
+            }
+        }
+    }
+}

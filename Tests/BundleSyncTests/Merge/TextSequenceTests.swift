@@ -1,0 +1,235 @@
+@testable import BundleSync
+import Testing
+
+/// The text merge rule on in-memory states: replicas edit, exchange deltas in random
+/// causal orders, and must agree.
+@Suite struct TextSequenceTests {
+    private static let ids = (0..<4).map { _ in Identity().id }
+
+    private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+    private func string(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+
+    @Test func editsReproduceTheWrittenTextExactly() throws {
+        var s = TextSequence.empty
+        var hlc: UInt64 = 1
+        for text in ["", "hello", "hello world", "héllo wörld", "he\u{301}llo 👨‍👩‍👧 wörld", "漢字 hello", "", "x"] {
+            _ = try s.edit(to: bytes(text), hlc: hlc, replica: Self.ids[0])
+            hlc += 1
+            #expect(s.text == bytes(text))
+            #expect(try TextSequence.decode(s.encoded()) == s, "a state survives its encoding")
+        }
+    }
+
+    @Test func canonicallyEquivalentTextsAreStillDifferentBytes() throws {
+        var s = TextSequence.empty
+        _ = try s.edit(to: bytes("caf\u{E9}"), hlc: 1, replica: Self.ids[0])
+        let d = try s.edit(to: bytes("cafe\u{301}"), hlc: 2, replica: Self.ids[0])
+        #expect(s.text == bytes("cafe\u{301}"))
+        #expect(!d.isEmpty)
+    }
+
+    @Test func sameSpotInsertionsStayWholeInTheSameOrderEverywhere() throws {
+        var base = TextSequence.empty
+        let seed = try base.edit(to: bytes("The cat sat."), hlc: 1, replica: Self.ids[0])
+        var a = TextSequence.empty, b = TextSequence.empty
+        try a.merge(seed)
+        try b.merge(seed)
+        let da = try a.edit(to: bytes("The black cat sat."), hlc: 5, replica: Self.ids[1])
+        let db = try b.edit(to: bytes("The fat cat sat."), hlc: 6, replica: Self.ids[2])
+        try a.merge(db)
+        try b.merge(da)
+        #expect(a.text == b.text)
+        #expect(string(a.text) == "The fat black cat sat.", "the later write comes first, each word whole")
+    }
+
+    @Test func aDeleteRemovesOnlyWhatItsWriterSaw() throws {
+        var base = TextSequence.empty
+        let seed = try base.edit(to: bytes("One. Two three four. Five."), hlc: 1, replica: Self.ids[0])
+        var a = TextSequence.empty, b = TextSequence.empty
+        try a.merge(seed)
+        try b.merge(seed)
+        let da = try a.edit(to: bytes("One. Five."), hlc: 2, replica: Self.ids[1])
+        let db = try b.edit(to: bytes("One. Two three and a half four. Five."), hlc: 3, replica: Self.ids[2])
+        try a.merge(db)
+        try b.merge(da)
+        #expect(a.text == b.text)
+        // The sentence's own characters are gone; the words inserted into it stay where it was.
+        #expect(string(a.text) == "One. and a half Five.")
+    }
+
+    @Test func bothDeletingTheSameSpanDeletesItOnce() throws {
+        var base = TextSequence.empty
+        let seed = try base.edit(to: bytes("keep DROP keep"), hlc: 1, replica: Self.ids[0])
+        var a = TextSequence.empty, b = TextSequence.empty
+        try a.merge(seed)
+        try b.merge(seed)
+        let da = try a.edit(to: bytes("keep keep"), hlc: 2, replica: Self.ids[1])
+        let db = try b.edit(to: bytes("keep keep"), hlc: 3, replica: Self.ids[2])
+        try a.merge(db)
+        try a.merge(db)
+        try b.merge(da)
+        #expect(string(a.text) == "keep keep")
+        #expect(a.text == b.text)
+    }
+
+    @Test func aStateAndItsDeltasMergeInAnyCausalOrderToTheSameText() throws {
+        var rng = SplitMix(seed: 0x5EED_7E47)
+        for round in 0..<100 {
+            try convergenceRound(&rng, replicas: 2 + round % 3)
+        }
+    }
+
+    /// The text as pieces: its characters. Tokens are characters used nowhere else (from
+    /// CJK Extension B), so the diff can never match part of a new token with old text.
+    private func pieces(_ text: String) -> [String] { text.map { String($0) } }
+    private func isToken(_ piece: String) -> Bool { piece.unicodeScalars.first!.value >= 0x20000 }
+
+    /// One round: each replica inserts unique tokens and deletes whole pieces it sees; deltas
+    /// travel in a random order that respects what each writer had seen, some twice. Every
+    /// replica ends with the same text, holding exactly the tokens nobody deleted, each once.
+    private func convergenceRound(_ rng: inout SplitMix, replicas n: Int) throws {
+        struct Delta { var bytes: [UInt8]; var deps: Set<Int>; var clock: UInt64 }
+        var states = Array(repeating: TextSequence.empty, count: n)
+        var seen = Array(repeating: Set<Int>(), count: n)
+        var clocks = Array(repeating: UInt64(0), count: n)
+        var deltas: [Delta] = []
+        var inserted: [String] = []
+        var deleted = Set<String>()
+        // Every token is one character used nowhere else: a CJK Extension B ideograph, bare or
+        // with combining marks. With no two equal characters, the diff of an
+        // edit is unambiguous, so a token survives exactly when nobody deleted it.
+        let marks = ["", "\u{301}", "\u{301}\u{302}", "\u{20DD}"]
+
+        func deliver(_ i: Int, to r: Int) throws {
+            try states[r].merge(TextSequence.decode(deltas[i].bytes))
+            seen[r].insert(i)
+            // As the HLC does: a write after seeing another is later than it.
+            clocks[r] = max(clocks[r], deltas[i].clock)
+        }
+
+        for _ in 0..<(6 * n) {
+            let r = Int(rng.next() % UInt64(n))
+            for (i, d) in deltas.enumerated() where !seen[r].contains(i) && d.deps.isSubset(of: seen[r]) && rng.next() % 2 == 0 {
+                try deliver(i, to: r)
+            }
+            var p = pieces(string(states[r].text))
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                if !p.isEmpty && rng.next() % 3 == 0 {
+                    let at = Int(rng.next() % UInt64(p.count))
+                    let len = min(p.count - at, 1 + Int(rng.next() % 3))
+                    p[at..<(at + len)].filter(isToken).forEach { deleted.insert($0) }
+                    p.removeSubrange(at..<(at + len))
+                } else {
+                    let at = Int(rng.next() % UInt64(p.count + 1))
+                    let mark = marks[Int(rng.next() % UInt64(marks.count))]
+                    let token = String(Character(Unicode.Scalar(0x20000 + UInt32(inserted.count))!)) + mark
+                    inserted.append(token)
+                    p.insert(token, at: at)
+                }
+            }
+            clocks[r] += 1
+            let d = try states[r].edit(to: bytes(p.joined()), hlc: clocks[r] * 16 + UInt64(r), replica: Self.ids[r])
+            deltas.append(Delta(bytes: d.encoded(), deps: seen[r], clock: clocks[r]))
+            seen[r].insert(deltas.count - 1)
+        }
+        var pending = true
+        while pending {
+            pending = false
+            for r in 0..<n {
+                for i in deltas.indices.shuffled(using: &rng) where !seen[r].contains(i) {
+                    pending = true
+                    guard deltas[i].deps.isSubset(of: seen[r]) else { continue }
+                    try deliver(i, to: r)
+                    if rng.next() % 4 == 0 { try states[r].merge(TextSequence.decode(deltas[i].bytes)) }
+                }
+            }
+        }
+        for r in 1..<n { #expect(states[r].text == states[0].text) }
+        let finalPieces = pieces(string(states[0].text))
+        for t in inserted {
+            #expect(finalPieces.filter { $0 == t }.count == (deleted.contains(t) ? 0 : 1), "token \(t)")
+        }
+        #expect(try TextSequence.decode(states[0].encoded()).text == states[0].text)
+    }
+
+    @Test func diffCutsOnlyAtClusterBoundaries() {
+        let old = bytes("a👨‍👩‍👧b")
+        let new = bytes("a👨‍👩‍👧‍👦b")
+        for h in TextDiff.hunks(old, new) {
+            #expect(String(validatingUTF8: Array(old[h.old]).map { CChar(bitPattern: $0) } + [0]) != nil)
+            #expect(String(validatingUTF8: Array(new[h.new]).map { CChar(bitPattern: $0) } + [0]) != nil)
+        }
+        var s = TextSequence.empty
+        #expect(throws: Never.self) { _ = try s.edit(to: old, hlc: 1, replica: Self.ids[0]) }
+        #expect(throws: Never.self) { _ = try s.edit(to: new, hlc: 2, replica: Self.ids[0]) }
+        #expect(s.text == new)
+    }
+
+    @Test func aLargeTextWithAOneWordEditMakesASmallDelta() throws {
+        var words: [String] = []
+        var rng = SplitMix(seed: 42)
+        var size = 0
+        while size < 1_000_000 {
+            words.append(String(repeating: "x", count: Int(rng.next() % 8) + 1) + (rng.next() % 12 == 0 ? "\n" : ""))
+            size += words.last!.utf8.count + 1
+        }
+        let text = words.joined(separator: " ")
+        var s = TextSequence.empty
+        _ = try s.edit(to: bytes(text), hlc: 1, replica: Self.ids[0])
+        var edited = bytes(text)
+        edited.insert(contentsOf: bytes(" inserted"), at: edited.count / 2)
+        let d = try s.edit(to: edited, hlc: 2, replica: Self.ids[0])
+        #expect(d.encoded().count < 100)
+        #expect(s.text == edited)
+    }
+}
+
+/// A small deterministic generator for reproducible rounds.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct TextDiffTests {
+    /// Longest common subsequence length, by dynamic programming.
+    private func lcs(_ a: [Int], _ b: [Int]) -> Int {
+        var row = [Int](repeating: 0, count: b.count + 1)
+        for x in a {
+            var prev = 0
+            for j in 0..<b.count {
+                let keep = row[j + 1]
+                row[j + 1] = x == b[j] ? prev + 1 : max(row[j + 1], row[j])
+                prev = keep
+            }
+        }
+        return row[b.count]
+    }
+
+    @Test func myersFindsAShortestEditScript() throws {
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<2000 {
+            let a = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
+            let b = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
+            let script = try #require(TextDiff.myers(a, b))
+            var out: [Int] = []
+            var at = 0
+            var edits = 0
+            for h in script {
+                out += a[at..<h.old.lowerBound]
+                out += b[h.new]
+                at = h.old.upperBound
+                edits += h.old.count + h.new.count
+            }
+            out += a[at...]
+            #expect(out == b, "\(a) -> \(b)")
+            #expect(edits == a.count + b.count - 2 * lcs(a, b), "\(a) -> \(b): \(script)")
+        }
+    }
+}
