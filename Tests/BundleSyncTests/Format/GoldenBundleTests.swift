@@ -6,7 +6,7 @@ import Testing
 ///
 /// Set `BUNDLESYNC_RECORD_GOLDEN=1` to re-record the expected JSON (never the bundles).
 @Suite struct GoldenBundleTests {
-    static let bundles = ["v1-full", "v1-delta", "v1-snapshot"]
+    static let bundles = ["v1-full", "v1-delta", "v1-snapshot", "v1-merge-1", "v1-merge-2", "v1-merge-snapshot"]
 
     @Test(arguments: bundles)
     func goldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
@@ -57,4 +57,40 @@ import Testing
         #expect(try app.rows("SELECT station, taken FROM readings ORDER BY station, taken").count == 3)
         #expect(try replica.vector().total == 2, "the snapshot's heads become this replica's history")
     }
+
+    /// What the golden text and JSON bundles leave, whichever way they arrive.
+    private static let mergedDocuments: [[SQLValue]] = [
+        [.text("d-01"), .text("Patient stable, eating well. BP 120/80.\nReview in three weeks."),
+         .text(#"{"alerts":true,"ui":{"font":{"size":12},"theme":"light"}}"#)],
+        [.text("d-02"), .text("naïve café 👨‍👩‍👧‍👦 日本語 e\u{301}!"), .text(#"{"a":[1,{"b":2}],"z":1}"#)],
+    ]
+
+    @Test func goldenTextAndJSONBatchesImportInEitherOrder() throws {
+        let (replica, app) = try goldenMergeReplica()
+        #expect(try replica.importBundle(fixture("bundles/v1-merge-2.bsync")).status == .parked)
+        let first = try replica.importBundle(fixture("bundles/v1-merge-1.bsync"))
+        #expect(first.status == .applied)
+        #expect(first.released == 1)
+        #expect(try app.rows("SELECT id, body, settings FROM documents ORDER BY id") == Self.mergedDocuments)
+        #expect(try replica.pendingChanges().isEmpty)
+    }
+
+    @Test func theGoldenTextAndJSONSnapshotImportsIntoAFreshReplica() throws {
+        let (replica, app) = try goldenMergeReplica("merge-snapshot.db")
+        #expect(try replica.importBundle(fixture("bundles/v1-merge-snapshot.bsync")).status == .applied)
+        #expect(try app.rows("SELECT id, body, settings FROM documents ORDER BY id") == Self.mergedDocuments)
+        // The snapshot carried the merge states: a later edit here still diffs against them.
+        try app.execute("UPDATE documents SET body = 'Patient stable, eating well. BP 118/79.\nReview in three weeks.' WHERE id = 'd-01'")
+        #expect(try replica.withoutCapture { try replica.sealPending() }.count == 1)
+    }
+}
+
+/// A fresh replica with the golden text and JSON schema (`fixtures/schemas/golden-merge.sql`).
+private func goldenMergeReplica(_ name: String = "merge.db") throws -> (Replica, app: Database) {
+    let path = temporaryPath(name)
+    let app = try Database(path: path, create: true)
+    try app.execute(try String(contentsOfFile: fixture("schemas/golden-merge.sql"), encoding: .utf8))
+    let (replica, _) = try Replica.initialize(path: path, name: "reader")
+    _ = try replica.track(table: "documents", rules: ["body": .text, "settings": .json])
+    return (replica, app)
 }
