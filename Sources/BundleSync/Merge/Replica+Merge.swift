@@ -64,6 +64,10 @@ extension Replica {
     }
 
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell]) throws {
+        for c in cells where c.merge != nil && t.rule(c.ordinal) == .lww {
+            throw BundleSyncError.badData("the bundle holds a \(c.merge!.rule) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))', which merges by 'lww' here",
+                                          hint: "run 'bundlesync track' with the same rules on every replica")
+        }
         let local = try loadClock(t, key: key)
         let localLength = local?.causalLength ?? 0
         if causalLength < localLength { return }

@@ -527,6 +527,56 @@ struct InvalidBundleFactory {
         add("rows-amplification.bsync", amplified, "exceeds the limit of 65536",
             "a tiny file with a validly signed 8 MiB batch of \(manyRows) deleted rows (3 bytes each), refused only by its damaged exporter signature")
 
+        // Merge payloads (value tag 5) of text and JSON columns, validly signed.
+        func mergeBundle(_ payload: MergePayload) throws -> [UInt8] {
+            var batch = notesBatch(seq: 1, previous: .zero, title: "t", body: "", insert: true, at: 0)
+            batch.tables[0].rows[0].cells[1] = CellChange(column: 1, hlc: hlc(0), value: .null, merge: payload)
+            let s = try seal(batch)
+            return try write(header([try entry(s)], required: ["lww-v1", BundleHeader.textCapability]), [s])
+        }
+        func textState(replicas: Int = 1, run: (inout ByteWriter) -> Void) -> [UInt8] {
+            var w = ByteWriter()
+            w.varint(replicas)
+            for i in 0..<replicas { w.raw(Array(repeating: UInt8(0xA0 + i), count: 16)) }
+            w.varint(1)
+            run(&w)
+            w.varint(0)
+            return w.bytes
+        }
+        let goodRun: (inout ByteWriter) -> Void = { w in
+            w.varint(0); w.varint(self.hlc(0).rawValue); w.varint(0); w.varint(2); w.u8(0); w.u8(0); w.lengthPrefixed(Array("hé".utf8))
+        }
+        add("merge-payload-unknown-rule.bsync",
+            try mergeBundle(MergePayload(rule: .lww, state: textState(run: goodRun), plain: nil)),
+            "merge payload has unknown rule 0", "a text edit whose payload names rule 0 (last writer wins, which has no payload)")
+        add("text-run-not-utf8.bsync",
+            try mergeBundle(MergePayload(rule: .text, state: textState { w in
+                w.varint(0); w.varint(self.hlc(0).rawValue); w.varint(0); w.varint(1); w.u8(0); w.u8(0); w.lengthPrefixed([0xC3])
+            }, plain: nil)),
+            "not 1 Unicode scalars of valid UTF-8", "a text edit inserting a run whose bytes are a cut UTF-8 sequence")
+        add("text-run-unknown-replica.bsync",
+            try mergeBundle(MergePayload(rule: .text, state: textState { w in
+                w.varint(3); w.varint(self.hlc(0).rawValue); w.varint(0); w.varint(1); w.u8(0); w.u8(0); w.lengthPrefixed(Array("x".utf8))
+            }, plain: nil)),
+            "text replica index of 3 exceeds the limit of 0", "a text edit whose run names replica 3 of a list of 1")
+        var jsonState = ByteWriter()
+        jsonState.varint(1)
+        jsonState.raw(Array(repeating: 0xA0, count: 16))
+        jsonState.varint(1)
+        jsonState.varint(1)
+        jsonState.lengthPrefixed(Array("k".utf8))
+        jsonState.u8(1)
+        jsonState.lengthPrefixed(Array("[1, 2]".utf8))
+        jsonState.varint(0)
+        jsonState.varint(hlc(0).rawValue)
+        add("json-value-not-canonical.bsync",
+            try mergeBundle(MergePayload(rule: .json, state: jsonState.bytes, plain: nil)),
+            "not canonical JSON", "a JSON edit setting a key to [1, 2] with a space, not the canonical [1,2]")
+        add("text-edit-of-lww-column.bsync",
+            try mergeBundle(MergePayload(rule: .text, state: textState(run: goodRun), plain: nil)),
+            verify: 0, "merges by 'lww' here", hint: "same rules",
+            "a well-formed text edit of notes.body, which the golden replica merges by last writer wins")
+
         // Snapshot bundles (capability snapshot-v1): chunks carry no signature of their own
         // and are decoded as they are read, before the exporter's signature is checked.
         func snapshotChunk(rows: Int, rowBytes: [UInt8]) -> [UInt8] {
