@@ -4,7 +4,8 @@
 /// Large texts with small edits are the common case, so the common prefix and suffix are
 /// trimmed first (in bytes, then moved back to cluster boundaries). What remains is diffed
 /// cluster by cluster with Myers' algorithm when it is small; a large remainder is diffed
-/// line by line first, and each changed run of lines again cluster by cluster. Clusters compare by their exact bytes, not by canonical equivalence, so the
+/// line by line first, each changed run of lines word by word, and each changed run of words
+/// cluster by cluster. Clusters compare by their exact bytes, not by canonical equivalence, so the
 /// result always reproduces the new text byte for byte. A part that differs too much for the
 /// cost cap is replaced whole, which is still correct, only coarser.
 enum TextDiff {
@@ -17,7 +18,7 @@ enum TextDiff {
 
     /// Edit distance beyond which a part is replaced whole instead of diffed finer.
     static let maxEdits = 1_000
-    /// Clusters beyond which a changed run of lines is replaced whole.
+    /// Clusters beyond which a changed run of words is replaced whole.
     static let maxClusters = 50_000
     /// Clusters up to which the changed part is diffed cluster by cluster directly.
     static let directClusters = 20_000
@@ -51,30 +52,47 @@ enum TextDiff {
         endA = max(endA, start)
         endB = max(endB, start)
 
-        // Cluster by cluster when the changed part is small enough; a line-level pass first
-        // otherwise, or when the clusters differ too much.
+        // Cluster by cluster when the changed part is small enough; otherwise lines first,
+        // then words, then clusters, each level refining the hunks of the one before.
         if let exact = clusterHunks(a, start..<endA, b, start..<endB, limit: directClusters) { return exact }
-        var out: [Hunk] = []
-        for h in lineHunks(a, start..<endA, b, start..<endB) {
-            if h.old.isEmpty || h.new.isEmpty {
-                out.append(h)
-            } else {
-                out += clusterHunks(a, h.old, b, h.new, limit: maxClusters) ?? [h]
-            }
-        }
-        return out
+        return refine(a, start..<endA, b, start..<endB, level: .lines)
     }
 
-    // MARK: - Lines, then clusters
+    // MARK: - Lines, words, clusters
 
-    private static func lineHunks(_ a: [UInt8], _ ra: Range<Int>, _ b: [UInt8], _ rb: Range<Int>) -> [Hunk] {
+    private enum Level {
+        case lines, words
+
+        var next: Level? { self == .lines ? .words : nil }
+
+        /// Whether a token ends after byte `i` of `bytes`. Lines end after a line feed, which
+        /// always ends a cluster; words end after a space or tab followed by an ASCII byte,
+        /// which starts a new cluster (a space may carry a combining mark).
+        func endsToken(_ bytes: [UInt8], _ i: Int) -> Bool {
+            let b = bytes[i]
+            if b == 0x0A { return true }
+            guard self == .words, b == 0x20 || b == 0x09 else { return false }
+            return i + 1 < bytes.count && bytes[i + 1] < 0x80
+        }
+    }
+
+    private static func refine(_ a: [UInt8], _ ra: Range<Int>, _ b: [UInt8], _ rb: Range<Int>, level: Level) -> [Hunk] {
+        if ra.isEmpty || rb.isEmpty { return ra.isEmpty && rb.isEmpty ? [] : [Hunk(old: ra, new: rb)] }
+        let finer: (Range<Int>, Range<Int>) -> [Hunk] = { x, y in
+            if let next = level.next { return refine(a, x, b, y, level: next) }
+            return clusterHunks(a, x, b, y, limit: maxClusters) ?? [Hunk(old: x, new: y)]
+        }
+        let la = tokens(a, ra, level), lb = tokens(b, rb, level)
+        if la.count <= 1 || lb.count <= 1 { return finer(ra, rb) }
         var interner = Interner()
-        let la = lines(a, ra), lb = lines(b, rb)
-        if la.count <= 1 || lb.count <= 1 { return [Hunk(old: ra, new: rb)] }
         let ta = la.map { interner.id(a[$0]) }
         let tb = lb.map { interner.id(b[$0]) }
-        guard let script = myers(ta, tb) else { return [Hunk(old: ra, new: rb)] }
-        return script.map { Hunk(old: span(la, $0.old, default: ra.lowerBound), new: span(lb, $0.new, default: rb.lowerBound)) }
+        guard let script = myers(ta, tb) else { return finer(ra, rb) }
+        var out: [Hunk] = []
+        for h in script {
+            out += finer(span(la, h.old, default: ra.lowerBound), span(lb, h.new, default: rb.lowerBound))
+        }
+        return out
     }
 
     /// A shortest cluster-level script, or nil when the parts hold more than `limit`
@@ -101,10 +119,10 @@ enum TextDiff {
         return tokens[r.lowerBound].lowerBound..<tokens[r.upperBound - 1].upperBound
     }
 
-    private static func lines(_ bytes: [UInt8], _ r: Range<Int>) -> [Range<Int>] {
+    private static func tokens(_ bytes: [UInt8], _ r: Range<Int>, _ level: Level) -> [Range<Int>] {
         var out: [Range<Int>] = []
         var s = r.lowerBound
-        for i in r where bytes[i] == 0x0A {
+        for i in r where level.endsToken(bytes, i) {
             out.append(s..<(i + 1))
             s = i + 1
         }

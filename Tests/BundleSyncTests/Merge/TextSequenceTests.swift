@@ -181,6 +181,16 @@ import Testing
         let d = try s.edit(to: edited, hlc: 2, replica: Self.ids[0])
         #expect(d.encoded().count < 100)
         #expect(s.text == edited)
+
+        // Ten edits scattered over one long line: each becomes its own small edit.
+        var scattered = edited
+        for k in stride(from: 9, through: 0, by: -1) {
+            let at = scattered.count / 10 * k + 3
+            if k % 2 == 0 { scattered.removeSubrange(at..<(at + 5)) } else { scattered.insert(contentsOf: bytes(" w\(k)"), at: at) }
+        }
+        let many = try s.edit(to: scattered, hlc: 3, replica: Self.ids[0])
+        #expect(many.encoded().count < 1_000, "\(many.encoded().count) bytes")
+        #expect(s.text == scattered)
     }
 }
 
