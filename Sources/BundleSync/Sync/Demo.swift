@@ -37,8 +37,10 @@ public enum Demo {
             INSERT INTO patients VALUES ('p-77c2', 'Jonas Berg', 'West', 82.5, NULL);
             INSERT INTO patients VALUES ('p-a9e0', 'Mei Tanaka', 'East', 55.2, 'follow-up in May');
             """)
-        for r in replicas { _ = try r.track(table: "patients") }
+        for r in replicas { _ = try r.track(table: "patients", rules: ["notes": .text]) }
         say("1. north records three patients and exports everything; south and ship import it.")
+        say("   Every site tracks the table with free-text notes merged as text:")
+        say("   $ bundlesync track north.db patients --text notes")
         let first = try replicas[0].export(to: stick, target: .full)
         say("   $ bundlesync export north.db -o usb-stick   ->  \((first.path as NSString).lastPathComponent)")
         for r in replicas.dropFirst() { _ = try r.importBundle(first.path) }
@@ -47,8 +49,10 @@ public enum Demo {
         let edits: [(Int, String, String)] = [
             (0, "UPDATE patients SET ward = 'North' WHERE id = 'p-3f1a'", "north moves Amara to ward North"),
             (1, "UPDATE patients SET weight_kg = 63.1 WHERE id = 'p-3f1a'", "south weighs Amara at 63.1 kg: another column of the same row"),
-            (0, "UPDATE patients SET notes = 'discharged' WHERE id = 'p-77c2'", "north notes Jonas is discharged"),
-            (2, "UPDATE patients SET notes = 'transferred to ship' WHERE id = 'p-77c2'", "ship, a moment later, notes Jonas as transferred: same cell, the later write wins"),
+            (0, "UPDATE patients SET notes = 'penicillin allergy; prefers morning visits' WHERE id = 'p-3f1a'", "north adds to Amara's notes"),
+            (1, "UPDATE patients SET notes = 'severe penicillin allergy' WHERE id = 'p-3f1a'", "south, concurrently, edits another place of the same notes: both edits survive"),
+            (0, "UPDATE patients SET ward = 'ICU' WHERE id = 'p-77c2'", "north moves Jonas to ICU"),
+            (2, "UPDATE patients SET ward = 'Deck 3' WHERE id = 'p-77c2'", "ship, a moment later, moves Jonas to Deck 3: same cell, the later write wins"),
             (1, "DELETE FROM patients WHERE id = 'p-a9e0'", "south deletes Mei's duplicate record"),
             (2, "UPDATE patients SET ward = 'Deck 2' WHERE id = 'p-a9e0'", "ship, concurrently, moves Mei to Deck 2: a delete beats a concurrent update"),
             (2, "INSERT INTO patients VALUES ('p-c410', 'Tomas Ruiz', 'Deck 1', 77.0, 'new arrival')", "ship admits Tomas"),
@@ -100,6 +104,9 @@ public enum Demo {
                 return String(Digest32.of(w.bytes).hex.prefix(8))
             }
             say("   " + text.padding(toLength: 62, withPad: " ", startingAt: 0) + cells.joined(separator: "  "))
+        }
+        if case .text(let notes)? = try apps[1].rows("SELECT notes FROM patients WHERE id = 'p-3f1a'").first?.first {
+            say("   Amara's notes hold both sites' edits: '\(String(decoding: notes, as: UTF8.self))'")
         }
         say("\n6. Digests (a Merkle root over the tracked rows):")
         var digests = Set<Digest32>()
