@@ -73,7 +73,7 @@ import Testing
     }
 
     @Test func aStateAndItsDeltasMergeInAnyCausalOrderToTheSameText() throws {
-        var rng = SplitMix(seed: 0x5EED_7E47)
+        var rng = SplitMix64(seed: 0x5EED_7E47)
         for round in 0..<100 {
             try convergenceRound(&rng, replicas: 2 + round % 3)
         }
@@ -87,7 +87,7 @@ import Testing
     /// One round: each replica inserts unique tokens and deletes whole pieces it sees; deltas
     /// travel in a random order that respects what each writer had seen, some twice. Every
     /// replica ends with the same text, holding exactly the tokens nobody deleted, each once.
-    private func convergenceRound(_ rng: inout SplitMix, replicas n: Int) throws {
+    private func convergenceRound(_ rng: inout SplitMix64, replicas n: Int) throws {
         struct Delta { var bytes: [UInt8]; var deps: Set<Int>; var clock: UInt64 }
         var states = Array(repeating: TextSequence.empty, count: n)
         var seen = Array(repeating: Set<Int>(), count: n)
@@ -167,7 +167,7 @@ import Testing
 
     @Test func aLargeTextWithAOneWordEditMakesASmallDelta() throws {
         var words: [String] = []
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var size = 0
         while size < 1_000_000 {
             words.append(String(repeating: "x", count: Int(rng.next() % 8) + 1) + (rng.next() % 12 == 0 ? "\n" : ""))
@@ -194,19 +194,6 @@ import Testing
     }
 }
 
-/// A small deterministic generator for reproducible rounds.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct TextDiffTests {
     /// Longest common subsequence length, by dynamic programming.
     private func lcs(_ a: [Int], _ b: [Int]) -> Int {
@@ -223,7 +210,7 @@ struct SplitMix: RandomNumberGenerator {
     }
 
     @Test func myersFindsAShortestEditScript() throws {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<2000 {
             let a = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
             let b = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
