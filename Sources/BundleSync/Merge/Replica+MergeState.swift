@@ -165,6 +165,10 @@ extension Replica {
     /// Gives every present row a state for a column that now merges by `t.rule(ordinal)`,
     /// derived from its current value and cell clock alone, so replicas holding the same
     /// value derive the same state.
+    ///
+    /// The rule change counts as a write to every such cell: each is logged, so the next
+    /// export sends its whole state. Every replica then holds every replica's starting state,
+    /// and replicas that switched while holding different values still converge.
     func seedCellStates(_ t: TrackedTable, ordinal: Int) throws {
         try db.run("DELETE FROM \(Database.quote(t.mergeTable)) WHERE col = ?", [.integer(Int64(ordinal))])
         let rule = t.rule(ordinal)
@@ -176,6 +180,7 @@ extension Replica {
             FROM \(Database.quote(t.clockTable)) c JOIN \(t.quotedTable) u ON \(join) WHERE c.cl % 2 = 1
             """)
         defer { s.reset() }
+        let logCells = "INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall) VALUES (\(Array(repeating: "?", count: keyCount).joined(separator: ", ")), \(LogOp.update.rawValue), \(CaptureTriggers.bit(forOrdinal: ordinal)), \(CaptureTriggers.wallExpression))"
         while try s.step() {
             let row = (0..<(keyCount + 4)).map { s.value($0) }
             let key = Array(row[0..<keyCount])
@@ -187,6 +192,7 @@ extension Replica {
             let stamp = clock.cell(ordinal)
             let writer = try replicaID(at: stamp.origin)
             guard case .text(let bytes) = row[keyCount + 3], UTF8Scalars.isValid(bytes) else { continue }
+            try db.run(logCells, key)
             switch rule {
             case .text:
                 try storeCellState(t, key: key, ordinal: ordinal, .text(.seed(bytes, hlc: stamp.hlc.rawValue, replica: writer)), .unsentSeed)
