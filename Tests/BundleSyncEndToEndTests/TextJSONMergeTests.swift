@@ -334,6 +334,25 @@ private func graphemeBytes(_ bytes: [UInt8]) -> [[UInt8]]? {
         try expectSameDigest([a, b])
     }
 
+    @Test func replicasThatSwitchRulesOutOfSyncStillConverge() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp, rules: false), b = try notesReplica("b", in: tmp, rules: false)
+        let stick = tmp.dir("stick")
+        try a.insertNote("n", body: "first draft", settings: #"{"b": 1, "a": 2}"#)
+        try syncAll([a, b], via: stick)
+        // B's edit has not reached A when both switch.
+        tick()
+        try b.writeText("body", of: "n", "second draft")
+        for r in [a, b] { try CLI.ok(["track", r.db, "notes", "--text", "body", "--json", "settings"]) }
+        try a.writeText("body", of: "n", "first draft!")
+        try syncAll([a, b], via: stick)
+        // Each starting state reaches the other replica: both hold both values' text.
+        try expectText([a, b], "body", of: "n", is: "second draftfirst draft!")
+        // A seeded JSON cell is rewritten in canonical form when its state is sent.
+        try expectText([a, b], "settings", of: "n", is: #"{"a":2,"b":1}"#)
+        try expectSameDigest([a, b])
+    }
+
     @Test func emojiCombiningMarksAndCJKComeOutWhole() throws {
         let tmp = TempDir()
         let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
