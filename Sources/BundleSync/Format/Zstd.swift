@@ -56,6 +56,7 @@ final class ZstdDecompressor {
     private let ctx: OpaquePointer
     private var input: [UInt8] = []
     private var inputPos = 0
+    private var inputEnd = 0
     private(set) var frameEnded = false
 
     /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
@@ -71,35 +72,54 @@ final class ZstdDecompressor {
 
     /// Hands more compressed bytes to the decompressor.
     func feed(_ bytes: [UInt8]) {
-        if inputPos == input.count {
+        if inputPos == inputEnd {
             input = bytes
         } else {
-            input = Array(input[inputPos...]) + bytes
+            input = Array(input[inputPos..<inputEnd]) + bytes
         }
         inputPos = 0
+        inputEnd = input.count
     }
 
-    var hasPendingInput: Bool { inputPos < input.count }
+    /// Hands more compressed bytes to the decompressor by letting `read` write up to
+    /// `capacity` of them straight into its input buffer, which is reused from one call to
+    /// the next. Only once the previous input is consumed.
+    ///
+    /// - Returns: What `read` returned: the number of bytes it wrote.
+    func refill(capacity: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
+        precondition(!hasPendingInput, "refill before the input is consumed")
+        if input.count < capacity { input = [UInt8](repeating: 0, count: capacity) }
+        let n = try input.withUnsafeMutableBytes { try read(UnsafeMutableRawBufferPointer(rebasing: $0[0..<capacity])) }
+        inputPos = 0
+        inputEnd = n
+        return n
+    }
+
+    var hasPendingInput: Bool { inputPos < inputEnd }
+
+    /// Decompresses into `out`, filling at most all of it. Returns the number of bytes
+    /// written (possibly none when more input is needed).
+    func decompress(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        try input.withUnsafeBytes { inBuf in
+            var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inputEnd, pos: inputPos)
+            var outb = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+            let r = ZSTD_decompressStream(ctx, &outb, &inb)
+            if ZSTD_isError(r) != 0 {
+                throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
+            }
+            // A call that consumed and produced nothing says nothing about frame ends
+            // (zstd then only hints at the next frame's header size).
+            if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
+            inputPos = inb.pos
+            return outb.pos
+        }
+    }
 
     /// Decompresses into at most `capacity` bytes. Returns the bytes produced (possibly none
     /// when more input is needed).
     func drain(capacity: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: capacity)
-        let produced: Int = try input.withUnsafeBytes { inBuf in
-            try out.withUnsafeMutableBytes { outBuf in
-                var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: inputPos)
-                var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
-                let r = ZSTD_decompressStream(ctx, &outb, &inb)
-                if ZSTD_isError(r) != 0 {
-                    throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
-                }
-                // A call that consumed and produced nothing says nothing about frame ends
-                // (zstd then only hints at the next frame's header size).
-                if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
-                inputPos = inb.pos
-                return outb.pos
-            }
-        }
+        let produced = try out.withUnsafeMutableBytes { try decompress(into: $0) }
         out.removeSubrange(produced...)
         return out
     }
