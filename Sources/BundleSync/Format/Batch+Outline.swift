@@ -52,12 +52,6 @@ extension Batch {
         }
         let base = try r.varint("batch base HLC")
         var lowest = UInt64.max, highest: UInt64 = 0
-        func hlc(_ what: String) throws {
-            let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
-            guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
-            lowest = min(lowest, sum)
-            highest = max(highest, sum)
-        }
         let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
         var sections: [Outline.Section] = []
         var names = Set<String>()
@@ -76,7 +70,10 @@ extension Batch {
                 guard cl > 0 else { throw BundleSyncError.badData("a row in '\(shown(header.table))' has causal length zero") }
                 let flags = try r.u8("row flags")
                 guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved row flags are set") }
-                if flags & 1 == 1 { try hlc("row HLC") }
+                if flags & 1 == 1 {
+                    let h = try hlc(&r, base: base, "row HLC")
+                    (lowest, highest) = (min(lowest, h), max(highest, h))
+                }
                 if cl % 2 == 1 {
                     let n = try r.count("cell count", limit: min(cc, Limits.maxCellsPerBatch - totalCells))
                     totalCells += n
@@ -88,7 +85,8 @@ extension Batch {
                             throw BundleSyncError.badData("cells of a row in '\(shown(header.table))' are out of order")
                         }
                         last = col
-                        try hlc("cell HLC")
+                        let h = try hlc(&r, base: base, "cell HLC")
+                        (lowest, highest) = (min(lowest, h), max(highest, h))
                         try ValueCodec.skip(from: &r)
                     }
                 } else {
@@ -101,6 +99,14 @@ extension Batch {
         try r.expectEnd("the batch")
         let range = lowest <= highest ? HLC(rawValue: lowest)...HLC(rawValue: highest) : nil
         return Outline(origin: origin, seq: seq, previous: previous, sections: sections, hlcRange: range)
+    }
+
+    /// An HLC stored as an offset from the batch's base, as ``decode(_:)`` reads it.
+    @inline(__always)
+    private static func hlc(_ r: inout ByteCursor, base: UInt64, _ what: String) throws -> UInt64 {
+        let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
+        guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
+        return sum
     }
 }
 
@@ -146,19 +152,7 @@ extension SnapshotChunk {
         var origins: [ReplicaID] = []
         for _ in 0..<originCount { origins.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "origin id"))!) }
         guard Set(origins).count == origins.count else { throw BundleSyncError.badData("a snapshot chunk lists an origin twice") }
-        func origin(_ what: String) throws {
-            let i = try r.count(what, limit: max(originCount - 1, 0))
-            guard i < originCount else { throw BundleSyncError.badData("\(what) names no origin") }
-        }
         var lowest = UInt64.max, highest: UInt64 = 0
-        func hlc(_ what: String) throws {
-            let v = try r.varint(what)
-            guard v <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
-            if v != 0 {
-                lowest = min(lowest, v)
-                highest = max(highest, v)
-            }
-        }
         let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
         var sections: [Batch.Outline.Section] = []
         var names = Set<String>()
@@ -174,8 +168,9 @@ extension SnapshotChunk {
                 for _ in 0..<kc { try ValueCodec.skip(from: &r) }
                 let cl = try r.counter("causal length")
                 guard cl > 0, cl <= Batch.maxCausalLength else { throw BundleSyncError.badData("causal length \(cl) is out of range") }
-                try hlc("row HLC")
-                try origin("row origin")
+                let h = try hlc(&r, "row HLC")
+                if h != 0 { (lowest, highest) = (min(lowest, h), max(highest, h)) }
+                try origin(&r, of: originCount, "row origin")
                 if cl % 2 == 1 {
                     let n = try r.count("cell count", limit: min(cc, Limits.maxCellsPerBatch - totalCells))
                     totalCells += n
@@ -187,8 +182,9 @@ extension SnapshotChunk {
                             throw BundleSyncError.badData("cells of a row in '\(shown(header.table))' are out of order")
                         }
                         last = col
-                        try hlc("cell HLC")
-                        try origin("cell origin")
+                        let h = try hlc(&r, "cell HLC")
+                        if h != 0 { (lowest, highest) = (min(lowest, h), max(highest, h)) }
+                        try origin(&r, of: originCount, "cell origin")
                         try ValueCodec.skip(from: &r)
                     }
                 } else {
@@ -201,5 +197,20 @@ extension SnapshotChunk {
         try r.expectEnd("the snapshot chunk")
         let range = lowest <= highest ? HLC(rawValue: lowest)...HLC(rawValue: highest) : nil
         return Outline(origins: origins, sections: sections, hlcRange: range)
+    }
+
+    /// An HLC, as ``decode(_:)`` reads it.
+    @inline(__always)
+    private static func hlc(_ r: inout ByteCursor, _ what: String) throws -> UInt64 {
+        let v = try r.varint(what)
+        guard v <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
+        return v
+    }
+
+    /// An index into the chunk's `count` origins, as ``decode(_:)`` reads it.
+    @inline(__always)
+    private static func origin(_ r: inout ByteCursor, of count: Int, _ what: String) throws {
+        let i = try r.count(what, limit: max(count - 1, 0))
+        guard i < count else { throw BundleSyncError.badData("\(what) names no origin") }
     }
 }

@@ -34,15 +34,20 @@ struct ByteCursor: ByteInput {
     var remaining: Int { end - offset }
     var isAtEnd: Bool { offset == end }
 
+    @inline(__always)
     private func need(_ n: Int, _ what: String) throws {
-        guard n >= 0, n <= remaining else {
-            throw BundleSyncError.badData("truncated \(what) (expected \(n) bytes, \(remaining) remain)")
-        }
+        guard n >= 0, n <= remaining else { throw truncated(what, n) }
+    }
+
+    @inline(never)
+    private func truncated(_ what: String, _ n: Int) -> BundleSyncError {
+        BundleSyncError.badData("truncated \(what) (expected \(n) bytes, \(remaining) remain)")
     }
 
     @inline(__always)
     private func byte(at i: Int) -> UInt8 { base.unsafelyUnwrapped.load(fromByteOffset: i, as: UInt8.self) }
 
+    @inline(__always)
     mutating func u8(_ what: String) throws -> UInt8 {
         try need(1, what)
         defer { offset += 1 }
@@ -67,22 +72,50 @@ struct ByteCursor: ByteInput {
                 return UInt64(b)
             }
         }
-        return try longVarint(what)
+        return end - offset >= 10 ? try wideVarint(what) : try longVarint(what)
     }
 
+    /// A varint of two bytes or more with ten bytes to read from: the groups of the first
+    /// eight bytes are gathered at once, then the ninth and tenth looked at.
+    private mutating func wideVarint(_ what: String) throws -> UInt64 {
+        let word = UInt64(littleEndian: base.unsafelyUnwrapped.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        let stops = ~word & 0x8080_8080_8080_8080
+        if stops != 0 {
+            let length = (stops.trailingZeroBitCount + 1) / 8
+            let bytes = length == 8 ? word : word & ((1 << UInt64(8 * length)) - 1)
+            // Canonical encoding: no superfluous trailing zero groups.
+            guard bytes >> UInt64(8 * (length - 1)) != 0 else { throw BundleSyncError.badData("non-canonical varint in \(what)") }
+            offset += length
+            return Self.gather(bytes)
+        }
+        let value = Self.gather(word)
+        let ninth = byte(at: offset + 8)
+        if ninth < 0x80 {
+            guard ninth != 0 else { throw BundleSyncError.badData("non-canonical varint in \(what)") }
+            offset += 9
+            return value | UInt64(ninth) << 56
+        }
+        let tenth = byte(at: offset + 9)
+        guard tenth <= 1 else { throw BundleSyncError.badData("overlong varint in \(what)") }
+        guard tenth != 0 else { throw BundleSyncError.badData("non-canonical varint in \(what)") }
+        offset += 10
+        return value | UInt64(ninth & 0x7f) << 56 | 1 << 63
+    }
+
+    /// The low seven bits of each of the eight bytes of `w`, packed (little-endian groups).
+    @inline(__always)
+    private static func gather(_ w: UInt64) -> UInt64 {
+        (w & 0x7f) | (w & 0x7f00) >> 1 | (w & 0x7f_0000) >> 2 | (w & 0x7f00_0000) >> 3
+            | (w & 0x7f_0000_0000) >> 4 | (w & 0x7f00_0000_0000) >> 5 | (w & 0x7f_0000_0000_0000) >> 6
+            | (w & 0x7f00_0000_0000_0000) >> 7
+    }
+
+    /// A varint read byte by byte, near the end of the bytes.
     private mutating func longVarint(_ what: String) throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
-        // With ten bytes left the longest varint fits: no bounds to check byte by byte.
-        let unbounded = remaining >= 10
         while true {
-            let byte: UInt8
-            if unbounded {
-                byte = self.byte(at: offset)
-                offset += 1
-            } else {
-                byte = try u8(what)
-            }
+            let byte = try u8(what)
             if shift == 63 && byte > 1 {
                 throw BundleSyncError.badData("overlong varint in \(what)")
             }
@@ -100,16 +133,25 @@ struct ByteCursor: ByteInput {
     @inline(__always)
     mutating func count(_ what: String, limit: Int) throws -> Int {
         let v = try varint(what)
-        guard v <= UInt64(limit) else {
-            throw BundleSyncError.badData("\(what) of \(v) exceeds the limit of \(limit)")
-        }
+        guard v <= UInt64(limit) else { throw Self.overLimit(what, v, limit) }
         return Int(v)
     }
 
+    @inline(never)
+    private static func overLimit(_ what: String, _ v: UInt64, _ limit: Int) -> BundleSyncError {
+        BundleSyncError.badData("\(what) of \(v) exceeds the limit of \(limit)")
+    }
+
+    @inline(__always)
     mutating func counter(_ what: String) throws -> UInt64 {
         let v = try varint(what)
-        guard v <= UInt64(Int64.max) else { throw BundleSyncError.badData("\(what) \(v) is out of range") }
+        guard v <= UInt64(Int64.max) else { throw Self.outOfRange(what, v) }
         return v
+    }
+
+    @inline(never)
+    private static func outOfRange(_ what: String, _ v: UInt64) -> BundleSyncError {
+        BundleSyncError.badData("\(what) \(v) is out of range")
     }
 
     mutating func raw(_ n: Int, _ what: String) throws -> [UInt8] {
@@ -119,6 +161,7 @@ struct ByteCursor: ByteInput {
     }
 
     /// Steps over `n` bytes.
+    @inline(__always)
     mutating func skip(_ n: Int, _ what: String) throws {
         try need(n, what)
         offset += n
@@ -126,6 +169,7 @@ struct ByteCursor: ByteInput {
 
     /// Steps over a varint length (named `lengthWhat`, at most `limit`) and that many bytes
     /// (named `what`): ``ByteReader/lengthPrefixed(_:limit:)`` without the copy.
+    @inline(__always)
     mutating func skipLengthPrefixed(_ lengthWhat: String, _ what: String, limit: Int) throws {
         let n = try count(lengthWhat, limit: limit)
         try skip(n, what)

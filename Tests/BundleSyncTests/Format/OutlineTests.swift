@@ -137,4 +137,39 @@ import Testing
             #expect(decoded == skipped, "\(bytes)")
         }
     }
+
+    @Test func varintsAreReadAsTheReaderReadsThem() {
+        var rng = SplitMix64(seed: 3)
+        var cases: [[UInt8]] = []
+        for length in 1...11 {
+            for last: UInt8 in [0, 1, 2, 0x7f] {
+                cases.append([UInt8](repeating: 0xff, count: length - 1) + [last])
+                cases.append([UInt8](repeating: 0x80, count: length - 1) + [last])
+            }
+            cases.append([UInt8](repeating: 0x80, count: length))
+        }
+        for _ in 0..<4000 {
+            let length = Int.random(in: 1...11, using: &rng)
+            cases.append((0..<length).map { i in
+                let b = UInt8.random(in: 0...255, using: &rng)
+                return i < length - 1 && Bool.random(using: &rng) ? b | 0x80 : b
+            })
+        }
+        for bytes in cases {
+            for padding in [0, 12] {
+                let padded = bytes + [UInt8](repeating: 0, count: padding)
+                let read = Self.verdict { () -> [UInt64] in
+                    var r = ByteReader(padded)
+                    return [try r.varint("v"), UInt64(r.offset)]
+                }
+                let walked = Self.verdict { () -> [UInt64] in
+                    try padded.withUnsafeBytes { buffer in
+                        var r = ByteCursor(buffer)
+                        return [try r.varint("v"), UInt64(r.offset)]
+                    }
+                }
+                #expect(read == walked, "\(padded)")
+            }
+        }
+    }
 }
