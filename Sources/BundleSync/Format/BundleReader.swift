@@ -15,16 +15,23 @@ public final class BundleReader {
 
     private let handle: FileHandle
     private let headerLength: Int
-    private var fileHasher = Hasher256()
-    private var contentHasher = Hasher256()
+    /// The file digest (stream 0) and the content digest (stream 1), computed beside the
+    /// reading for a large body.
+    private let digests: DigestPipeline
+    private static let fileStream = 0, contentStream = 1
+    /// The last block handed to each digest.
+    private var fileTicket: DigestPipeline.Ticket = 0
+    private var contentTicket: DigestPipeline.Ticket = 0
     private let decompressor = ZstdDecompressor()
     private var compressedRemaining: Int
     /// Decompressed bytes not yet taken are `buffer[start..<end]`. Frames are read in place
     /// from here; the buffer grows to hold the largest frame, and moves what is left of the
-    /// bytes to its front only when it must.
-    private var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    /// bytes to its front only when it must. Taken bytes from `hashFrom` to `start` are not
+    /// yet handed to the content digest.
+    private var buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var start = 0
     private var end = 0
+    private var hashFrom = 0
     private var consumed = 0
     private var index = 0
     private var lastHashByOrigin: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
@@ -80,6 +87,7 @@ public final class BundleReader {
             throw BundleSyncError.badData("'\(path)' is truncated (expected at least \(minimum) bytes, found \(size))")
         }
         let headerBytes = try readExactly(headerLength, "header")
+        var fileHasher = Hasher256()
         fileHasher.update(prefix)
         fileHasher.update(headerBytes)
         do {
@@ -114,9 +122,16 @@ public final class BundleReader {
             throw BundleSyncError.badData("'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedRemaining) compressed bytes; refusing a likely decompression bomb")
         }
         try h.seek(toOffset: UInt64(BundleFile.prefixLength + headerLength))
+        // Hashing a large body on a second core, beside decompressing and checking it, hides
+        // most of its cost; a small one is hashed in line.
+        digests = DigestPipeline([fileHasher, Hasher256()], threaded: expectedContentLength >= Self.threadedHashing)
     }
 
+    /// The body size from which digests are computed on a thread of their own.
+    static let threadedHashing = 1 << 20
+
     deinit {
+        digests.cancel()
         try? handle.close()
         buffer.deallocate()
     }
@@ -151,9 +166,13 @@ public final class BundleReader {
     /// grown to hold the whole frame; so a frame is never moved while it is being filled.
     private func makeRoom(_ n: Int, then cap: Int) {
         guard buffer.count - start < n + cap || buffer.count - end < cap else { return }
+        // The content digest may still be reading the bytes about to move.
+        handTakenBytesToDigest()
+        digests.wait(for: contentTicket)
+        hashFrom = 0
         let needed = max(n, end - start) + cap
         if needed > buffer.count {
-            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(needed, buffer.count + buffer.count / 2), alignment: 16)
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(needed, buffer.count + buffer.count / 2, 1 << 20), alignment: 16)
             grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<end]))
             buffer.deallocate()
             buffer = grown
@@ -164,11 +183,12 @@ public final class BundleReader {
         start = 0
     }
 
-    /// Reads the next piece of the compressed body into the decompressor, adding it to the
+    /// Reads the next piece of the compressed body into the decompressor, handing it to the
     /// file digest.
     private func readCompressed(orThrow message: @autoclosure () -> String) throws {
         let fd = handle.fileDescriptor
-        let n = decompressor.refill(capacity: min(compressedRemaining, 1 << 20)) { into -> Int in
+        digests.wait(for: fileTicket) // the file digest may still be reading the previous piece
+        let piece = decompressor.refill(capacity: min(compressedRemaining, 1 << 20)) { into -> Int in
             var got = 0
             while got < into.count {
                 let r = read(fd, into.baseAddress! + got, into.count - got)
@@ -176,22 +196,29 @@ public final class BundleReader {
                 if r <= 0 { break }
                 got += r
             }
-            fileHasher.update(UnsafeRawBufferPointer(rebasing: into[0..<got]))
             return got
         }
-        guard n > 0 else { throw BundleSyncError.badData(message()) }
-        compressedRemaining -= n
+        guard !piece.isEmpty else { throw BundleSyncError.badData(message()) }
+        fileTicket = digests.hash(piece, into: Self.fileStream)
+        compressedRemaining -= piece.count
     }
 
-    /// Takes the next `n` buffered bytes (`fill` them first) and adds them to the content
-    /// digest. The bytes stay valid until the next `fill`.
+    /// Takes the next `n` buffered bytes (`fill` them first) for the content digest. The
+    /// bytes stay valid until the next `fill`.
     private func take(_ n: Int) -> UnsafeRawBufferPointer {
         precondition(end - start >= n)
         let out = UnsafeRawBufferPointer(rebasing: buffer[start..<start + n])
         start += n
         consumed += n
-        contentHasher.update(out)
+        if start - hashFrom >= 1 << 18 { handTakenBytesToDigest() }
         return out
+    }
+
+    /// Hands the bytes taken since the last call to the content digest.
+    private func handTakenBytesToDigest() {
+        guard start > hashFrom else { return }
+        contentTicket = digests.hash(UnsafeRawBufferPointer(rebasing: buffer[hashFrom..<start]), into: Self.contentStream)
+        hashFrom = start
     }
 
     private func takeVarint(_ what: String) throws -> Int {
@@ -371,10 +398,12 @@ public final class BundleReader {
         guard decompressor.frameEnded else {
             throw BundleSyncError.badData("'\(path)': the compressed body is truncated")
         }
-        guard fileHasher.finalize() == trailer.fileDigest else {
+        handTakenBytesToDigest()
+        let digest = digests.finish()
+        guard digest[Self.fileStream] == trailer.fileDigest else {
             throw BundleSyncError.badData("'\(path)': the file digest does not match (the file was altered after export)")
         }
-        guard contentHasher.finalize() == trailer.contentDigest else {
+        guard digest[Self.contentStream] == trailer.contentDigest else {
             throw BundleSyncError.badData("'\(path)': the content digest does not match")
         }
         guard Signature.isValid(trailer.signature, domain: .bundle, message: BundleFile.signedMessage(trailer: trailer),
