@@ -50,25 +50,26 @@ extension Replica {
 
         for t in trackedTables {
             let keyCount = t.schema.keyColumns.count
-            let columnCount = t.schema.columns.count
-            // The current row comes with the log in one query (sealing never writes the user
-            // table, so reading it alongside is safe): one lookup less per changed key.
-            let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
-            let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
-            let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
-            let s = try db.statement("""
-                SELECT l.seq, \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.op, l.mask, l.wall, \(present)\(userColumns)
-                FROM \(Database.quote(t.logTable)) l LEFT JOIN \(t.quotedTable) u ON \(userMatch)
-                ORDER BY \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.seq
-                """)
+            // The log, sorted by key (a narrow sort), then for each changed key one lookup of
+            // its current row and its clock (sealing never writes the user table, so reading
+            // it alongside is safe; the clock goes to `fold` through `readAhead`).
+            let keyList = t.keyNames.joined(separator: ", ")
+            let s = try db.statement("SELECT seq, \(keyList), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), seq")
+            let current = try db.statement(Self.currentStateSQL(t))
             var group: [(op: Int64, mask: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
-            var groupValues: [SQLValue]?
             var maxSeq: Int64 = 0
 
             func flushGroup() throws {
                 guard let key = groupKey, !group.isEmpty else { return }
-                if let change = try fold(t, key: key, ops: group, values: groupValues, hlc: hlc(forWall:)) {
+                current.reset()
+                try current.bind(key)
+                guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
+                let values = current.int(0) == 0 ? nil : (0..<t.schema.columns.count).map { current.value(5 + $0) }
+                readAhead = ReadAhead(table: t.id, key: key, clock: try Self.clock(from: current, at: 1))
+                defer { readAhead = nil }
+                current.reset()
+                if let change = try fold(t, key: key, ops: group, values: values, hlc: hlc(forWall:)) {
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
@@ -84,11 +85,9 @@ extension Replica {
                 if pendingDone % 4096 == 0 {
                     progress?(ProgressEvent(phase: "sealing", unit: "changes", kind: .step(done: pendingDone, total: pendingTotal)))
                 }
-                let key = (0..<keyCount).map { s.value(1 + $0) }
-                if key != groupKey {
+                if !s.matches(groupKey, from: 1) {
                     try flushGroup()
-                    groupKey = key
-                    groupValues = s.int(4 + keyCount) == 0 ? nil : (0..<columnCount).map { s.value(5 + keyCount + $0) }
+                    groupKey = (0..<keyCount).map { s.value(1 + $0) }
                 }
                 group.append((s.int(1 + keyCount), s.int(2 + keyCount), s.int(3 + keyCount)))
             }
@@ -101,6 +100,20 @@ extension Replica {
         if builder.rows > 0 { sealed.append(try sealBatch(&builder)) }
         try advanceClock(to: highest)
         return sealed
+    }
+
+    /// One key's current row and clock: whether the row exists, its clock (cl, hlc, origin,
+    /// cells; NULL without a clock row), then its synced columns.
+    static func currentStateSQL(_ t: TrackedTable) -> String {
+        let k = t.keyNames.enumerated().map { "?\($0.offset + 1) AS \($0.element)" }.joined(separator: ", ")
+        let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = k.\($1)" }.joined(separator: " AND ")
+        let clockMatch = t.keyNames.map { "c.\($0) = k.\($0)" }.joined(separator: " AND ")
+        let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
+        let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
+        return """
+            SELECT \(present), c.cl, c.hlc, c.origin, c.cells\(userColumns)
+            FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
+            """
     }
 
     /// Folds one key's logged operations into a row change and updates its clock row.
