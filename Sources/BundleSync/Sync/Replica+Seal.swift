@@ -25,9 +25,12 @@ extension Replica {
     /// began (that is, before the import that follows it). Must run inside a write
     /// transaction; the log rows it consumes are deleted in the same transaction.
     ///
+    /// - Parameter keepingHistory: Whether the batches are stored in history, to be passed
+    ///   on later. Without, they still number and chain this replica's history, and their
+    ///   changes are in the clocks; a replica that lacks them gets a snapshot.
     /// - Returns: The batches sealed, in order.
     @discardableResult
-    func sealPending() throws -> [BatchSummary] {
+    func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
         precondition(db.isInTransaction, "seal outside a transaction")
         let start = try clock
         var highest = start
@@ -73,7 +76,7 @@ extension Replica {
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
-                        sealed.append(try sealBatch(&builder))
+                        sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory))
                     }
                 }
                 group.removeAll(keepingCapacity: true)
@@ -97,7 +100,7 @@ extension Replica {
                 try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
             }
         }
-        if builder.rows > 0 { sealed.append(try sealBatch(&builder)) }
+        if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
         try advanceClock(to: highest)
         return sealed
     }
@@ -177,8 +180,9 @@ extension Replica {
         return change
     }
 
-    /// Signs the builder's rows as the next batch of this replica's history and stores it.
-    private func sealBatch(_ builder: inout BatchBuilder) throws -> BatchSummary {
+    /// Signs the builder's rows as the next batch of this replica's history and stores it
+    /// (or only advances the history's head over it).
+    private func sealBatch(_ builder: inout BatchBuilder, keepingHistory: Bool) throws -> BatchSummary {
         try ensureAtHome()
         builder.closeTable()
         let head = try head(of: selfIndex)
@@ -187,7 +191,11 @@ extension Replica {
         let batch = Batch(origin: id, seq: head.seq + 1, previous: head.hash, dependencies: deps, tables: builder.tables)
         builder = BatchBuilder()
         let signed = try SignedBatch(batch: batch, identity: identity)
-        try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        if keepingHistory {
+            try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        } else {
+            try advanceHead(origin: selfIndex, seq: batch.seq, hash: signed.hash)
+        }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
         return BatchSummary(origin: id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
     }
