@@ -172,7 +172,9 @@ public final class BundleReader {
         hashFrom = 0
         let needed = max(n, end - start) + cap
         if needed > buffer.count {
-            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(needed, buffer.count + buffer.count / 2, 1 << 20), alignment: 16)
+            // An eighth more than needed: frames of one bundle vary a little in size, and
+            // every byte of the buffer is touched in turn, so more would only cost memory.
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: (needed + needed / 8 + 0xffff) & ~0xffff, alignment: 16)
             grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<end]))
             buffer.deallocate()
             buffer = grown
