@@ -196,9 +196,14 @@ public struct SignedBatch: Sendable {
     public let hash: Digest32
 
     public init(bytes: [UInt8], signature: [UInt8]) {
+        self.init(bytes: bytes, signature: signature, hash: Digest32.of(bytes))
+    }
+
+    /// A batch whose hash the caller has just computed from these very bytes.
+    init(bytes: [UInt8], signature: [UInt8], hash: Digest32) {
         self.bytes = bytes
         self.signature = signature
-        self.hash = Digest32.of(bytes)
+        self.hash = hash
     }
 
     /// Seals `batch` with the origin's key.

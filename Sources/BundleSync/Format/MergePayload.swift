@@ -63,6 +63,32 @@ public struct MergePayload: Equatable, Sendable {
 
 /// The value of a cell as carried in a bundle: a plain value, or a merge payload.
 enum CellCodec {
+    /// Checks one cell value and steps over it, as ``decode(from:)`` would read it.
+    ///
+    /// - Returns: The rule of a merge payload, or nil for a plain value.
+    static func skip(from r: inout ByteCursor) throws -> ColumnRule? {
+        guard r.peek() == MergePayload.tag else {
+            try ValueCodec.skip(from: &r)
+            return nil
+        }
+        _ = try r.u8("value tag")
+        let raw = try r.u8("merge rule")
+        guard let rule = ColumnRule(rawValue: raw), rule != .lww else {
+            throw BundleSyncError.badData("a merge payload has unknown rule \(raw)")
+        }
+        let n = try r.count("length of merge state", limit: Limits.maxValueBytes)
+        let state = try r.raw(n, "merge state")
+        switch rule {
+        case .text: _ = try TextSequence.decode(state)
+        case .json: _ = try JSONDocument.decode(state)
+        case .lww: break
+        }
+        let flags = try r.u8("merge payload flags")
+        guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved merge payload flags are set") }
+        if flags & 1 == 1 { try ValueCodec.skip(from: &r) }
+        return rule
+    }
+
     static func encode(_ value: SQLValue, _ merge: MergePayload?, into w: inout ByteWriter) {
         if let merge { merge.encode(into: &w) } else { ValueCodec.encode(value, into: &w) }
     }

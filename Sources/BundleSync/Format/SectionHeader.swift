@@ -4,6 +4,21 @@ struct SectionHeader {
     var table: String
     var keyColumns: [String]
     var columns: [String]
+    /// The rule of each column (an index into `columns`) whose cells carry merge payloads.
+    var mergeRules: [Int: ColumnRule] = [:]
+
+    init(table: String, keyColumns: [String], columns: [String], mergeRules: [Int: ColumnRule] = [:]) {
+        self.table = table
+        self.keyColumns = keyColumns
+        self.columns = columns
+        self.mergeRules = mergeRules
+    }
+
+    /// A decoded section's header, with the rules of the merge payloads among `cells`.
+    init<S: Sequence>(table: String, keyColumns: [String], columns: [String], cells: S) where S.Element == (Int, MergePayload?) {
+        self.init(table: table, keyColumns: keyColumns, columns: columns)
+        for (column, merge) in cells { if let merge { mergeRules[column] = merge.rule } }
+    }
 
     static func encode(table: String, keyColumns: [String], columns: [String], into w: inout ByteWriter) {
         w.string(table)
@@ -15,7 +30,7 @@ struct SectionHeader {
 
     /// Reads a section header, refusing a table seen before in the same container, a
     /// section without key columns, and a column named twice.
-    static func decode(from r: inout ByteReader, seen: inout Set<String>, container: String) throws -> SectionHeader {
+    static func decode<R: ByteInput>(from r: inout R, seen: inout Set<String>, container: String) throws -> SectionHeader {
         let name = try r.string("table name", limit: Limits.maxNameBytes)
         guard seen.insert(name).inserted else {
             throw BundleSyncError.badData("table '\(shown(name))' appears twice in a \(container)")
@@ -38,6 +53,13 @@ struct SectionHeader {
         guard let schema = declared.first(where: { $0.name == table }), schema.keyColumns == keyColumns,
               Set(columns).isSubset(of: Set(schema.columns.map(\.name))) else {
             throw BundleSyncError.badData("\(label) touches '\(shown(table))' in a way the header does not declare")
+        }
+        for (index, rule) in mergeRules.sorted(by: { $0.key < $1.key }) {
+            let name = columns[index]
+            let declared = schema.columns.first { $0.name == name }!.rule
+            guard declared == rule else {
+                throw BundleSyncError.badData("\(label) holds a \(rule) edit of column '\(shown(name))' of '\(shown(table))', which the header declares as '\(declared)'")
+            }
         }
     }
 }

@@ -54,8 +54,10 @@ final class ZstdCompressor {
 /// stops as soon as it exceeds what the bundle declared.
 final class ZstdDecompressor {
     private let ctx: OpaquePointer
-    private var input: [UInt8] = []
+    /// Compressed bytes not yet decompressed are `input[inputPos..<inputEnd]`.
+    private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var inputPos = 0
+    private var inputEnd = 0
     private(set) var frameEnded = false
 
     /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
@@ -67,39 +69,71 @@ final class ZstdDecompressor {
         ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, Self.maxWindowLog)
     }
 
-    deinit { ZSTD_freeDCtx(ctx) }
+    deinit {
+        ZSTD_freeDCtx(ctx)
+        input.deallocate()
+    }
+
+    /// Makes the input buffer hold at least `capacity` bytes, keeping what is pending at its front.
+    private func reserve(_ capacity: Int) {
+        let pending = inputEnd - inputPos
+        if input.count < capacity {
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+            if pending > 0 { grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: input[inputPos..<inputEnd])) }
+            input.deallocate()
+            input = grown
+        } else if inputPos > 0 && pending > 0 {
+            input.baseAddress!.copyMemory(from: input.baseAddress! + inputPos, byteCount: pending)
+        }
+        inputPos = 0
+        inputEnd = pending
+    }
 
     /// Hands more compressed bytes to the decompressor.
     func feed(_ bytes: [UInt8]) {
-        if inputPos == input.count {
-            input = bytes
-        } else {
-            input = Array(input[inputPos...]) + bytes
-        }
-        inputPos = 0
+        reserve(inputEnd - inputPos + bytes.count)
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[inputEnd...]).copyMemory(from: $0) }
+        inputEnd += bytes.count
     }
 
-    var hasPendingInput: Bool { inputPos < input.count }
+    /// Hands more compressed bytes to the decompressor by letting `read` write up to
+    /// `capacity` of them straight into its input buffer, which is reused from one call to
+    /// the next. Only once the previous input is consumed.
+    ///
+    /// - Returns: The bytes `read` wrote, in place; they stay valid and unchanged until the
+    ///   next `refill` or `feed`.
+    func refill(capacity: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> UnsafeRawBufferPointer {
+        precondition(!hasPendingInput, "refill before the input is consumed")
+        reserve(capacity)
+        let n = try read(UnsafeMutableRawBufferPointer(rebasing: input[0..<capacity]))
+        inputPos = 0
+        inputEnd = n
+        return UnsafeRawBufferPointer(rebasing: input[0..<n])
+    }
+
+    var hasPendingInput: Bool { inputPos < inputEnd }
+
+    /// Decompresses into `out`, filling at most all of it. Returns the number of bytes
+    /// written (possibly none when more input is needed).
+    func decompress(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        var inb = ZSTD_inBuffer(src: input.baseAddress, size: inputEnd, pos: inputPos)
+        var outb = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+        let r = ZSTD_decompressStream(ctx, &outb, &inb)
+        if ZSTD_isError(r) != 0 {
+            throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
+        }
+        // A call that consumed and produced nothing says nothing about frame ends
+        // (zstd then only hints at the next frame's header size).
+        if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
+        inputPos = inb.pos
+        return outb.pos
+    }
 
     /// Decompresses into at most `capacity` bytes. Returns the bytes produced (possibly none
     /// when more input is needed).
     func drain(capacity: Int) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: capacity)
-        let produced: Int = try input.withUnsafeBytes { inBuf in
-            try out.withUnsafeMutableBytes { outBuf in
-                var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: inputPos)
-                var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
-                let r = ZSTD_decompressStream(ctx, &outb, &inb)
-                if ZSTD_isError(r) != 0 {
-                    throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
-                }
-                // A call that consumed and produced nothing says nothing about frame ends
-                // (zstd then only hints at the next frame's header size).
-                if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
-                inputPos = inb.pos
-                return outb.pos
-            }
-        }
+        let produced = try out.withUnsafeMutableBytes { try decompress(into: $0) }
         out.removeSubrange(produced...)
         return out
     }

@@ -47,7 +47,7 @@ public struct VersionVector: Hashable, Sendable {
         }
     }
 
-    static func decode(from r: inout ByteReader, what: String) throws -> VersionVector {
+    static func decode<R: ByteInput>(from r: inout R, what: String) throws -> VersionVector {
         let n = try r.count("\(what) entry count", limit: min(Limits.maxReplicas, r.remaining / (ReplicaID.byteCount + 1)))
         var v = VersionVector()
         var previous: ReplicaID?

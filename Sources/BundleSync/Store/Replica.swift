@@ -16,6 +16,8 @@ public final class Replica {
     private(set) var tables: [String: TrackedTable] = [:]
     /// Per-row statement texts, built once per table.
     var sqlTexts = SQLTexts()
+    /// See ``loadClock(_:key:)``.
+    var readAhead: ReadAhead?
     /// Receives progress of long operations (sealing, export, import).
     public var progress: ProgressHandler?
     private var idsByIndex: [Int64: ReplicaID] = [:]

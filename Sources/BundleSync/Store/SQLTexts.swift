@@ -16,8 +16,25 @@ struct SQLTexts {
     }
 
     private var texts: [Key: String] = [:]
+    private var statements: [Key: Statement] = [:]
 
-    mutating func removeAll() { texts.removeAll() }
+    mutating func removeAll() {
+        texts.removeAll()
+        statements.removeAll()
+    }
+
+    /// The prepared statement for `kind` on `t`, reset, found without hashing its text:
+    /// the per-key statements of sealing and merging run once per row.
+    mutating func statement(_ kind: Kind, _ t: TrackedTable, columns: [Int] = [], in db: Database) throws -> Statement {
+        let key = Key(table: t.id, kind: kind, columns: columns)
+        if let s = statements[key] {
+            s.reset()
+            return s
+        }
+        let s = try db.statement(text(kind, t, columns: columns))
+        statements[key] = s
+        return s
+    }
 
     /// The text for `kind` on `t` (with `columns`, local ordinals, where the statement
     /// names some of the columns).

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// A prepared SQLite statement.
 public final class Statement {
@@ -92,6 +93,19 @@ public final class Statement {
 
     public func int(_ index: Int) -> Int64 { sqlite3_column_int64(handle, Int32(index)) }
 
+    /// The storage class of a column of the current row.
+    public enum ColumnType { case null, integer, real, text, blob }
+
+    public func type(_ index: Int) -> ColumnType {
+        switch sqlite3_column_type(handle, Int32(index)) {
+        case SQLITE_INTEGER: .integer
+        case SQLITE_FLOAT: .real
+        case SQLITE_TEXT: .text
+        case SQLITE_BLOB: .blob
+        default: .null
+        }
+    }
+
     public func bytes(_ index: Int) -> [UInt8]? {
         let i = Int32(index)
         guard sqlite3_column_type(handle, i) != SQLITE_NULL else { return nil }
@@ -107,6 +121,34 @@ public final class Statement {
     }
 
     public func row() -> [SQLValue] { (0..<columnCount).map { value($0) } }
+
+    /// Whether the columns from `first` on hold exactly `values` (same types and bytes),
+    /// read without building values.
+    func matches(_ values: [SQLValue]?, from first: Int) -> Bool {
+        guard let values else { return false }
+        for (n, v) in values.enumerated() {
+            let i = Int32(first + n)
+            switch v {
+            case .null:
+                guard sqlite3_column_type(handle, i) == SQLITE_NULL else { return false }
+            case .integer(let x):
+                guard sqlite3_column_type(handle, i) == SQLITE_INTEGER, sqlite3_column_int64(handle, i) == x else { return false }
+            case .real(let x):
+                guard sqlite3_column_type(handle, i) == SQLITE_FLOAT, sqlite3_column_double(handle, i).bitPattern == x.bitPattern else { return false }
+            case .text(let b):
+                guard sqlite3_column_type(handle, i) == SQLITE_TEXT else { return false }
+                let p = sqlite3_column_text(handle, i)
+                guard Int(sqlite3_column_bytes(handle, i)) == b.count else { return false }
+                if !b.isEmpty { guard let p, b.withUnsafeBytes({ memcmp($0.baseAddress!, p, b.count) == 0 }) else { return false } }
+            case .blob(let b):
+                guard sqlite3_column_type(handle, i) == SQLITE_BLOB else { return false }
+                let p = sqlite3_column_blob(handle, i)
+                guard Int(sqlite3_column_bytes(handle, i)) == b.count else { return false }
+                if !b.isEmpty { guard let p, b.withUnsafeBytes({ memcmp($0.baseAddress!, p, b.count) == 0 }) else { return false } }
+            }
+        }
+        return true
+    }
 }
 
 extension Database {

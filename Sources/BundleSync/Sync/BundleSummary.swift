@@ -28,76 +28,78 @@ public struct BundleSummary {
 
     /// Reads a whole bundle, checking everything it can prove on its own.
     ///
-    /// - Parameter includeRows: Also collect every row change (for `inspect --rows`).
+    /// Without `includeRows`, batches and snapshot chunks are walked and counted in place
+    /// (``BundleReader/nextBatchOutline()``), which checks the same things without building
+    /// their rows.
+    ///
+    /// - Parameters:
+    ///   - includeRows: Also collect every row change (for `inspect --rows`).
+    ///   - each: Called with each batch's header entry and outline, in order.
     /// - Throws: `.badData` naming the file and what is wrong, `.noInput` if it is missing.
     public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil,
-                            each: ((Batch, SignedBatch) throws -> Void)? = nil) throws -> BundleSummary {
+                            each: ((BundleHeader.BatchEntry, Batch.Outline) throws -> Void)? = nil) throws -> BundleSummary {
         let reader = try BundleReader(path: path)
         let label = "verifying \((path as NSString).lastPathComponent)"
         defer { progress?(ProgressEvent(phase: label, kind: .finished)) }
         var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
                               bodyBytes: Int(reader.trailer.uncompressedLength))
         if includeRows { s.rows = [] }
-        while let (entry, signed, batch) = try reader.nextBatch() {
+        func nextBatch() throws -> (BundleHeader.BatchEntry, Batch.Outline, Batch?)? {
+            if includeRows { return try reader.nextBatch().map { ($0.entry, $0.batch.outline, $0.batch) } }
+            return try reader.nextBatchOutline().map { ($0.entry, $0.outline, nil) }
+        }
+        while let (entry, outline, batch) = try nextBatch() {
             progress?(ProgressEvent(phase: label, unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-            try each?(batch, signed)
+            try each?(entry, outline)
             if let i = s.origins.firstIndex(where: { $0.origin == entry.origin }) {
                 s.origins[i].lastSeq = entry.seq
                 s.origins[i].batches += 1
             } else {
                 s.origins.append(OriginSummary(origin: entry.origin, firstSeq: entry.seq, lastSeq: entry.seq, batches: 1))
             }
-            if let r = batch.hlcRange {
-                s.oldest = min(s.oldest ?? r.lowerBound, r.lowerBound)
-                s.newest = max(s.newest ?? r.upperBound, r.upperBound)
-            }
-            for t in batch.tables {
-                s.tally(t.table, rows: t.rows.count, deletes: t.rows.filter { !$0.isAlive }.count,
-                        cells: t.rows.reduce(0) { $0 + $1.cells.count })
-                if includeRows {
-                    for r in t.rows {
-                        var row: [String: Any] = [
-                            "origin": entry.origin.hex, "batch": entry.seq, "table": t.table,
-                            "key": r.key.map(\.jsonValue), "causal_length": r.causalLength,
-                        ]
-                        if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
-                        if r.isAlive {
-                            row["cells"] = r.cells.map { c -> [String: Any] in
-                                var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue, "value": c.value.jsonValue]
-                                if let m = c.merge { cell["merge"] = m.summary }
-                                return cell
-                            }
+            s.widen(outline.hlcRange)
+            for t in outline.sections { s.tally(t) }
+            for t in batch?.tables ?? [] {
+                for r in t.rows {
+                    var row: [String: Any] = [
+                        "origin": entry.origin.hex, "batch": entry.seq, "table": t.table,
+                        "key": r.key.map(\.jsonValue), "causal_length": r.causalLength,
+                    ]
+                    if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
+                    if r.isAlive {
+                        row["cells"] = r.cells.map { c -> [String: Any] in
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue, "value": c.value.jsonValue]
+                            if let m = c.merge { cell["merge"] = m.summary }
+                            return cell
                         }
-                        s.rows!.append(row)
                     }
+                    s.rows!.append(row)
                 }
             }
         }
-        while let chunk = try reader.nextSnapshotChunk() {
+        func nextChunk() throws -> (SnapshotChunk.Outline, SnapshotChunk?)? {
+            if includeRows { return try reader.nextSnapshotChunk().map { ($0.outline, $0) } }
+            return try reader.nextSnapshotChunkOutline().map { ($0, nil) }
+        }
+        while let (outline, chunk) = try nextChunk() {
             progress?(ProgressEvent(phase: label, unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
             s.snapshotChunks += 1
-            for t in chunk.tables {
-                s.tally(t.table, rows: t.rows.count, deletes: t.rows.filter { !$0.isAlive }.count,
-                        cells: t.rows.reduce(0) { $0 + $1.cells.count })
+            s.widen(outline.hlcRange)
+            for t in outline.sections { s.tally(t) }
+            for t in chunk?.tables ?? [] {
                 for r in t.rows {
-                    for h in [r.rowHLC] + r.cells.map(\.hlc) where h != .zero {
-                        s.oldest = min(s.oldest ?? h, h)
-                        s.newest = max(s.newest ?? h, h)
-                    }
-                    if includeRows {
-                        var row: [String: Any] = ["snapshot": true, "table": t.table, "key": r.key.map(\.jsonValue),
-                                                  "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
-                                                  "row_origin": chunk.origins[r.rowOrigin].hex]
-                        if r.isAlive {
-                            row["cells"] = r.cells.map { c -> [String: Any] in
-                                var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue,
-                                                           "origin": chunk.origins[c.origin].hex, "value": c.value.jsonValue]
-                                if let m = c.merge { cell["merge"] = m.summary }
-                                return cell
-                            }
+                    var row: [String: Any] = ["snapshot": true, "table": t.table, "key": r.key.map(\.jsonValue),
+                                              "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
+                                              "row_origin": chunk!.origins[r.rowOrigin].hex]
+                    if r.isAlive {
+                        row["cells"] = r.cells.map { c -> [String: Any] in
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue,
+                                                       "origin": chunk!.origins[c.origin].hex, "value": c.value.jsonValue]
+                            if let m = c.merge { cell["merge"] = m.summary }
+                            return cell
                         }
-                        s.rows!.append(row)
                     }
+                    s.rows!.append(row)
                 }
             }
         }
@@ -105,12 +107,18 @@ public struct BundleSummary {
         return s
     }
 
-    private mutating func tally(_ table: String, rows: Int, deletes: Int, cells: Int) {
-        var t = tables[table] ?? TableSummary(name: table)
-        t.rows += rows
-        t.deletes += deletes
-        t.cells += cells
-        tables[table] = t
+    private mutating func widen(_ range: ClosedRange<HLC>?) {
+        guard let range else { return }
+        oldest = min(oldest ?? range.lowerBound, range.lowerBound)
+        newest = max(newest ?? range.upperBound, range.upperBound)
+    }
+
+    private mutating func tally(_ section: Batch.Outline.Section) {
+        var t = tables[section.table] ?? TableSummary(name: section.table)
+        t.rows += section.rows
+        t.deletes += section.deletes
+        t.cells += section.cells
+        tables[section.table] = t
     }
 
     /// For a snapshot bundle, the number of chunks read.

@@ -34,7 +34,7 @@ extension Replica {
     ///     `NAME-SEQ-HASH8.bsync`.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
     public func export(to output: String, target: ExportTarget) throws -> ExportResult {
-        let sealed = try withoutCapture { try sealPending() }
+        let sealed = try withoutCapture { try sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
         return try db.readTransaction {
             let vector = try vector()
@@ -104,6 +104,22 @@ extension Replica {
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
                                 sealed: sealed, base: base, bytes: size)
         }
+    }
+
+    /// Whether this export is a replica's first, a snapshot (`--full`), made while it knows
+    /// no peer: then the batches it seals are not kept in history.
+    ///
+    /// History is kept for replicas that may lack a part of it. Before its first export, no
+    /// replica can hold any of this one's history; after a snapshot of all of it, a replica
+    /// holds all of it or none of it, and one holding none takes a snapshot too, which
+    /// carries the same rows. So the history sealed for the snapshot that seeds new
+    /// replicas (typically every row a table held when it was tracked) would only ever be
+    /// dead weight, as large as the table itself. With a known peer, or after an earlier
+    /// export, a replica might hold part of the history, and the usual rules apply.
+    /// Must run inside the write transaction that seals.
+    func isFirstSnapshot(_ target: ExportTarget) throws -> Bool {
+        guard case .full = target else { return false }
+        return try head(of: selfIndex).seq == 0 && knownPeers().isEmpty
     }
 
     /// The vector the target is assumed to hold.

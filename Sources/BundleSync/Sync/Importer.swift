@@ -69,13 +69,13 @@ extension Replica {
         var allKnown = true
         let label = (path as NSString).lastPathComponent
         defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
-        while try check.nextSnapshotChunk() != nil {
+        while try check.nextSnapshotChunkOutline() != nil {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
         }
         if let heads = check.header.snapshotHeads {
             allKnown = try checkHeads(heads, path: path)
         }
-        while let (entry, _, batch) = try check.nextBatch() {
+        while let (entry, _) = try check.nextBatchOutline() {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
             if let known = try knownBatch(origin: entry.origin, seq: entry.seq) {
                 guard known == entry.hash else { throw forkError(entry, existing: known, path: path) }
@@ -162,7 +162,9 @@ extension Replica {
     /// its origin had seen when sealing it is here too (causal delivery).
     private func isApplicable(_ batch: Batch, head: (seq: UInt64, hash: Digest32)) throws -> Bool {
         guard batch.seq == head.seq + 1 else { return false }
-        guard batch.previous == head.hash else { throw chainError(batch, heldHead: head.hash) }
+        guard batch.previous == head.hash else {
+            throw chainError(origin: batch.origin, seq: batch.seq, previous: batch.previous, heldHead: head.hash)
+        }
         return try vector().dominates(batch.dependencies)
     }
 
@@ -240,8 +242,8 @@ extension Replica {
     }
 
     /// A batch that continues an origin's history from another predecessor than the one held.
-    func chainError(_ batch: Batch, heldHead: Digest32) -> BundleSyncError {
-        BundleSyncError.badData("batch \(batch.seq) of replica \(batch.origin.short) does not follow the history held here (it names \(batch.previous.short) as its predecessor, this replica holds \(heldHead.short)): the replica's history has forked",
+    func chainError(origin: ReplicaID, seq: UInt64, previous: Digest32, heldHead: Digest32) -> BundleSyncError {
+        BundleSyncError.badData("batch \(seq) of replica \(origin.short) does not follow the history held here (it names \(previous.short) as its predecessor, this replica holds \(heldHead.short)): the replica's history has forked",
                                 hint: "a copy of that replica's database wrote its own history; the copy must be re-identified")
     }
 

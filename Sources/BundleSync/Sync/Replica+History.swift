@@ -44,7 +44,8 @@ extension Replica {
         return .integer(n)
     }
 
-    private func advanceHead(origin: Int64, seq: UInt64, hash: Digest32) throws {
+    /// Makes batch `seq` (with `hash`) the head of `origin`'s contiguous history here.
+    func advanceHead(origin: Int64, seq: UInt64, hash: Digest32) throws {
         try db.run("UPDATE _bundlesync_replicas SET seq = ?, head = ? WHERE idx = ?",
                    [.integer(Int64(seq)), .blob(hash.bytes), .integer(origin)])
     }

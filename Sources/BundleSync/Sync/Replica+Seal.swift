@@ -25,9 +25,12 @@ extension Replica {
     /// began (that is, before the import that follows it). Must run inside a write
     /// transaction; the log rows it consumes are deleted in the same transaction.
     ///
+    /// - Parameter keepingHistory: Whether the batches are stored in history, to be passed
+    ///   on later. Without, they still number and chain this replica's history, and their
+    ///   changes are in the clocks; a replica that lacks them gets a snapshot.
     /// - Returns: The batches sealed, in order.
     @discardableResult
-    func sealPending() throws -> [BatchSummary] {
+    func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
         precondition(db.isInTransaction, "seal outside a transaction")
         let start = try clock
         var highest = start
@@ -50,32 +53,33 @@ extension Replica {
 
         for t in trackedTables {
             let keyCount = t.schema.keyColumns.count
-            let columnCount = t.schema.columns.count
-            // The current row comes with the log in one query (sealing never writes the user
-            // table, so reading it alongside is safe): one lookup less per changed key.
-            let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
-            let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
-            let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
-            let s = try db.statement("""
-                SELECT l.seq, \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.op, l.mask, l.wall, \(present)\(userColumns)
-                FROM \(Database.quote(t.logTable)) l LEFT JOIN \(t.quotedTable) u ON \(userMatch)
-                ORDER BY \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), l.seq
-                """)
+            // The log, sorted by key (a narrow sort), then for each changed key one lookup of
+            // its current row and its clock (sealing never writes the user table, so reading
+            // it alongside is safe; the clock goes to `fold` through `readAhead`).
+            let keyList = t.keyNames.joined(separator: ", ")
+            let s = try db.statement("SELECT seq, \(keyList), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), seq")
+            let current = try db.statement(Self.currentStateSQL(t))
             var group: [(op: Int64, mask: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
-            var groupValues: [SQLValue]?
             var maxSeq: Int64 = 0
             // JSON written in another form than the canonical one, rewritten once the log is read.
             var canonicalForms: [(key: [SQLValue], ordinal: Int, value: [UInt8])] = []
 
             func flushGroup() throws {
                 guard let key = groupKey, !group.isEmpty else { return }
-                if var change = try fold(t, key: key, ops: group, values: groupValues, hlc: hlc(forWall:)) {
+                current.reset()
+                try current.bind(key)
+                guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
+                let values = current.int(0) == 0 ? nil : (0..<t.schema.columns.count).map { current.value(5 + $0) }
+                readAhead = ReadAhead(table: t.id, key: key, clock: try Self.clock(from: current, at: 1))
+                defer { readAhead = nil }
+                current.reset()
+                if var change = try fold(t, key: key, ops: group, values: values, hlc: hlc(forWall:)) {
                     if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
-                        sealed.append(try sealBatch(&builder))
+                        sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory))
                     }
                 }
                 group.removeAll(keepingCapacity: true)
@@ -87,11 +91,9 @@ extension Replica {
                 if pendingDone % 4096 == 0 {
                     progress?(ProgressEvent(phase: "sealing", unit: "changes", kind: .step(done: pendingDone, total: pendingTotal)))
                 }
-                let key = (0..<keyCount).map { s.value(1 + $0) }
-                if key != groupKey {
+                if !s.matches(groupKey, from: 1) {
                     try flushGroup()
-                    groupKey = key
-                    groupValues = s.int(4 + keyCount) == 0 ? nil : (0..<columnCount).map { s.value(5 + keyCount + $0) }
+                    groupKey = (0..<keyCount).map { s.value(1 + $0) }
                 }
                 group.append((s.int(1 + keyCount), s.int(2 + keyCount), s.int(3 + keyCount)))
             }
@@ -105,9 +107,23 @@ extension Replica {
                 try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
             }
         }
-        if builder.rows > 0 { sealed.append(try sealBatch(&builder)) }
+        if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
         try advanceClock(to: highest)
         return sealed
+    }
+
+    /// One key's current row and clock: whether the row exists, its clock (cl, hlc, origin,
+    /// cells; NULL without a clock row), then its synced columns.
+    static func currentStateSQL(_ t: TrackedTable) -> String {
+        let k = t.keyNames.enumerated().map { "?\($0.offset + 1) AS \($0.element)" }.joined(separator: ", ")
+        let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = k.\($1)" }.joined(separator: " AND ")
+        let clockMatch = t.keyNames.map { "c.\($0) = k.\($0)" }.joined(separator: " AND ")
+        let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
+        let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
+        return """
+            SELECT \(present), c.cl, c.hlc, c.origin, c.cells\(userColumns)
+            FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
+            """
     }
 
     /// Folds one key's logged operations into a row change and updates its clock row.
@@ -186,8 +202,9 @@ extension Replica {
         }
     }
 
-    /// Signs the builder's rows as the next batch of this replica's history and stores it.
-    private func sealBatch(_ builder: inout BatchBuilder) throws -> BatchSummary {
+    /// Signs the builder's rows as the next batch of this replica's history and stores it
+    /// (or only advances the history's head over it).
+    private func sealBatch(_ builder: inout BatchBuilder, keepingHistory: Bool) throws -> BatchSummary {
         try ensureAtHome()
         builder.closeTable()
         let head = try head(of: selfIndex)
@@ -196,7 +213,11 @@ extension Replica {
         let batch = Batch(origin: id, seq: head.seq + 1, previous: head.hash, dependencies: deps, tables: builder.tables)
         builder = BatchBuilder()
         let signed = try SignedBatch(batch: batch, identity: identity)
-        try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        if keepingHistory {
+            try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+        } else {
+            try advanceHead(origin: selfIndex, seq: batch.seq, hash: signed.hash)
+        }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
         return BatchSummary(origin: id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
     }

@@ -75,16 +75,17 @@ extension Replica {
     /// - Throws: `.badData` naming the file and what is wrong.
     public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
         var heads: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
-        let summary = try BundleSummary.read(path: path, progress: progress) { batch, signed in
+        let summary = try BundleSummary.read(path: path, progress: progress) { entry, batch in
             guard case .integer(let idx)? = try self.db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(batch.origin.bytes)]) else { return }
-            let entry = BundleHeader.BatchEntry(origin: batch.origin, seq: batch.seq, hash: signed.hash, length: signed.bytes.count)
-            if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored != signed.hash {
+            if let stored = try self.storedBatch(origin: idx, seq: batch.seq), stored != entry.hash {
                 throw self.forkError(entry, existing: stored, path: path)
             }
             let head = try heads[batch.origin] ?? self.head(of: idx)
             if batch.seq == head.seq + 1 {
-                guard batch.previous == head.hash else { throw self.chainError(batch, heldHead: head.hash).prefixed("'\(path)': ") }
-                heads[batch.origin] = (batch.seq, signed.hash)
+                guard batch.previous == head.hash else {
+                    throw self.chainError(origin: batch.origin, seq: batch.seq, previous: batch.previous, heldHead: head.hash).prefixed("'\(path)': ")
+                }
+                heads[batch.origin] = (batch.seq, entry.hash)
             }
         }
         try checkSchema(of: summary.header)

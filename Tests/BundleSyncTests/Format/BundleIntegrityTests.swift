@@ -47,4 +47,31 @@ import Testing
         var rng = SplitMix64(seed: 7)
         #expect(refuses((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }, "random bytes"))
     }
+
+    /// A body of a few MiB is hashed on a second thread (`DigestPipeline`) while it is read;
+    /// the verdicts stay the same.
+    @Test func aLargeBodyIsCheckedAsWholly() throws {
+        let (replica, app) = try goldenSchemaReplica()
+        var rng = SplitMix64(seed: 11)
+        try app.execute("BEGIN")
+        for i in 0..<1500 {
+            let blob = (0..<2048).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            try app.run("INSERT INTO notes(id, title, attachment) VALUES (?, ?, ?)", [.text("n\(i)"), .text("t"), .blob(blob)])
+        }
+        try app.execute("COMMIT")
+        for target in [ExportTarget.full, .automatic] {
+            let path = temporaryPath("large.bsync")
+            _ = try replica.export(to: path, target: target)
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let summary = try BundleSummary.read(path: path)
+            #expect(summary.bodyBytes >= BundleReader.threadedHashing, "\(target): \(summary.bodyBytes) bytes")
+            #expect(summary.rowCount == 1500)
+            for offset in [original.count / 3, original.count / 2, original.count - 200, original.count - 100] {
+                var m = original
+                m[offset] ^= 0x10
+                #expect(refuses(m, "byte \(offset) of \(target)"), "byte \(offset) of \(target)")
+            }
+            #expect(refuses(Array(original.prefix(original.count / 2)), "truncated \(target)"))
+        }
+    }
 }

@@ -574,8 +574,8 @@ struct InvalidBundleFactory {
             "not canonical JSON", "a JSON edit setting a key to [1, 2] with a space, not the canonical [1,2]")
         add("text-edit-of-lww-column.bsync",
             try mergeBundle(MergePayload(rule: .text, state: textState(run: goodRun), plain: nil)),
-            verify: 0, "merges by 'lww' here", hint: "same rules",
-            "a well-formed text edit of notes.body, which the golden replica merges by last writer wins")
+            "which the header declares as 'lww'",
+            "a well-formed text edit of notes.body, which the bundle's own header declares last-writer-wins")
 
         // Snapshot bundles (capability snapshot-v1): chunks carry no signature of their own
         // and are decoded as they are read, before the exporter's signature is checked.
