@@ -14,6 +14,8 @@
 /// either into a state gives the same result whatever the order, provided each arrives after
 /// the writes it refers to (batches are delivered in causal order; see `Importer`).
 struct TextSequence: Equatable {
+    static func == (a: TextSequence, b: TextSequence) -> Bool { a.runs == b.runs && a.deletions == b.deletions }
+
     /// The id of one scalar.
     struct UnitID: Hashable, Comparable {
         var hlc: UInt64
@@ -64,6 +66,14 @@ struct TextSequence: Equatable {
     /// Only in a delta: the scalars a write deleted.
     var deletions: [Deletion] = []
 
+    /// Where the last run was found or placed: merges mostly proceed in document order, so
+    /// the next search starts there.
+    private var hint = 0
+    /// Runs a merge may visit while searching before it gives up on the delta: an honest edit
+    /// stays far below, a crafted one cannot make a merge run for minutes.
+    static let searchBudget = 200_000_000
+    private var searched = 0
+
     static let empty = TextSequence()
 
     /// The visible text, as UTF-8.
@@ -83,6 +93,7 @@ struct TextSequence: Equatable {
     /// - Throws: `.badData` when the delta refers to a scalar this state does not hold, which
     ///   causal delivery rules out for honest history.
     mutating func merge(_ delta: TextSequence) throws {
+        searched = 0
         var known = Set<WriteKey>()
         for r in runs { known.insert(WriteKey(hlc: r.hlc, replica: r.replica)) }
         for r in delta.runs {
@@ -104,23 +115,26 @@ struct TextSequence: Equatable {
     private mutating func insert(_ run: Run) throws {
         var i = 0
         if let p = run.parent {
-            guard let (ri, k) = locate(p) else { throw missing(p) }
+            guard let (ri, k) = try locate(p) else { throw missing(p) }
             if k < runs[ri].length - 1 { split(ri, at: k + 1) }
             i = ri + 1
         }
         // RGA: skip the subtrees of siblings that sort first (greater ids, newer writes).
         let id = run.first
+        let from = i
         while i < runs.count && runs[i].first > id { i += 1 }
+        try spend(i - from)
         var r = run
         if r.deleted { r.bytes = [] }
         runs.insert(r, at: i)
+        hint = i
     }
 
     private mutating func delete(from first: UnitID, length: Int) throws {
         var next = first
         var left = length
         while left > 0 {
-            guard let (ri, k) = locate(next) else { throw missing(next) }
+            guard let (ri, k) = try locate(next) else { throw missing(next) }
             if k > 0 { split(ri, at: k) }
             let at = k > 0 ? ri + 1 : ri
             if runs[at].length > left { split(at, at: left) }
@@ -136,10 +150,28 @@ struct TextSequence: Equatable {
         BundleSyncError.badData("a text edit refers to text written by \(u.replica.short) that this replica does not hold")
     }
 
-    /// The run holding `u` and the position of `u` in it.
-    private func locate(_ u: UnitID) -> (Int, Int)? {
-        for (i, r) in runs.enumerated() where r.contains(u) { return (i, Int(u.offset - r.offset)) }
+    /// The run holding `u` and the position of `u` in it, searching on from the hint.
+    private mutating func locate(_ u: UnitID) throws -> (Int, Int)? {
+        let n = runs.count
+        guard n > 0 else { return nil }
+        let start = min(hint, n - 1)
+        for step in 0..<n {
+            let i = (start + step) % n
+            if runs[i].contains(u) {
+                try spend(step + 1)
+                hint = i
+                return (i, Int(u.offset - runs[i].offset))
+            }
+        }
+        try spend(n)
         return nil
+    }
+
+    private mutating func spend(_ visits: Int) throws {
+        searched += visits
+        if searched > Self.searchBudget {
+            throw BundleSyncError.badData("a text edit is too fragmented to merge")
+        }
     }
 
     /// Splits run `i` before its `k`-th scalar (0 < k < length).
