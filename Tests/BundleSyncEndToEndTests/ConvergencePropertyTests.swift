@@ -23,39 +23,13 @@ import Testing
 // own private keys (uncontested: a plain SQLite "model" database receives the same SQL, and
 // every replica must end with exactly the model's rows for those keys).
 
-private let environment = ProcessInfo.processInfo.environment
-
-/// How to run one seed again, with the same number of rounds.
-private func replayCommand(_ seed: UInt64) -> String {
-    let rounds = environment["BUNDLESYNC_PROPERTY_ROUNDS"].map { "BUNDLESYNC_PROPERTY_ROUNDS=\($0) " } ?? ""
-    return "\(rounds)BUNDLESYNC_PROPERTY_SEED=\(seed) swift test --filter ConvergencePropertyTests"
-}
+private let environment = PropertySeeds.environment
 
 @Suite struct ConvergencePropertyTests {
-    /// The seeds to run, and a complaint about a malformed environment variable (reported by
-    /// every case rather than crashing the test process or silently running nothing).
-    static func plan() -> (seeds: [UInt64], problem: String?) {
-        func number(_ name: String) -> (UInt64?, String?) {
-            guard let text = environment[name] else { return (nil, nil) }
-            guard let v = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
-                return (nil, "\(name) must be an unsigned integer, got '\(text)'")
-            }
-            return (v, nil)
-        }
-        let (seed, e1) = number("BUNDLESYNC_PROPERTY_SEED")
-        let (count, e2) = number("BUNDLESYNC_PROPERTY_SEEDS")
-        let (base, e3) = number("BUNDLESYNC_PROPERTY_SEED_BASE")
-        let (_, e4) = number("BUNDLESYNC_PROPERTY_ROUNDS")
-        let problem = [e1, e2, e3, e4].compactMap { $0 }.first
-        if let seed { return ([seed], problem) }
-        if let count, count > 0 { return ((0..<count).map { (base ?? 1) &+ $0 }, problem) }
-        return ([1, 2, 3], problem)
-    }
-
     @Test("random writes, every export mode, shuffled late duplicate deliveries: replicas converge",
-          arguments: ConvergencePropertyTests.plan().seeds)
+          arguments: PropertySeeds.plan().seeds)
     func replicasConverge(seed: UInt64) throws {
-        if let problem = Self.plan().problem { Issue.record(Comment(rawValue: problem)) }
+        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
         let run = ConvergenceRun(seed: seed)
         defer { run.writeReplayScript() }
         do {
@@ -178,7 +152,7 @@ private final class ConvergenceRun {
         let keep = environment["BUNDLESYNC_KEEP_TEMP"] != nil
         let text = """
             [seed \(seed)] \(message)
-              replay: \(replayCommand(seed))
+              replay: \(PropertySeeds.replayCommand(seed, suite: "ConvergencePropertyTests"))
               files:  \(keep ? "kept in \(tmp.path) (replay.sh lists every step)" : "add BUNDLESYNC_KEEP_TEMP=1 to keep the run's directory and its replay.sh")
             """
         Issue.record(Comment(rawValue: text), sourceLocation: sourceLocation)

@@ -32,36 +32,13 @@ import Testing
 //   BUNDLESYNC_KEEP_TEMP=1           keep the run's directory: replicas, bundles, and log.txt,
 //                                    every application write and bundlesync call in order.
 
-private let environment = ProcessInfo.processInfo.environment
-
-private func replayCommand(_ seed: UInt64) -> String {
-    let rounds = environment["BUNDLESYNC_PROPERTY_ROUNDS"].map { "BUNDLESYNC_PROPERTY_ROUNDS=\($0) " } ?? ""
-    return "\(rounds)BUNDLESYNC_PROPERTY_SEED=\(seed) swift test --filter TextJSONPropertyTests"
-}
+private let environment = PropertySeeds.environment
 
 @Suite struct TextJSONPropertyTests {
-    static func plan() -> (seeds: [UInt64], problem: String?) {
-        func number(_ name: String) -> (UInt64?, String?) {
-            guard let text = environment[name] else { return (nil, nil) }
-            guard let v = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
-                return (nil, "\(name) must be an unsigned integer, got '\(text)'")
-            }
-            return (v, nil)
-        }
-        let (seed, e1) = number("BUNDLESYNC_PROPERTY_SEED")
-        let (count, e2) = number("BUNDLESYNC_PROPERTY_SEEDS")
-        let (base, e3) = number("BUNDLESYNC_PROPERTY_SEED_BASE")
-        let (_, e4) = number("BUNDLESYNC_PROPERTY_ROUNDS")
-        let problem = [e1, e2, e3, e4].compactMap { $0 }.first
-        if let seed { return ([seed], problem) }
-        if let count, count > 0 { return ((0..<count).map { (base ?? 1) &+ $0 }, problem) }
-        return ([1, 2, 3], problem)
-    }
-
     @Test("concurrent text and JSON edit scripts, shuffled late duplicate deliveries: cells converge byte for byte and keep every uncontested edit",
-          arguments: TextJSONPropertyTests.plan().seeds)
+          arguments: PropertySeeds.plan().seeds)
     func textAndJSONCellsConverge(seed: UInt64) throws {
-        if let problem = Self.plan().problem { Issue.record(Comment(rawValue: problem)) }
+        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
         let run = TextJSONRun(seed: seed)
         defer { run.writeLog() }
         do {
@@ -426,7 +403,7 @@ private final class TextJSONRun {
         let keep = environment["BUNDLESYNC_KEEP_TEMP"] != nil
         let text = """
             [seed \(seed)] \(message)
-              replay: \(replayCommand(seed))
+              replay: \(PropertySeeds.replayCommand(seed, suite: "TextJSONPropertyTests"))
               files:  \(keep ? "kept in \(tmp.path) (log.txt lists every step)" : "add BUNDLESYNC_KEEP_TEMP=1 to keep the run's directory and its log.txt")
             """
         Issue.record(Comment(rawValue: text), sourceLocation: sourceLocation)

@@ -196,14 +196,7 @@ struct JSONDocument: Equatable {
     }
 
     func encoded() -> [UInt8] {
-        var replicas: [ReplicaID] = []
-        var slot: [ReplicaID: Int] = [:]
-        func index(_ r: ReplicaID) -> Int {
-            if let s = slot[r] { return s }
-            replicas.append(r)
-            slot[r] = replicas.count - 1
-            return replicas.count - 1
-        }
+        var table = ReplicaTable()
         var body = ByteWriter()
         var entries = 0
         for (path, node) in nodes.sorted(by: { Self.precedes($0.key, $1.key) }) {
@@ -221,25 +214,20 @@ struct JSONDocument: Equatable {
                 path.forEach { body.lengthPrefixed($0) }
                 body.u8(kind.rawValue)
                 if let text { body.lengthPrefixed(text) }
-                body.varint(index(stamp.replica))
+                body.varint(table.index(stamp.replica))
                 body.varint(stamp.hlc)
             }
         }
-        var w = ByteWriter(capacity: body.bytes.count + 8 + replicas.count * ReplicaID.byteCount)
-        w.varint(replicas.count)
-        replicas.forEach { w.raw($0.bytes) }
-        w.varint(entries)
-        w.raw(body.bytes)
-        return w.bytes
+        var counted = ByteWriter(capacity: body.bytes.count + 8)
+        counted.varint(entries)
+        counted.raw(body.bytes)
+        return table.encoded(before: counted.bytes)
     }
 
     /// Decodes and validates a JSON state or delta.
     static func decode(_ bytes: [UInt8]) throws -> JSONDocument {
         var r = ByteReader(bytes)
-        let n = try r.count("JSON replica count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
-        var replicas: [ReplicaID] = []
-        for _ in 0..<n { replicas.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "JSON replica id"))!) }
-        guard Set(replicas).count == n else { throw BundleSyncError.badData("a JSON state names a replica twice") }
+        let table = try ReplicaTable.decode(from: &r, kind: "JSON")
         let count = try r.count("JSON entry count", limit: r.remaining / 4)
         var doc = JSONDocument()
         var last: (Path, UInt8)?
@@ -268,8 +256,7 @@ struct JSONDocument: Equatable {
                 if case .object = v { throw BundleSyncError.badData("a JSON state holds an object as a leaf value") }
                 text = t
             }
-            guard n > 0 else { throw BundleSyncError.badData("a JSON state names no replica") }
-            let replica = replicas[try r.count("JSON replica index", limit: n - 1)]
+            let replica = try table.replica(from: &r, kind: "JSON")
             let hlc = try r.varint("JSON write HLC")
             guard hlc <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a JSON write HLC is out of range") }
             let stamp = Stamp(hlc: hlc, replica: replica)

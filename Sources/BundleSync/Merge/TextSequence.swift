@@ -272,14 +272,8 @@ struct TextSequence: Equatable {
     // MARK: - Encoding
 
     func encoded() -> [UInt8] {
-        var replicas: [ReplicaID] = []
-        var slot: [ReplicaID: Int] = [:]
-        func index(_ r: ReplicaID) -> Int {
-            if let s = slot[r] { return s }
-            replicas.append(r)
-            slot[r] = replicas.count - 1
-            return replicas.count - 1
-        }
+        var table = ReplicaTable()
+        func index(_ r: ReplicaID) -> Int { table.index(r) }
         var body = ByteWriter(capacity: 64 + runs.reduce(0) { $0 + $1.bytes.count + 24 })
         body.varint(runs.count)
         for r in runs {
@@ -309,24 +303,14 @@ struct TextSequence: Equatable {
             body.varint(d.first.offset)
             body.varint(d.length)
         }
-        var w = ByteWriter(capacity: body.bytes.count + 1 + replicas.count * ReplicaID.byteCount)
-        w.varint(replicas.count)
-        replicas.forEach { w.raw($0.bytes) }
-        w.raw(body.bytes)
-        return w.bytes
+        return table.encoded(before: body.bytes)
     }
 
     /// Decodes and validates a text state or delta.
     static func decode(_ bytes: [UInt8]) throws -> TextSequence {
         var r = ByteReader(bytes)
-        let n = try r.count("text replica count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
-        var replicas: [ReplicaID] = []
-        for _ in 0..<n { replicas.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "text replica id"))!) }
-        guard Set(replicas).count == n else { throw BundleSyncError.badData("a text state names a replica twice") }
-        func replica() throws -> ReplicaID {
-            guard n > 0 else { throw BundleSyncError.badData("a text state names no replica") }
-            return replicas[try r.count("text replica index", limit: n - 1)]
-        }
+        let table = try ReplicaTable.decode(from: &r, kind: "text")
+        func replica() throws -> ReplicaID { try table.replica(from: &r, kind: "text") }
         func hlc() throws -> UInt64 {
             let h = try r.varint("text write HLC")
             guard h <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a text write HLC is out of range") }
