@@ -192,7 +192,6 @@ extension Replica {
             let stamp = clock.cell(ordinal)
             let writer = try replicaID(at: stamp.origin)
             guard case .text(let bytes) = row[keyCount + 3], UTF8Scalars.isValid(bytes) else { continue }
-            try db.run(logCells, key)
             switch rule {
             case .text:
                 try storeCellState(t, key: key, ordinal: ordinal, .text(.seed(bytes, hlc: stamp.hlc.rawValue, replica: writer)), .unsentSeed)
@@ -202,8 +201,9 @@ extension Replica {
                 try storeCellState(t, key: key, ordinal: ordinal, .json(seeded),
                                    doc.canonical == bytes ? .unsentSeed : [.unsentSeed, .plainLatest])
             case .lww:
-                break
+                continue
             }
+            try db.run(logCells, key)
         }
     }
 }
