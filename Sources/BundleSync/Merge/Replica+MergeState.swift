@@ -66,16 +66,21 @@ extension Replica {
     /// The cell's stored state, if it has one. A cell without one has an empty state and a
     /// whole value as its latest write.
     func storedCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags)? {
-        let s = try db.statement(sqlTexts.text(.loadMerge, t))
-        try s.bind(key + [.integer(Int64(ordinal))])
-        defer { s.reset() }
-        guard try s.step(), let bytes = s.bytes(1) else { return nil }
-        let flags = CellStateFlags(rawValue: s.int(0))
+        guard let (bytes, flags) = try storedCellBytes(t, key: key, ordinal: ordinal) else { return nil }
         do {
             return (try CellState.decode(t.rule(ordinal), bytes), flags)
         } catch {
             throw BundleSyncError.failure("the merge state of a '\(t.schema.columns[ordinal].name)' cell in '\(t.name)' is damaged")
         }
+    }
+
+    /// The cell's stored state as encoded, as a snapshot carries it, and its flags.
+    func storedCellBytes(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> ([UInt8], CellStateFlags)? {
+        let s = try db.statement(sqlTexts.text(.loadMerge, t))
+        try s.bind(key + [.integer(Int64(ordinal))])
+        defer { s.reset() }
+        guard try s.step(), let bytes = s.bytes(1) else { return nil }
+        return (bytes, CellStateFlags(rawValue: s.int(0)))
     }
 
     func loadCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags) {

@@ -59,9 +59,9 @@ extension Replica {
                         let stamp = clock.cell(i)
                         let value = s.value(keyCount + 4 + i)
                         var cell = SnapshotChunk.Cell(column: i, hlc: stamp.hlc, origin: try slot(stamp.origin), value: value)
-                        if t.rule(i) != .lww, let (state, flags) = try storedCellState(t, key: key, ordinal: i) {
+                        if t.rule(i) != .lww, let (state, flags) = try storedCellBytes(t, key: key, ordinal: i) {
                             let plain = flags.contains(.plainLatest)
-                            cell.merge = MergePayload(rule: t.rule(i), state: state.encoded(), plain: plain ? value : nil)
+                            cell.merge = MergePayload(rule: t.rule(i), state: state, plain: plain ? value : nil)
                             if !plain { cell.value = .null }
                             bytes += cell.merge!.state.count
                         }

@@ -28,48 +28,40 @@ import Testing
         #expect(!d.isEmpty)
     }
 
+    /// Two replicas start from `base`, write `a` and `b` concurrently (b later), and exchange
+    /// their edits, each edit arriving twice. Returns both merged texts.
+    private func concurrently(from base: String, _ a: String, _ b: String) throws -> (String, String) {
+        var origin = TextSequence.empty
+        let seed = try origin.edit(to: bytes(base), hlc: 1, replica: Self.ids[0])
+        var x = TextSequence.empty, y = TextSequence.empty
+        try x.merge(seed)
+        try y.merge(seed)
+        let dx = try x.edit(to: bytes(a), hlc: 5, replica: Self.ids[1])
+        let dy = try y.edit(to: bytes(b), hlc: 6, replica: Self.ids[2])
+        for _ in 0..<2 {
+            try x.merge(dy)
+            try y.merge(dx)
+        }
+        return (string(x.text), string(y.text))
+    }
+
     @Test func sameSpotInsertionsStayWholeInTheSameOrderEverywhere() throws {
-        var base = TextSequence.empty
-        let seed = try base.edit(to: bytes("The cat sat."), hlc: 1, replica: Self.ids[0])
-        var a = TextSequence.empty, b = TextSequence.empty
-        try a.merge(seed)
-        try b.merge(seed)
-        let da = try a.edit(to: bytes("The black cat sat."), hlc: 5, replica: Self.ids[1])
-        let db = try b.edit(to: bytes("The fat cat sat."), hlc: 6, replica: Self.ids[2])
-        try a.merge(db)
-        try b.merge(da)
-        #expect(a.text == b.text)
-        #expect(string(a.text) == "The fat black cat sat.", "the later write comes first, each word whole")
+        let (a, b) = try concurrently(from: "The cat sat.", "The black cat sat.", "The fat cat sat.")
+        #expect(a == b)
+        #expect(a == "The fat black cat sat.", "the later write comes first, each word whole")
     }
 
     @Test func aDeleteRemovesOnlyWhatItsWriterSaw() throws {
-        var base = TextSequence.empty
-        let seed = try base.edit(to: bytes("One. Two three four. Five."), hlc: 1, replica: Self.ids[0])
-        var a = TextSequence.empty, b = TextSequence.empty
-        try a.merge(seed)
-        try b.merge(seed)
-        let da = try a.edit(to: bytes("One. Five."), hlc: 2, replica: Self.ids[1])
-        let db = try b.edit(to: bytes("One. Two three and a half four. Five."), hlc: 3, replica: Self.ids[2])
-        try a.merge(db)
-        try b.merge(da)
-        #expect(a.text == b.text)
+        let (a, b) = try concurrently(from: "One. Two three four. Five.", "One. Five.", "One. Two three and a half four. Five.")
+        #expect(a == b)
         // The sentence's own characters are gone; the words inserted into it stay where it was.
-        #expect(string(a.text) == "One. and a half Five.")
+        #expect(a == "One. and a half Five.")
     }
 
     @Test func bothDeletingTheSameSpanDeletesItOnce() throws {
-        var base = TextSequence.empty
-        let seed = try base.edit(to: bytes("keep DROP keep"), hlc: 1, replica: Self.ids[0])
-        var a = TextSequence.empty, b = TextSequence.empty
-        try a.merge(seed)
-        try b.merge(seed)
-        let da = try a.edit(to: bytes("keep keep"), hlc: 2, replica: Self.ids[1])
-        let db = try b.edit(to: bytes("keep keep"), hlc: 3, replica: Self.ids[2])
-        try a.merge(db)
-        try a.merge(db)
-        try b.merge(da)
-        #expect(string(a.text) == "keep keep")
-        #expect(a.text == b.text)
+        let (a, b) = try concurrently(from: "keep DROP keep", "keep keep", "keep keep")
+        #expect(a == "keep keep")
+        #expect(a == b)
     }
 
     @Test func aStateAndItsDeltasMergeInAnyCausalOrderToTheSameText() throws {
