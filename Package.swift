@@ -1,6 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Layers, lowest first; each target may import only the ones above it in this list, so the
+// compiler refuses a cycle:
+//   BundleSyncCore    values and rules (SQLValue, ReplicaID, HLC, VersionVector, limits,
+//                     errors, byte reading and writing); no SQLite, no zstd
+//   BundleSyncMerge   the pure merge rules: row clocks, text sequences, JSON documents
+//   BundleSyncFormat  the bundle format: codecs, reader, writer, zstd, signatures
+//   BundleSyncStore   the replica's SQLite file: the only target that imports CSQLite
+//   BundleSync        sync on top: seal, merge into tables, export, import, verify, mailbox
+//   BundleSyncCLI     the commands, and the one mapping from errors to exit statuses
 let package = Package(
     name: "bundlesync",
     platforms: [.macOS(.v13)],
@@ -24,12 +33,29 @@ let package = Package(
             providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]
         ),
         .target(
-            name: "BundleSync",
+            name: "BundleSyncCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "BundleSyncMerge",
+            dependencies: ["BundleSyncCore"]
+        ),
+        .target(
+            name: "BundleSyncFormat",
             dependencies: [
-                "CSQLite",
+                "BundleSyncCore",
+                "BundleSyncMerge",
                 "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .target(
+            name: "BundleSyncStore",
+            dependencies: ["BundleSyncCore", "BundleSyncMerge", "BundleSyncFormat", "CSQLite"]
+        ),
+        .target(
+            name: "BundleSync",
+            dependencies: ["BundleSyncCore", "BundleSyncMerge", "BundleSyncFormat", "BundleSyncStore"]
         ),
         .target(
             name: "BundleSyncCLI",
@@ -46,13 +72,18 @@ let package = Package(
             name: "bundlesync-bench",
             dependencies: ["BundleSync", "CSQLite", "CZstd"]
         ),
+        .target(
+            name: "BundleSyncTestSupport",
+            dependencies: ["BundleSync"],
+            path: "Tests/BundleSyncTestSupport"
+        ),
         .testTarget(
             name: "BundleSyncTests",
-            dependencies: ["BundleSync"]
+            dependencies: ["BundleSync", "BundleSyncTestSupport"]
         ),
         .testTarget(
             name: "BundleSyncEndToEndTests",
-            dependencies: ["BundleSync", "bundlesync", "bundlesync-bench"]
+            dependencies: ["BundleSync", "BundleSyncTestSupport", "bundlesync", "bundlesync-bench"]
         ),
     ],
     swiftLanguageModes: [.v5]

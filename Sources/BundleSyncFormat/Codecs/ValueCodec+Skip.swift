@@ -1,0 +1,26 @@
+import BundleSyncCore
+import BundleSyncMerge
+
+extension ValueCodec {
+    /// Checks one encoded value and steps over it (`bundlesync-format(5)`, "Values").
+    ///
+    /// Accepts exactly what ``decode(from:)`` accepts and throws what it throws, without
+    /// building the value: the validating walks of batches and snapshot chunks check every
+    /// value through this one function. A new tag must be added here as well as to `decode`.
+    @inline(__always)
+    package static func skip(from r: inout ByteCursor) throws {
+        switch try r.u8("value tag") {
+        case 0: return
+        case 1: _ = try r.varint("integer value")
+        case 2: try r.skip(8, "real value")
+        case 3: try r.skipLengthPrefixed("length of text value", "text value", limit: Limits.maxValueBytes)
+        case 4: try r.skipLengthPrefixed("length of blob value", "blob value", limit: Limits.maxValueBytes)
+        case let t: throw unknownTag(t)
+        }
+    }
+
+    @inline(never)
+    private static func unknownTag(_ t: UInt8) -> BundleSyncError {
+        BundleSyncError.badData("unknown value tag \(t)")
+    }
+}

@@ -1,0 +1,158 @@
+import BundleSyncCore
+import BundleSyncMerge
+
+import CZstd
+
+// The only file that talks to zstd's C API.
+
+/// A streaming zstd compressor.
+///
+/// Output is produced in chunks handed to a sink, so memory stays bounded whatever the
+/// input size. Frames carry zstd's own content checksum as an extra early check; bundle
+/// integrity does not depend on it (hashes cover the uncompressed content).
+package final class ZstdCompressor {
+    private let ctx: OpaquePointer
+    private var out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+
+    package init(level: Int32 = 3) {
+        ctx = ZSTD_createCCtx()
+        ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
+    }
+
+    deinit { ZSTD_freeCCtx(ctx) }
+
+    /// Compresses `input`, handing output to `sink`; `finish` ends the frame.
+    package func compress(_ input: [UInt8], finish: Bool = false, sink: ([UInt8]) throws -> Void) throws {
+        try input.withUnsafeBytes { inBuf in
+            var inb = ZSTD_inBuffer(src: inBuf.baseAddress, size: inBuf.count, pos: 0)
+            let mode = finish ? ZSTD_e_end : ZSTD_e_continue
+            while true {
+                let (remaining, produced): (Int, Int) = try out.withUnsafeMutableBytes { outBuf in
+                    var outb = ZSTD_outBuffer(dst: outBuf.baseAddress, size: outBuf.count, pos: 0)
+                    let r = ZSTD_compressStream2(ctx, &outb, &inb, mode)
+                    if ZSTD_isError(r) != 0 {
+                        throw BundleSyncError.failure("compression failed: \(String(cString: ZSTD_getErrorName(r)))")
+                    }
+                    return (r, outb.pos)
+                }
+                if produced > 0 { try sink(Array(out[0..<produced])) }
+                if finish ? remaining == 0 : inb.pos == inb.size { break }
+            }
+        }
+    }
+
+    /// One-shot compression of a small buffer into a single frame.
+    package static func compress(_ input: [UInt8], level: Int32 = 3) throws -> [UInt8] {
+        var result: [UInt8] = []
+        try ZstdCompressor(level: level).compress(input, finish: true) { result += $0 }
+        return result
+    }
+}
+
+/// A streaming zstd decompressor with a hard cap on output.
+///
+/// Hostile input must end in a clean error quickly: the window size is capped so a frame
+/// cannot demand a huge buffer, and the caller caps total output, so a decompression bomb
+/// stops as soon as it exceeds what the bundle declared.
+package final class ZstdDecompressor {
+    private let ctx: OpaquePointer
+    /// Compressed bytes not yet decompressed are `input[inputPos..<inputEnd]`.
+    private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var inputPos = 0
+    private var inputEnd = 0
+    package private(set) var frameEnded = false
+
+    /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
+    /// windows are far smaller.
+    package static let maxWindowLog: Int32 = 27
+
+    package init() {
+        ctx = ZSTD_createDCtx()
+        ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, Self.maxWindowLog)
+    }
+
+    deinit {
+        ZSTD_freeDCtx(ctx)
+        input.deallocate()
+    }
+
+    /// Makes the input buffer hold at least `capacity` bytes, keeping what is pending at its front.
+    private func reserve(_ capacity: Int) {
+        let pending = inputEnd - inputPos
+        if input.count < capacity {
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+            if pending > 0 { grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: input[inputPos..<inputEnd])) }
+            input.deallocate()
+            input = grown
+        } else if inputPos > 0 && pending > 0 {
+            input.baseAddress!.copyMemory(from: input.baseAddress! + inputPos, byteCount: pending)
+        }
+        inputPos = 0
+        inputEnd = pending
+    }
+
+    /// Hands more compressed bytes to the decompressor.
+    package func feed(_ bytes: [UInt8]) {
+        reserve(inputEnd - inputPos + bytes.count)
+        bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[inputEnd...]).copyMemory(from: $0) }
+        inputEnd += bytes.count
+    }
+
+    /// Hands more compressed bytes to the decompressor by letting `read` write up to
+    /// `capacity` of them straight into its input buffer, which is reused from one call to
+    /// the next. Only once the previous input is consumed.
+    ///
+    /// - Returns: The bytes `read` wrote, in place; they stay valid and unchanged until the
+    ///   next `refill` or `feed`.
+    package func refill(capacity: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> UnsafeRawBufferPointer {
+        precondition(!hasPendingInput, "refill before the input is consumed")
+        reserve(capacity)
+        let n = try read(UnsafeMutableRawBufferPointer(rebasing: input[0..<capacity]))
+        inputPos = 0
+        inputEnd = n
+        return UnsafeRawBufferPointer(rebasing: input[0..<n])
+    }
+
+    package var hasPendingInput: Bool { inputPos < inputEnd }
+
+    /// Decompresses into `out`, filling at most all of it. Returns the number of bytes
+    /// written (possibly none when more input is needed).
+    package func decompress(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        var inb = ZSTD_inBuffer(src: input.baseAddress, size: inputEnd, pos: inputPos)
+        var outb = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+        let r = ZSTD_decompressStream(ctx, &outb, &inb)
+        if ZSTD_isError(r) != 0 {
+            throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
+        }
+        // A call that consumed and produced nothing says nothing about frame ends
+        // (zstd then only hints at the next frame's header size).
+        if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
+        inputPos = inb.pos
+        return outb.pos
+    }
+
+    /// Decompresses into at most `capacity` bytes. Returns the bytes produced (possibly none
+    /// when more input is needed).
+    package func drain(capacity: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: capacity)
+        let produced = try out.withUnsafeMutableBytes { try decompress(into: $0) }
+        out.removeSubrange(produced...)
+        return out
+    }
+
+    /// One-shot decompression of a stored buffer, refusing more than `limit` bytes of output.
+    package static func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
+        let d = ZstdDecompressor()
+        d.feed(input)
+        var result: [UInt8] = []
+        while true {
+            let chunk = try d.drain(capacity: 1 << 17)
+            result += chunk
+            if result.count > limit { throw BundleSyncError.badData("compressed data expands beyond \(limit) bytes") }
+            if chunk.isEmpty && !d.hasPendingInput { break }
+        }
+        guard d.frameEnded else { throw BundleSyncError.badData("compressed data is truncated") }
+        return result
+    }
+}

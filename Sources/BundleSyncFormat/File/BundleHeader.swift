@@ -1,0 +1,205 @@
+import BundleSyncCore
+import BundleSyncMerge
+
+/// The header of a bundle (`bundlesync-format(5)`, "Header").
+///
+/// It says who exported the bundle and when, what the exporter held, what it assumed the
+/// target held, which capabilities a reader needs, the schema of every table the body
+/// touches, the public key of every origin, and the list of batches the body holds, in order.
+public struct BundleHeader: Equatable, Sendable {
+    /// Capabilities this release understands. A bundle that requires any other is refused.
+    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.jsonCapability]
+    /// Required by a bundle that carries a snapshot instead of batches.
+    public static let snapshotCapability = "snapshot-v1"
+    /// Required by a bundle whose tables have a column merged as text.
+    public static let textCapability = "text-v1"
+    /// Required by a bundle whose tables have a column merged as JSON.
+    public static let jsonCapability = "json-v1"
+
+    /// The capabilities a reader needs for a bundle with these tables.
+    public static func requiredCapabilities(tables: [TableSchema], snapshot: Bool) -> [String] {
+        var caps = ["lww-v1"]
+        if snapshot { caps.append(snapshotCapability) }
+        let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
+        if rules.contains(.text) { caps.append(textCapability) }
+        if rules.contains(.json) { caps.append(jsonCapability) }
+        return caps
+    }
+
+    public struct BatchEntry: Equatable, Sendable {
+        public var origin: ReplicaID
+        public var seq: UInt64
+        public var hash: Digest32
+        public var length: Int
+
+        package init(origin: ReplicaID, seq: UInt64, hash: Digest32, length: Int) {
+            self.origin = origin
+            self.seq = seq
+            self.hash = hash
+            self.length = length
+        }
+    }
+
+    public var exporter: ReplicaID
+    public var exporterKey: [UInt8]
+    public var exporterName: String
+    public var createdMilliseconds: Int64
+    public var exporterVector: VersionVector
+    public var baseVector: VersionVector
+    public var requiredCapabilities: [String]
+    public var optionalCapabilities: [String]
+    /// Public keys of the exporter and of every origin in the body, keyed by the id each one derives.
+    public var keys: [ReplicaID: [UInt8]]
+    public var tables: [TableSchema]
+    public var batches: [BatchEntry]
+    /// For a snapshot bundle (capability `snapshot-v1`): where each origin's history stood
+    /// when the snapshot was taken. Nil for a bundle of batches.
+    public var snapshotHeads: [SnapshotHead]? = nil
+
+    public var isSnapshot: Bool { snapshotHeads != nil }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 1024)
+        w.raw(exporter.bytes)
+        w.raw(exporterKey)
+        w.string(exporterName)
+        w.varint(UInt64(max(0, createdMilliseconds)))
+        exporterVector.encode(into: &w)
+        baseVector.encode(into: &w)
+        for list in [requiredCapabilities, optionalCapabilities] {
+            let canonical = Set(list).sorted()
+            w.varint(canonical.count)
+            canonical.forEach { w.string($0) }
+        }
+        let sortedKeys = keys.sorted { $0.key < $1.key }
+        w.varint(sortedKeys.count)
+        sortedKeys.forEach { w.raw($0.value) }
+        w.varint(tables.count)
+        for t in tables.sorted(by: { $0.name < $1.name }) {
+            t.encode(into: &w)
+            w.raw(t.fingerprint.bytes)
+        }
+        w.varint(batches.count)
+        for b in batches {
+            w.raw(b.origin.bytes)
+            w.varint(b.seq)
+            w.raw(b.hash.bytes)
+            w.varint(b.length)
+        }
+        if let heads = snapshotHeads {
+            let sorted = heads.sorted { $0.origin < $1.origin }
+            w.varint(sorted.count)
+            for h in sorted {
+                w.raw(h.origin.bytes)
+                w.varint(h.seq)
+                w.raw(h.hash.bytes)
+            }
+        }
+        return w.bytes
+    }
+
+    package static func decode(_ bytes: [UInt8]) throws -> BundleHeader {
+        var r = ByteReader(bytes)
+        let exporter = ReplicaID(bytes: try r.raw(16, "exporter id"))!
+        let exporterKey = try r.raw(32, "exporter public key")
+        guard ReplicaID(publicKey: exporterKey) == exporter else {
+            throw BundleSyncError.badData("the exporter id does not match its public key")
+        }
+        let name = try r.string("exporter name", limit: Limits.maxNameBytes)
+        guard ReplicaName.isValid(name) else {
+            throw BundleSyncError.badData("the exporter name '\(shown(name))' is not a valid replica name")
+        }
+        let created = try r.varint("creation time")
+        guard created <= UInt64(Int64.max) else { throw BundleSyncError.badData("creation time is out of range") }
+        let ev = try VersionVector.decode(from: &r, what: "exporter vector")
+        let bv = try VersionVector.decode(from: &r, what: "base vector")
+        func capabilities(_ what: String) throws -> [String] {
+            let n = try r.count("\(what) count", limit: Limits.maxCapabilities)
+            var out: [String] = []
+            for _ in 0..<n { out.append(try r.string(what, limit: 256)) }
+            guard out == out.sorted(), Set(out).count == out.count else {
+                throw BundleSyncError.badData("\(what)s are not in canonical order")
+            }
+            return out
+        }
+        let required = try capabilities("required capability")
+        // Checked before anything after it is parsed: a later format may change what follows
+        // once it requires a capability, and the reader must say so rather than call it damage.
+        for cap in required where !knownCapabilities.contains(cap) {
+            throw BundleSyncError.badData("the bundle requires capability '\(shown(cap))', which this release lacks",
+                                          hint: "upgrade bundlesync on this device")
+        }
+        let optional = try capabilities("optional capability")
+        let keyCount = try r.count("key count", limit: min(Limits.maxReplicas, r.remaining / 32))
+        var keys: [ReplicaID: [UInt8]] = [:]
+        var lastID: ReplicaID?
+        for _ in 0..<keyCount {
+            let k = try r.raw(32, "origin public key")
+            let id = ReplicaID(publicKey: k)
+            if let l = lastID, !(l < id) { throw BundleSyncError.badData("origin keys are not in canonical order") }
+            lastID = id
+            keys[id] = k
+        }
+        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
+        var tables: [TableSchema] = []
+        for _ in 0..<tableCount {
+            let t = try TableSchema.decode(from: &r)
+            let fp = try r.raw(32, "schema fingerprint")
+            guard fp == t.fingerprint.bytes else {
+                throw BundleSyncError.badData("the schema fingerprint of table '\(shown(t.name))' does not match its description")
+            }
+            if let last = tables.last, !(last.name < t.name) {
+                throw BundleSyncError.badData("tables are not in canonical order")
+            }
+            tables.append(t)
+        }
+        let batchCount = try r.count("batch count", limit: min(Limits.maxBatches, r.remaining / 50))
+        var batches: [BatchEntry] = []
+        batches.reserveCapacity(min(batchCount, 1024))
+        for _ in 0..<batchCount {
+            let origin = ReplicaID(bytes: try r.raw(16, "batch origin"))!
+            let seq = try r.counter("batch sequence number")
+            let hash = Digest32(bytes: try r.raw(32, "batch hash"))!
+            let length = try r.count("batch length", limit: Limits.maxBatchBytes)
+            guard keys[origin] != nil else {
+                throw BundleSyncError.badData("batch \(origin.short)#\(seq) has no public key in the header")
+            }
+            batches.append(BatchEntry(origin: origin, seq: seq, hash: hash, length: length))
+        }
+        var heads: [SnapshotHead]?
+        if required.contains(snapshotCapability) {
+            guard batches.isEmpty else { throw BundleSyncError.badData("a snapshot bundle also lists batches") }
+            let n = try r.count("snapshot head count", limit: min(Limits.maxReplicas, r.remaining / 49))
+            var list: [SnapshotHead] = []
+            for _ in 0..<n {
+                let origin = ReplicaID(bytes: try r.raw(16, "snapshot head origin"))!
+                if let last = list.last, !(last.origin < origin) { throw BundleSyncError.badData("snapshot heads are not in canonical order") }
+                let seq = try r.counter("snapshot head sequence number")
+                guard seq > 0 else { throw BundleSyncError.badData("a snapshot head is zero") }
+                guard keys[origin] != nil else { throw BundleSyncError.badData("snapshot head \(origin.short) has no public key in the header") }
+                list.append(SnapshotHead(origin: origin, seq: seq, hash: Digest32(bytes: try r.raw(32, "snapshot head hash"))!))
+            }
+            heads = list
+        }
+        try r.expectEnd("the header")
+        return BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
+                            createdMilliseconds: Int64(created), exporterVector: ev, baseVector: bv,
+                            requiredCapabilities: required, optionalCapabilities: optional,
+                            keys: keys, tables: tables, batches: batches, snapshotHeads: heads)
+    }
+
+    package init(exporter: ReplicaID, exporterKey: [UInt8], exporterName: String, createdMilliseconds: Int64, exporterVector: VersionVector, baseVector: VersionVector, requiredCapabilities: [String], optionalCapabilities: [String], keys: [ReplicaID: [UInt8]], tables: [TableSchema], batches: [BatchEntry], snapshotHeads: [SnapshotHead]? = nil) {
+        self.exporter = exporter
+        self.exporterKey = exporterKey
+        self.exporterName = exporterName
+        self.createdMilliseconds = createdMilliseconds
+        self.exporterVector = exporterVector
+        self.baseVector = baseVector
+        self.requiredCapabilities = requiredCapabilities
+        self.optionalCapabilities = optionalCapabilities
+        self.keys = keys
+        self.tables = tables
+        self.batches = batches
+        self.snapshotHeads = snapshotHeads
+    }
+}

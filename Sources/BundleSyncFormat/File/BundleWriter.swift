@@ -1,0 +1,145 @@
+import BundleSyncCore
+import BundleSyncMerge
+
+import Foundation
+
+/// Writes a bundle file in one pass (`bundlesync-format(5)`).
+///
+/// The file is written under a temporary name beside the target, flushed to disk, then
+/// renamed, so a crash or a yanked stick never leaves a partial file under the real name.
+/// Batches are compressed as they arrive; memory holds one batch at a time.
+package final class BundleWriter {
+    package let finalPath: String
+    private let displayPath: String
+    private let tempPath: String
+    private let handle: FileHandle
+    private let compressor = ZstdCompressor(level: 3)
+    private var fileHasher = Hasher256()
+    private var contentHasher = Hasher256()
+    private var compressedLength: UInt64 = 0
+    private var uncompressedLength: UInt64 = 0
+    private var pendingCompressed: [UInt8] = []
+    private let expected: [BundleHeader.BatchEntry]
+    private var written = 0
+    private var finished = false
+
+    /// - Parameter shownAs: The path to name in messages (the directory, when the final name
+    ///   is chosen only at the end).
+    package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
+        finalPath = path
+        displayPath = shownAs ?? path
+        let dir = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        tempPath = (dir.isEmpty ? "" : dir + "/") + ".\(base).\(getpid()).tmp"
+        guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
+            throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
+                                  hint: "check that the directory exists, is writable and has space")
+        }
+        guard let h = FileHandle(forWritingAtPath: tempPath) else {
+            throw BundleSyncError(.cannotCreate, "cannot write a bundle into '\(displayPath)'")
+        }
+        handle = h
+        expected = header.batches
+        let headerBytes = header.encoded()
+        var w = ByteWriter(capacity: BundleFile.prefixLength)
+        w.raw(BundleFile.magic)
+        w.u16(BundleFile.formatVersion)
+        w.u16(0)
+        w.u32(UInt32(headerBytes.count))
+        try emit(w.bytes)
+        try emit(headerBytes)
+    }
+
+    deinit {
+        if !finished {
+            try? handle.close()
+            unlink(tempPath)
+        }
+    }
+
+    private func emit(_ bytes: [UInt8]) throws {
+        fileHasher.update(bytes)
+        do {
+            try handle.write(contentsOf: Data(bytes))
+        } catch {
+            throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
+                                  hint: "check that the stick is still there and has space")
+        }
+    }
+
+    private func emitCompressed(_ bytes: [UInt8]) throws {
+        compressedLength += UInt64(bytes.count)
+        pendingCompressed += bytes
+        if pendingCompressed.count >= 1 << 20 {
+            try emit(pendingCompressed)
+            pendingCompressed.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Appends the next batch; it must be the one the header lists next.
+    package func append(_ batch: SignedBatch) throws {
+        precondition(written < expected.count && expected[written].hash == batch.hash, "batch out of header order")
+        written += 1
+        var w = ByteWriter(capacity: batch.bytes.count + 80)
+        w.varint(batch.bytes.count)
+        w.raw(batch.bytes)
+        w.raw(batch.signature)
+        contentHasher.update(w.bytes)
+        uncompressedLength += UInt64(w.count)
+        try compressor.compress(w.bytes) { try emitCompressed($0) }
+    }
+
+    /// Appends a snapshot chunk (only in a snapshot bundle, after any batches).
+    package func append(_ chunk: SnapshotChunk) throws {
+        let bytes = chunk.encoded()
+        var w = ByteWriter(capacity: bytes.count + 10)
+        w.varint(bytes.count)
+        w.raw(bytes)
+        contentHasher.update(w.bytes)
+        uncompressedLength += UInt64(w.count)
+        try compressor.compress(w.bytes) { try emitCompressed($0) }
+    }
+
+    /// Ends the body, writes the signed trailer, syncs and renames into place.
+    ///
+    /// - Parameter name: Chooses the final path once the trailer is known; by default the
+    ///   path given at creation.
+    /// - Returns: The final path.
+    @discardableResult
+    package func finish(identity: Identity, name: ((BundleFile.Trailer) -> String)? = nil) throws -> String {
+        precondition(written == expected.count, "header lists batches that were not written")
+        try compressor.compress([], finish: true) { try emitCompressed($0) }
+        if !pendingCompressed.isEmpty { try emit(pendingCompressed) }
+        var trailer = BundleFile.Trailer(compressedLength: compressedLength, uncompressedLength: uncompressedLength,
+                                         contentDigest: contentHasher.finalize(), fileDigest: fileHasher.finalize(),
+                                         signature: [])
+        trailer.signature = try identity.sign(domain: .bundle, BundleFile.signedMessage(trailer: trailer))
+        do {
+            try handle.write(contentsOf: Data(trailer.encoded()))
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
+                                  hint: "check that the stick is still there and has space")
+        }
+        let target = name?(trailer) ?? finalPath
+        guard rename(tempPath, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tempPath)
+            throw BundleSyncError(.cannotCreate, "cannot move the finished bundle to '\(target)': \(reason)")
+        }
+        finished = true
+        syncDirectory(of: target)
+        return target
+    }
+
+    /// Makes the rename durable.
+    private func syncDirectory(of path: String) {
+        let dir = (path as NSString).deletingLastPathComponent
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+}
