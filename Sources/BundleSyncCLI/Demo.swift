@@ -20,7 +20,7 @@ struct Demo: ParsableCommand {
     var dir: String?
 
     func run() throws {
-        let directory = dir ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("bundlesync-demo-\(UUID().uuidString.prefix(8).lowercased())")
+        let directory = dir ?? PathText.join(NSTemporaryDirectory(), "bundlesync-demo-\(UUID().uuidString.prefix(8).lowercased())")
         let ok = try BundleSync.Demo.run(in: directory) { output($0) }
         if !ok { throw ExitCode(1) }
     }

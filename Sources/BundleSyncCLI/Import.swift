@@ -95,7 +95,7 @@ enum BundlePaths {
             if FileManager.default.fileExists(atPath: p, isDirectory: &isDir) && isDir.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []
                 out += names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
-                    .map { (p as NSString).appendingPathComponent($0) }
+                    .map { PathText.join(p, $0) }
             } else {
                 out.append(p)
             }

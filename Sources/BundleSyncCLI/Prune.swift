@@ -21,7 +21,6 @@ struct Prune: ParsableCommand {
         let replica = try Replica.open(path: db)
         let result = try replica.prune()
         let status = try replica.status()
-        let history = status["history"] as? [String: Any] ?? [:]
-        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(result.bytes) bytes); history holds \(plural((history["batches"] as? Int64).map(Int.init) ?? 0, "batch", "batches")) (\(history["bytes"] ?? 0) bytes)")
+        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(result.bytes) bytes); history holds \(plural(status.historyBatches, "batch", "batches")) (\(status.historyBytes) bytes)")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BundleSync
+import Foundation
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,31 +22,29 @@ struct Status: ParsableCommand {
         let replica = try Replica.open(path: db)
         let s = try replica.status()
         if json {
-            output(jsonString(s))
+            output(jsonString(s.json))
             return
         }
-        output("replica  \(s["name"] as? String ?? "") \(s["id"] as? String ?? "")")
-        output("clock    \(s["clock"] as? String ?? "")")
-        let vector = (s["vector"] as? [String: UInt64] ?? [:]).sorted { $0.key < $1.key }
-        output("vector   " + (vector.isEmpty ? "(empty)" : vector.map { "\($0.key.prefix(12)):\($0.value)" }.joined(separator: " ")))
-        output("pending  \(s["pending_changes"] as? Int ?? 0) local changes not yet sealed")
-        let peers = s["peers"] as? [[String: Any]] ?? []
-        output(peers.isEmpty ? "peers    (none heard from yet)" : "peers")
-        for p in peers {
-            let name = p["name"] as? String ?? "?"
-            output("  \(name) \((p["id"] as? String ?? "").prefix(12))  lacks \(plural(p["lacks_batches"] as? Int ?? 0, "batch", "batches")) (\(plural(p["lacks_changes"] as? Int ?? 0, "row change", "row changes"))), last heard \(p["last_heard"] as? String ?? "never")")
+        output("replica  \(s.name) \(s.id.hex)")
+        output("clock    \(s.clock)")
+        let vector = s.vector.sorted
+        output("vector   " + (vector.isEmpty ? "(empty)" : vector.map { "\($0.0.hex.prefix(12)):\($0.1)" }.joined(separator: " ")))
+        output("pending  \(s.pendingChanges) local changes not yet sealed")
+        output(s.peers.isEmpty ? "peers    (none heard from yet)" : "peers")
+        for p in s.peers {
+            let heard = p.lastHeard.map { isoFormatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never"
+            output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes"))), last heard \(heard)")
         }
-        let parked = s["parked"] as? [[String: Any]] ?? []
-        if !parked.isEmpty {
+        if !s.parked.isEmpty {
             output("parked")
-            for p in parked {
-                output("  \((p["origin"] as? String ?? "").prefix(12))#\(p["seq"] ?? "") waits for \(p["waits_for"] as? String ?? "")")
+            for p in s.parked {
+                output("  \(p.origin.hex.prefix(12))#\(p.seq) waits for \(p.waitsFor)")
             }
         }
         output("tables")
-        for t in s["tables"] as? [[String: Any]] ?? [] {
-            let cols = (t["columns"] as? [[String: String]] ?? []).map { "\($0["name"] ?? "")(\($0["rule"] ?? ""))" }
-            output("  \(t["name"] as? String ?? "") key (\((t["key"] as? [String] ?? []).joined(separator: ", "))) \(cols.joined(separator: " "))")
+        for t in s.tables {
+            let cols = t.columns.map { "\($0.name)(\($0.rule))" }
+            output("  \(t.name) key (\(t.keyColumns.joined(separator: ", "))) \(cols.joined(separator: " "))")
         }
     }
 }

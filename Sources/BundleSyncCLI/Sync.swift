@@ -31,7 +31,7 @@ struct Sync: ParsableCommand {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")
         }
         output(result.path)
-        for path in replica.removeSupersededBundles(in: dir, keeping: result.path) + replica.removeStaleTemporaryFiles(in: dir) {
+        for path in replica.mailbox(dir).removeSupersededBundles(keeping: result.path) + replica.mailbox(dir).removeStaleTemporaryFiles() {
             Diagnostics.note("removed \(path), superseded")
         }
         let pruned = try replica.prune()

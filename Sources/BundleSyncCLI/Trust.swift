@@ -41,22 +41,22 @@ struct Trust: ParsableCommand {
         let replica = try Replica.open(path: db)
         switch action {
         case "add":
-            let id = try replica.setTrusted(value!, true, name: name)
+            let id = try replica.trust.set(value!, trusted: true, name: name)
             Diagnostics.note("trusted \(id.hex)")
         case "remove":
-            let id = try replica.setTrusted(value!, false)
+            let id = try replica.trust.set(value!, trusted: false)
             Diagnostics.note("no longer trusted: \(id.hex)")
         case "only":
-            try replica.setTrustOnly(value == "on")
+            try replica.trust.enforce(value == "on")
             Diagnostics.note(value == "on" ? "only trusted replicas may contribute history now" : "any replica may join again (trust on first use)")
             if value == "on" {
-                for e in try replica.trustList() where !e.trusted {
+                for e in try replica.trust.entries() where !e.trusted {
                     Diagnostics.note("  not trusted: \(e.id.hex) \(e.name ?? "")")
                 }
             }
         default:
-            let entries = try replica.trustList()
-            let only = try replica.trustOnly
+            let entries = try replica.trust.entries()
+            let only = try replica.trust.isEnforced
             if json {
                 output(jsonString(["only": only, "replicas": entries.map {
                     ["id": $0.id.hex, "name": $0.name as Any, "trusted": $0.trusted, "self": $0.isSelf] as [String: Any]

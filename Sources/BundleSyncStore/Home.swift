@@ -1,7 +1,4 @@
 import BundleSyncCore
-import BundleSyncFormat
-import BundleSyncMerge
-
 import Foundation
 
 /// Where a replica's file lives: this machine's id and the file's absolute path.
@@ -30,12 +27,41 @@ package enum Home {
             defer { free(resolved) }
             return String(cString: resolved)
         }
-        return (path as NSString).standardizingPath
+        if path.hasPrefix("/") { return path }
+        return FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// The path part of a recorded home, for messages.
     package static func describe(_ home: String) -> String {
         guard let colon = home.firstIndex(of: ":") else { return home }
         return "'\(home[home.index(after: colon)...])'"
+    }
+
+    /// The home a replica recorded.
+    package static func recorded(in db: Database) throws -> String? {
+        try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'home'")?.string
+    }
+
+    /// Records the file's present place as its home.
+    package static func record(in db: Database) throws {
+        try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'home'", [.text(current(of: db.path))])
+    }
+
+    /// Whether the file is where the replica was made (not a copy elsewhere).
+    package static func isAtHome(_ db: Database) throws -> Bool {
+        try recorded(in: db) == current(of: db.path)
+    }
+
+    /// Refuses to write history from a copy of a replica's file.
+    ///
+    /// - Throws: `.failure` with the way out when the file is not at its recorded home.
+    package static func ensureAtHome(_ store: ReplicaStore) throws {
+        let path = store.db.path
+        guard let home = try recorded(in: store.db), home != current(of: path) else { return }
+        let sameMachine = home.hasPrefix(machineID() + ":")
+        throw BundleSyncError(.failure,
+            "'\(path)' is a copy of replica '\(store.name)' (\(store.id.short)), which was made at \(describe(home))\(sameMachine ? "" : " on another machine"); writing history from two copies under one identity would fork it",
+            hint: "if the original is still in use, run 'bundlesync reidentify \(path)' to make this copy a new replica; if the file was moved and this is now the only copy, run 'bundlesync reidentify \(path) --moved'",
+            database: path)
     }
 }

@@ -17,6 +17,9 @@ public final class Database {
     package let handle: OpaquePointer
     public let path: String
     private var cache: [String: Statement] = [:]
+    /// Called after every rollback of a write transaction, so in-memory mirrors of tables
+    /// follow the transaction.
+    private var rollbackHandlers: [() -> Void] = []
 
     /// Opens a database.
     ///
@@ -26,25 +29,26 @@ public final class Database {
     ///   - busyTimeout: How long to wait for another connection's lock, in milliseconds.
     /// - Throws: `.noInput` if the file is missing, `.cannotCreate` or `.io` if it cannot be
     ///   opened, `.usage` if the path is a directory.
-    public init(path: String, create: Bool = false, readOnly: Bool = false, busyTimeout: Int32 = 10_000) throws {
+    public init(path: String, create: Bool = false, busyTimeout: Int32 = 10_000) throws {
         var isDir: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
         if exists && isDir.boolValue {
-            throw BundleSyncError(.usage, "'\(path)' is a directory, not a database file")
+            throw BundleSyncError(.usage, "'\(path)' is a directory, not a database file", database: path)
         }
         if !exists && !create {
             throw BundleSyncError(.noInput, "database '\(path)' does not exist",
-                                  hint: "create a replica with 'bundlesync init \(path)'")
+                                  hint: "create a replica with 'bundlesync init \(path)'", database: path)
         }
         var db: OpaquePointer?
-        var flags = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE
+        var flags = SQLITE_OPEN_READWRITE
         if create { flags |= SQLITE_OPEN_CREATE }
         flags |= SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close_v2(db)
-            throw BundleSyncError(exists ? .io : .cannotCreate, "cannot open database '\(path)': \(msg)")
+            throw BundleSyncError(exists ? .io : .cannotCreate, "cannot open database '\(path)': \(msg)",
+                                  cause: .sqlite(code: rc, message: msg), database: path)
         }
         self.handle = db
         self.path = path
@@ -130,8 +134,14 @@ public final class Database {
             return result
         } catch {
             try? execute("ROLLBACK")
+            rollbackHandlers.forEach { $0() }
             throw error
         }
+    }
+
+    /// Registers `handler` to run after every rollback of ``writeTransaction(_:)``.
+    package func onRollback(_ handler: @escaping () -> Void) {
+        rollbackHandlers.append(handler)
     }
 
     public func readTransaction<T>(_ body: () throws -> T) throws -> T {

@@ -83,12 +83,18 @@ public final class Statement {
         case SQLITE_FLOAT:
             return .real(sqlite3_column_double(handle, i))
         case SQLITE_TEXT:
+            // > "The safest policy is to invoke these routines in one of the following ways:
+            // > sqlite3_column_text() followed by sqlite3_column_bytes() [...]"
+            // > (https://www.sqlite.org/c3ref/column_blob.html)
+            // Asking for the bytes first could convert the value and free the text pointer.
+            guard let p = sqlite3_column_text(handle, i) else { return .text([]) }
             let n = Int(sqlite3_column_bytes(handle, i))
-            guard n > 0, let p = sqlite3_column_text(handle, i) else { return .text([]) }
+            guard n > 0 else { return .text([]) }
             return .text(Array(UnsafeBufferPointer(start: p, count: n)))
         case SQLITE_BLOB:
+            let p = sqlite3_column_blob(handle, i) // then the size, as for text
             let n = Int(sqlite3_column_bytes(handle, i))
-            guard n > 0, let p = sqlite3_column_blob(handle, i) else { return .blob([]) }
+            guard n > 0, let p else { return .blob([]) }
             return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
         default:
             return .null
@@ -113,15 +119,10 @@ public final class Statement {
     public func bytes(_ index: Int) -> [UInt8]? {
         let i = Int32(index)
         guard sqlite3_column_type(handle, i) != SQLITE_NULL else { return nil }
+        let p = sqlite3_column_blob(handle, i)
         let n = Int(sqlite3_column_bytes(handle, i))
-        guard n > 0, let p = sqlite3_column_blob(handle, i) else { return [] }
+        guard n > 0, let p else { return [] }
         return Array(UnsafeRawBufferPointer(start: p, count: n))
-    }
-
-    public func string(_ index: Int) -> String? {
-        let i = Int32(index)
-        guard sqlite3_column_type(handle, i) != SQLITE_NULL, let p = sqlite3_column_text(handle, i) else { return nil }
-        return String(cString: p)
     }
 
     public func row() -> [SQLValue] { (0..<columnCount).map { value($0) } }
@@ -141,7 +142,7 @@ public final class Statement {
                 guard sqlite3_column_type(handle, i) == SQLITE_FLOAT, sqlite3_column_double(handle, i).bitPattern == x.bitPattern else { return false }
             case .text(let b):
                 guard sqlite3_column_type(handle, i) == SQLITE_TEXT else { return false }
-                let p = sqlite3_column_text(handle, i)
+                let p = sqlite3_column_text(handle, i) // before sqlite3_column_bytes, as in value(_:)
                 guard Int(sqlite3_column_bytes(handle, i)) == b.count else { return false }
                 if !b.isEmpty { guard let p, b.withUnsafeBytes({ memcmp($0.baseAddress!, p, b.count) == 0 }) else { return false } }
             case .blob(let b):

@@ -7,7 +7,7 @@ import BundleSyncMerge
 ///
 /// Import and sealing run these statements once per row; building their text (quoting
 /// identifiers, joining column lists) each time cost more than running them.
-package struct SQLTexts {
+package final class SQLTexts {
     package enum Kind: Hashable {
         case loadClock, storeClock, replaceRow, updateRow, deleteRow
         case loadMerge, storeMerge, dropMerge, markMergePlain
@@ -24,14 +24,14 @@ package struct SQLTexts {
     private var texts: [Key: String] = [:]
     private var statements: [Key: Statement] = [:]
 
-    package mutating func removeAll() {
+    package func removeAll() {
         texts.removeAll()
         statements.removeAll()
     }
 
     /// The prepared statement for `kind` on `t`, reset, found without hashing its text:
     /// the per-key statements of sealing and merging run once per row.
-    package mutating func statement(_ kind: Kind, _ t: TrackedTable, columns: [Int] = [], in db: Database) throws -> Statement {
+    package func statement(_ kind: Kind, _ t: TrackedTable, columns: [Int] = [], in db: Database) throws -> Statement {
         let key = Key(table: t.id, kind: kind, columns: columns)
         if let s = statements[key] {
             s.reset()
@@ -44,7 +44,7 @@ package struct SQLTexts {
 
     /// The text for `kind` on `t` (with `columns`, local ordinals, where the statement
     /// names some of the columns).
-    package mutating func text(_ kind: Kind, _ t: TrackedTable, columns: [Int] = []) -> String {
+    package func text(_ kind: Kind, _ t: TrackedTable, columns: [Int] = []) -> String {
         let key = Key(table: t.id, kind: kind, columns: columns)
         if let s = texts[key] { return s }
         let s = Self.build(kind, t, columns)

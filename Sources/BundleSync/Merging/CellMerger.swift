@@ -1,46 +1,18 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+import BundleSyncStore
 
+/// The text and JSON cells of a replica: edits merged in on import, local writes turned into
+/// edits when sealing, and starting states when a column's rule changes.
+package struct CellMerger {
+    package let store: ReplicaStore
 
-extension Replica {
-    // MARK: - Stored merge states
-
-    func createMergeTable(_ t: TrackedTable) throws {
-        try db.execute("""
-            CREATE TABLE IF NOT EXISTS \(Database.quote(t.mergeTable))(\(t.keyColumnDefinitions), col INTEGER NOT NULL, flags INTEGER NOT NULL, state BLOB NOT NULL, PRIMARY KEY(\(t.keyNames.joined(separator: ", ")), col)) WITHOUT ROWID
-            """)
+    package init(store: ReplicaStore) {
+        self.store = store
     }
 
-    /// The cell's stored state, if it has one. A cell without one has an empty state and a
-    /// whole value as its latest write.
-    func storedCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags)? {
-        guard let (bytes, flags) = try storedCellBytes(t, key: key, ordinal: ordinal) else { return nil }
-        do {
-            return (try CellState.decode(t.rule(ordinal), bytes), flags)
-        } catch {
-            throw BundleSyncError.failure("the merge state of a '\(t.schema.columns[ordinal].name)' cell in '\(t.name)' is damaged")
-        }
-    }
-
-    /// The cell's stored state as encoded, as a snapshot carries it, and its flags.
-    func storedCellBytes(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> ([UInt8], CellStateFlags)? {
-        let s = try db.statement(sqlTexts.text(.loadMerge, t))
-        try s.bind(key + [.integer(Int64(ordinal))])
-        defer { s.reset() }
-        guard try s.step(), let bytes = s.bytes(1) else { return nil }
-        return (bytes, CellStateFlags(rawValue: s.int(0)))
-    }
-
-    func loadCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags) {
-        try storedCellState(t, key: key, ordinal: ordinal) ?? (.empty(t.rule(ordinal)), .plainLatest)
-    }
-
-    func storeCellState(_ t: TrackedTable, key: [SQLValue], ordinal: Int, _ state: CellState, _ flags: CellStateFlags) throws {
-        try db.run(sqlTexts.text(.storeMerge, t), key + [.integer(Int64(ordinal)), .integer(flags.rawValue), .blob(state.encoded())])
-    }
-
-    /// Forgets a row's merge states: the row was deleted or begins a new incarnation.
-    func dropCellStates(_ t: TrackedTable, key: [SQLValue]) throws {
-        try db.run(sqlTexts.text(.dropMerge, t), key)
-    }
+    private var states: CellStateStore { store.cellStates }
 
     // MARK: - Merging
 
@@ -54,11 +26,11 @@ extension Replica {
     ///   - later: Whether the write is later than every write the cell held.
     ///   - fresh: Whether the row starts a new incarnation with this write.
     /// - Returns: The value the cell now shows, or nil when it does not change.
-    func mergeCell(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, payload: MergePayload?,
+    package func merge(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, payload: MergePayload?,
                    later: Bool, fresh: Bool) throws -> SQLValue? {
         guard let payload else {
             guard later else { return nil }
-            if !fresh { try db.run(sqlTexts.text(.markMergePlain, t), key + [.integer(Int64(ordinal))]) }
+            if !fresh { try states.markPlain(t, key: key, ordinal: ordinal) }
             return value
         }
         let rule = t.rule(ordinal)
@@ -66,12 +38,12 @@ extension Replica {
             throw BundleSyncError.badData("the bundle holds a \(payload.rule) edit of column '\(shown(t.schema.columns[ordinal].name))' of '\(shown(t.name))', which merges by '\(rule)' here",
                                           hint: "run 'bundlesync track' with the same rules on every replica")
         }
-        var (state, flags) = fresh ? (CellState.empty(rule), CellStateFlags.plainLatest) : try loadCellState(t, key: key, ordinal: ordinal)
+        var (state, flags) = fresh ? (CellState.empty(rule), CellStateFlags.plainLatest) : try states.stateOrEmpty(t, key: key, ordinal: ordinal)
         try state.merge(payload.state)
         if later {
             if payload.plain != nil { flags.insert(.plainLatest) } else { flags.remove(.plainLatest) }
         }
-        try storeCellState(t, key: key, ordinal: ordinal, state, flags)
+        try states.store(t, key: key, ordinal: ordinal, state, flags)
         if flags.contains(.plainLatest) { return later ? payload.plain : nil }
         return state.value
     }
@@ -83,19 +55,19 @@ extension Replica {
     /// - Returns: The payload to send, or nil when the value is not text (or not JSON) and
     ///   travels as a whole value; and the canonical form to store when the application
     ///   wrote JSON in another form.
-    func sealCell(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, hlc: HLC) throws -> (MergePayload?, canonical: [UInt8]?) {
-        let stored = try storedCellState(t, key: key, ordinal: ordinal)
+    package func seal(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, hlc: HLC) throws -> (MergePayload?, canonical: [UInt8]?) {
+        let stored = try states.state(t, key: key, ordinal: ordinal)
         var (state, flags) = stored ?? (.empty(t.rule(ordinal)), .plainLatest)
         var delta: [UInt8]?
         var canonical: [UInt8]?
         if case .text(let bytes) = value, UTF8Scalars.isValid(bytes) {
             switch state {
             case .text(var s):
-                delta = try s.edit(to: bytes, hlc: hlc.rawValue, replica: id).encoded()
+                delta = try s.edit(to: bytes, hlc: hlc.rawValue, replica: store.id).encoded()
                 state = .text(s)
             case .json(var d):
                 if let doc = JSONValue.parse(bytes) {
-                    delta = try d.edit(to: doc, stamp: .init(hlc: hlc.rawValue, replica: id)).encoded()
+                    delta = try d.edit(to: doc, stamp: .init(hlc: hlc.rawValue, replica: store.id)).encoded()
                     state = .json(d)
                     let c = doc.canonical
                     if c != bytes { canonical = c }
@@ -103,11 +75,11 @@ extension Replica {
             }
         }
         guard let delta else {
-            if stored != nil { try db.run(sqlTexts.text(.markMergePlain, t), key + [.integer(Int64(ordinal))]) }
+            if stored != nil { try states.markPlain(t, key: key, ordinal: ordinal) }
             return (nil, nil)
         }
         let sent = flags.contains(.unsentSeed) ? state.encoded() : delta
-        try storeCellState(t, key: key, ordinal: ordinal, state, [])
+        try states.store(t, key: key, ordinal: ordinal, state, [])
         return (MergePayload(rule: t.rule(ordinal), state: sent, plain: nil), canonical)
     }
 
@@ -120,8 +92,9 @@ extension Replica {
     /// The rule change counts as a write to every such cell: each is logged, so the next
     /// export sends its whole state. Every replica then holds every replica's starting state,
     /// and replicas that switched while holding different values still converge.
-    func seedCellStates(_ t: TrackedTable, ordinal: Int) throws {
-        try db.run("DELETE FROM \(Database.quote(t.mergeTable)) WHERE col = ?", [.integer(Int64(ordinal))])
+    package func seed(_ t: TrackedTable, ordinal: Int) throws {
+        let db = store.db
+        try states.dropColumn(t, ordinal: ordinal)
         let rule = t.rule(ordinal)
         guard rule != .lww else { return }
         let keyCount = t.schema.keyColumns.count
@@ -141,15 +114,15 @@ extension Replica {
             let clock = RowClock(causalLength: 1, row: .init(hlc: HLC(rawValue: UInt64(bitPattern: h)), origin: origin),
                                  overrides: try RowClock.unpackOverrides(overrides))
             let stamp = clock.cell(ordinal)
-            let writer = try replicaID(at: stamp.origin)
+            let writer = try store.replicas.id(at: stamp.origin)
             guard case .text(let bytes) = row[keyCount + 3], UTF8Scalars.isValid(bytes) else { continue }
             switch rule {
             case .text:
-                try storeCellState(t, key: key, ordinal: ordinal, .text(.seed(bytes, hlc: stamp.hlc.rawValue, replica: writer)), .unsentSeed)
+                try states.store(t, key: key, ordinal: ordinal, .text(.seed(bytes, hlc: stamp.hlc.rawValue, replica: writer)), .unsentSeed)
             case .json:
                 guard let doc = JSONValue.parse(bytes) else { continue }
                 let seeded = JSONDocument.seed(doc, stamp: .init(hlc: stamp.hlc.rawValue, replica: writer))
-                try storeCellState(t, key: key, ordinal: ordinal, .json(seeded),
+                try states.store(t, key: key, ordinal: ordinal, .json(seeded),
                                    doc.canonical == bytes ? .unsentSeed : [.unsentSeed, .plainLatest])
             case .lww:
                 continue

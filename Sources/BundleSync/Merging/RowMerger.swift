@@ -1,5 +1,15 @@
-extension Replica {
-    // MARK: - Merging a batch
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+import BundleSyncStore
+
+/// Merges batches and snapshot chunks into a replica's tracked tables and their clocks.
+package struct RowMerger {
+    package let store: ReplicaStore
+
+    package init(store: ReplicaStore) {
+        self.store = store
+    }
 
     /// Merges one batch into the tracked tables and their clocks (SPEC §3.1, §3.2).
     ///
@@ -10,10 +20,10 @@ extension Replica {
     /// depend on the order in which batches arrive, or on how often.
     ///
     /// Must run inside `withoutCapture`, after the batch was checked against the schema.
-    func merge(_ batch: Batch, originIndex: Int64) throws {
+    package func merge(_ batch: Batch, originIndex: Int64) throws {
         let originID = batch.origin
         for section in batch.tables {
-            let (t, ordinals) = try resolve(section.table, columns: section.columns)
+            let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
             for row in section.rows {
                 let cells = row.cells.map {
                     IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value, merge: $0.merge)
@@ -25,10 +35,10 @@ extension Replica {
     }
 
     /// Merges one snapshot chunk: the same rules, with every cell carrying its own origin.
-    func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws {
-        let origins = try chunk.origins.map { (index: try index(of: $0, publicKey: keys[$0]), id: $0) }
+    package func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws {
+        let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
         for section in chunk.tables {
-            let (t, ordinals) = try resolve(section.table, columns: section.columns)
+            let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
             for row in section.rows {
                 let cells = row.cells.map {
                     IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: origins[$0.origin].index),
@@ -49,47 +59,33 @@ extension Replica {
         var merge: MergePayload?
     }
 
-    /// The tracked table and the local column ordinals for a section's columns.
-    private func resolve(_ table: String, columns: [String]) throws -> (TrackedTable, [Int]) {
-        guard let t = tables[table] else {
-            throw BundleSyncError.badData("table '\(shown(table))' is not tracked here")
-        }
-        let ordinals = try columns.map { name -> Int in
-            guard let o = t.ordinal(of: name) else {
-                throw BundleSyncError.badData("column '\(shown(name))' of '\(shown(t.name))' is not tracked here")
-            }
-            return o
-        }
-        return (t, ordinals)
-    }
-
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell]) throws {
         for c in cells where c.merge != nil && t.rule(c.ordinal) == .lww {
             throw BundleSyncError.badData("the bundle holds a \(c.merge!.rule) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))', which merges by 'lww' here",
                                           hint: "run 'bundlesync track' with the same rules on every replica")
         }
-        let local = try loadClock(t, key: key)
+        let local = try store.clocks.load(t, key: key)
         let localLength = local?.causalLength ?? 0
         if causalLength < localLength { return }
 
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
             var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
-            if t.hasMergeColumns { try dropCellStates(t, key: key) }
+            if t.hasMergeColumns { try store.cellStates.drop(t, key: key) }
             if causalLength % 2 == 1 {
                 var values = cells.map(\.value)
                 for (i, c) in cells.enumerated() {
                     clock.setCell(c.ordinal, c.stamp)
                     if t.rule(c.ordinal) != .lww {
-                        values[i] = try mergeCell(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
+                        values[i] = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
                                                   later: true, fresh: true) ?? .null
                     }
                 }
-                try replaceRow(t, key: key, columns: cells.map(\.ordinal), values: values)
+                try store.rows.replace(t, key: key, columns: cells.map(\.ordinal), values: values)
             } else {
-                try deleteRow(t, key: key)
+                try store.rows.delete(t, key: key)
             }
-            try storeClock(t, key: key, clock)
+            try store.clocks.store(t, key: key, clock)
             return
         }
 
@@ -105,36 +101,18 @@ extension Replica {
             }
             if t.rule(c.ordinal) == .lww {
                 if later { winners.append((c.ordinal, c.value)) }
-            } else if let shown = try mergeCell(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge, later: later, fresh: false) {
+            } else if let shown = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge, later: later, fresh: false) {
                 winners.append((c.ordinal, shown))
             }
         }
-        if clockChanged { try storeClock(t, key: key, clock) }
+        if clockChanged { try store.clocks.store(t, key: key, clock) }
         guard !winners.isEmpty else { return }
-        try updateRow(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
+        try store.rows.update(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
     }
 
     /// Last-writer-wins order: HLC first, then replica id.
     private func isLater(_ hlc: HLC, _ id: ReplicaID, than stamp: RowClock.Stamp) throws -> Bool {
         if hlc != stamp.hlc { return hlc > stamp.hlc }
-        return try replicaID(at: stamp.origin) < id
-    }
-
-    // MARK: - Writing user rows
-
-    private func replaceRow(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try db.run(sqlTexts.text(.replaceRow, t, columns: columns), key + values)
-    }
-
-    private func updateRow(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try db.run(sqlTexts.text(.updateRow, t, columns: columns), values + key)
-        if db.changes == 0 {
-            // The clock says the row exists but the table lost it: restore what is known.
-            try replaceRow(t, key: key, columns: columns, values: values)
-        }
-    }
-
-    private func deleteRow(_ t: TrackedTable, key: [SQLValue]) throws {
-        try db.run(sqlTexts.text(.deleteRow, t), key)
+        return try store.replicas.id(at: stamp.origin) < id
     }
 }

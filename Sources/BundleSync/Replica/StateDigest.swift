@@ -1,17 +1,21 @@
-extension Replica {
-    // MARK: - Digest
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
 
+/// The state digest of a replica's tracked tables.
+package enum StateDigest {
     /// A Merkle root over the tracked tables' user-visible content (SPEC §3.6).
     ///
     /// Tables in name order; in each, rows in primary-key order, each row a leaf hashing its
     /// key and every synced column (in column-name order) with its SQLite type. Leaves fold
     /// pairwise into a binary tree. Bookkeeping never enters it, so two replicas have the same
     /// digest exactly when their tracked content is the same.
-    public func digest() throws -> Digest32 {
-        try db.readTransaction {
+    package static func compute(_ store: ReplicaStore) throws -> Digest32 {
+        let db = store.db
+        return try db.readTransaction {
             var root = Hasher256()
             root.update([0x03])
-            for t in trackedTables {
+            for t in store.catalog.tracked {
                 let columns = t.schema.columns.map(\.name).sorted()
                 let select = (t.schema.keyColumns + columns).map(Database.quote).joined(separator: ", ")
                 let s = try db.statement("SELECT \(select) FROM \(t.quotedTable) ORDER BY \(t.keyList)")

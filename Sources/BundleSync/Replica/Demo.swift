@@ -1,3 +1,4 @@
+import BundleSyncCore
 import Foundation
 
 /// `bundlesync demo`: the whole job in miniature, narrated.
@@ -12,9 +13,9 @@ public enum Demo {
     public static func run(in directory: String, seed: UInt64 = UInt64(Date().timeIntervalSince1970), say: (String) -> Void) throws -> Bool {
         let fm = FileManager.default
         try? fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let stick = (directory as NSString).appendingPathComponent("usb-stick")
+        let stick = PathText.join(directory, "usb-stick")
         let names = ["north", "south", "ship"]
-        let paths = names.map { (directory as NSString).appendingPathComponent("\($0).db") }
+        let paths = names.map { PathText.join(directory, "\($0).db") }
         for p in paths + [stick] where fm.fileExists(atPath: p) {
             throw BundleSyncError(.cannotCreate, "'\(p)' already exists", hint: "give 'bundlesync demo' an empty or new directory")
         }
@@ -42,7 +43,7 @@ public enum Demo {
         say("   Every site tracks the table with free-text notes merged as text:")
         say("   $ bundlesync track north.db patients --text notes")
         let first = try replicas[0].export(to: stick, target: .full)
-        say("   $ bundlesync export north.db -o usb-stick   ->  \((first.path as NSString).lastPathComponent)")
+        say("   $ bundlesync export north.db -o usb-stick   ->  \(PathText.fileName(of: first.path))")
         for r in replicas.dropFirst() { _ = try r.importBundle(first.path) }
 
         say("\n2. Offline, each site edits the same records with ordinary SQL:")
@@ -70,7 +71,7 @@ public enum Demo {
         for (i, r) in replicas.enumerated() {
             let e = try r.export(to: stick, target: .automatic)
             bundles.append((i, e.path))
-            say("   $ bundlesync export \(names[i]).db -o usb-stick   ->  \((e.path as NSString).lastPathComponent)")
+            say("   $ bundlesync export \(names[i]).db -o usb-stick   ->  \(PathText.fileName(of: e.path))")
         }
 
         var rng = SplitMix64(seed: seed)

@@ -1,3 +1,8 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+import BundleSyncStore
+
 /// A batch sealed or stored, as reported to the user.
 public struct BatchSummary: Sendable {
     public var origin: ReplicaID
@@ -7,14 +12,23 @@ public struct BatchSummary: Sendable {
     public var cells: Int
 }
 
-extension Replica {
+/// Turns a replica's captured local changes into signed batches of its history.
+package struct Sealer {
     /// A sealed batch is closed once its encoding passes this size or row count, so memory
     /// holds one bounded batch at a time however large the change set.
-    static let batchByteLimit = 4 << 20
-    static let batchRowLimit = 32_768
-    static let batchCellLimit = 262_144
+    package static let batchByteLimit = 4 << 20
+    package static let batchRowLimit = 32_768
+    package static let batchCellLimit = 262_144
 
-    // MARK: - Sealing
+    package let store: ReplicaStore
+    package let progress: ProgressHandler?
+
+    package init(store: ReplicaStore, progress: ProgressHandler?) {
+        self.store = store
+        self.progress = progress
+    }
+
+    private var db: Database { store.db }
 
     /// Seals every pending local change into signed batches of this replica's history.
     ///
@@ -30,15 +44,15 @@ extension Replica {
     ///   changes are in the clocks; a replica that lacks them gets a snapshot.
     /// - Returns: The batches sealed, in order.
     @discardableResult
-    func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
+    package func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
         precondition(db.isInTransaction, "seal outside a transaction")
-        let start = try clock
+        let start = try store.clock
         var highest = start
         var builder = BatchBuilder()
         var sealed: [BatchSummary] = []
         var pendingTotal = 0
         if progress != nil {
-            for t in trackedTables {
+            for t in store.catalog.tracked {
                 if case .integer(let n)? = try db.scalar("SELECT count(*) FROM \(Database.quote(t.logTable))") { pendingTotal += Int(n) }
             }
         }
@@ -51,14 +65,14 @@ extension Replica {
             return h
         }
 
-        for t in trackedTables {
+        for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
             // The log, sorted by key (a narrow sort), then for each changed key one lookup of
             // its current row and its clock (sealing never writes the user table, so reading
-            // it alongside is safe; the clock goes to `fold` through `readAhead`).
+            // it alongside is safe).
             let keyList = t.keyNames.joined(separator: ", ")
             let s = try db.statement("SELECT seq, \(keyList), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), seq")
-            let current = try db.statement(Self.currentStateSQL(t))
+            let current = try store.rows.currentStateStatement(t)
             var group: [(op: Int64, mask: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
             var maxSeq: Int64 = 0
@@ -71,10 +85,9 @@ extension Replica {
                 try current.bind(key)
                 guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
                 let values = current.int(0) == 0 ? nil : (0..<t.schema.columns.count).map { current.value(5 + $0) }
-                readAhead = ReadAhead(table: t.id, key: key, clock: try Self.clock(from: current, at: 1))
-                defer { readAhead = nil }
+                let before = try ClockStore.clock(from: current, at: 1)
                 current.reset()
-                if var change = try fold(t, key: key, ops: group, values: values, hlc: hlc(forWall:)) {
+                if var change = try fold(t, key: key, before: before, ops: group, values: values, hlc: hlc(forWall:)) {
                     if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
@@ -100,36 +113,20 @@ extension Replica {
             try flushGroup()
             builder.closeTable()
             for f in canonicalForms {
-                try db.run("UPDATE \(t.quotedTable) SET \(Database.quote(t.schema.columns[f.ordinal].name)) = ? WHERE \(t.keyMatch)",
-                           [.text(f.value)] + f.key)
+                try store.rows.rewrite(t, key: f.key, ordinal: f.ordinal, value: .text(f.value))
             }
             if maxSeq > 0 {
                 try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
             }
         }
         if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
-        try advanceClock(to: highest)
+        try store.advanceClock(to: highest)
         return sealed
     }
 
-    /// One key's current row and clock: whether the row exists, its clock (cl, hlc, origin,
-    /// cells; NULL without a clock row), then its synced columns.
-    static func currentStateSQL(_ t: TrackedTable) -> String {
-        let k = t.keyNames.enumerated().map { "?\($0.offset + 1) AS \($0.element)" }.joined(separator: ", ")
-        let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = k.\($1)" }.joined(separator: " AND ")
-        let clockMatch = t.keyNames.map { "c.\($0) = k.\($0)" }.joined(separator: " AND ")
-        let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
-        let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
-        return """
-            SELECT \(present), c.cl, c.hlc, c.origin, c.cells\(userColumns)
-            FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
-            """
-    }
-
     /// Folds one key's logged operations into a row change and updates its clock row.
-    private func fold(_ t: TrackedTable, key: [SQLValue], ops: [(op: Int64, mask: Int64, wall: Int64)],
+    private func fold(_ t: TrackedTable, key: [SQLValue], before: RowClock?, ops: [(op: Int64, mask: Int64, wall: Int64)],
                       values: [SQLValue]?, hlc: (Int64) -> HLC) throws -> RowChange? {
-        let before = try loadClock(t, key: key)
         let startLength = before?.causalLength ?? 0
         var length = startLength
         var rowWall: Int64?
@@ -168,32 +165,33 @@ extension Replica {
         if length % 2 == 0 { columnWall = columnWall.map { _ in nil } }
         guard length != startLength || columnWall.contains(where: { $0 != nil }) else { return nil }
 
-        var clock = before ?? RowClock(causalLength: 0, row: .init(hlc: .zero, origin: selfIndex), overrides: [:])
+        var clock = before ?? RowClock(causalLength: 0, row: .init(hlc: .zero, origin: store.selfIndex), overrides: [:])
         var change = RowChange(key: key, causalLength: length, rowHLC: nil, cells: [])
         if length != startLength {
             let h = hlc(rowWall ?? lastWall)
             change.rowHLC = h
-            clock = RowClock(causalLength: length, row: .init(hlc: h, origin: selfIndex), overrides: [:])
+            clock = RowClock(causalLength: length, row: .init(hlc: h, origin: store.selfIndex), overrides: [:])
         }
         if let values, length % 2 == 1 {
             for (i, wall) in columnWall.enumerated() {
                 guard let wall else { continue }
                 let h = hlc(wall)
                 change.cells.append(CellChange(column: i, hlc: h, value: values[i]))
-                clock.setCell(i, .init(hlc: h, origin: selfIndex))
+                clock.setCell(i, .init(hlc: h, origin: store.selfIndex))
             }
         }
-        try storeClock(t, key: key, clock)
+        try store.clocks.store(t, key: key, clock)
         return change
     }
 
     /// Turns the text and JSON cells of a sealed row change into edits of their merge states.
     private func sealMergeCells(_ t: TrackedTable, _ change: inout RowChange,
                                 canonicalForms: inout [(key: [SQLValue], ordinal: Int, value: [UInt8])]) throws {
-        if change.rowHLC != nil { try dropCellStates(t, key: change.key) }
+        if change.rowHLC != nil { try store.cellStates.drop(t, key: change.key) }
+        let cells = CellMerger(store: store)
         for i in change.cells.indices where t.rule(change.cells[i].column) != .lww {
             let c = change.cells[i]
-            let (payload, canonical) = try sealCell(t, key: change.key, ordinal: c.column, value: c.value, hlc: c.hlc)
+            let (payload, canonical) = try cells.seal(t, key: change.key, ordinal: c.column, value: c.value, hlc: c.hlc)
             if let payload {
                 change.cells[i].merge = payload
                 change.cells[i].value = .null
@@ -205,57 +203,20 @@ extension Replica {
     /// Signs the builder's rows as the next batch of this replica's history and stores it
     /// (or only advances the history's head over it).
     private func sealBatch(_ builder: inout BatchBuilder, keepingHistory: Bool) throws -> BatchSummary {
-        try ensureAtHome()
+        try Home.ensureAtHome(store)
         builder.closeTable()
-        let head = try head(of: selfIndex)
-        var deps = try vector()
-        deps[id] = 0
-        let batch = Batch(origin: id, seq: head.seq + 1, previous: head.hash, dependencies: deps, tables: builder.tables)
+        let head = try store.replicas.head(of: store.selfIndex)
+        var deps = try store.replicas.vector()
+        deps[store.id] = 0
+        let batch = Batch(origin: store.id, seq: head.seq + 1, previous: head.hash, dependencies: deps, tables: builder.tables)
         builder = BatchBuilder()
-        let signed = try SignedBatch(batch: batch, identity: identity)
+        let signed = try SignedBatch(batch: batch, identity: store.identity)
         if keepingHistory {
-            try storeBatch(signed, batch: batch, origin: selfIndex, applied: true)
+            try store.history.store(signed, batch: batch, origin: store.selfIndex, applied: true)
         } else {
-            try advanceHead(origin: selfIndex, seq: batch.seq, hash: signed.hash)
+            try store.replicas.advanceHead(origin: store.selfIndex, seq: batch.seq, hash: signed.hash)
         }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
-        return BatchSummary(origin: id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
-    }
-}
-
-/// Collects row changes into the tables of one batch.
-struct BatchBuilder {
-    private(set) var tables: [TableChanges] = []
-    private var current: TableChanges?
-    private(set) var estimatedBytes = 0
-    private(set) var rows = 0
-    private(set) var cells = 0
-
-    mutating func add(_ change: RowChange, table t: TrackedTable) {
-        if current?.table != t.name {
-            closeTable()
-            current = TableChanges(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: [])
-        }
-        current!.rows.append(change)
-        rows += 1
-        cells += change.cells.count
-        estimatedBytes += 16 + change.key.reduce(0) { $0 + $1.encodedSizeEstimate }
-            + change.cells.reduce(0) { $0 + 12 + ($1.merge.map { $0.state.count + 8 } ?? $1.value.encodedSizeEstimate) }
-    }
-
-    mutating func closeTable() {
-        if let c = current, !c.rows.isEmpty { tables.append(c) }
-        current = nil
-    }
-}
-
-extension SQLValue {
-    var encodedSizeEstimate: Int {
-        switch self {
-        case .null: 1
-        case .integer: 9
-        case .real: 9
-        case .text(let b), .blob(let b): 5 + b.count
-        }
+        return BatchSummary(origin: store.id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
     }
 }

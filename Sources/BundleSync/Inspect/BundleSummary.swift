@@ -1,3 +1,5 @@
+import BundleSyncCore
+import BundleSyncFormat
 import Foundation
 
 /// What a bundle holds, gathered while reading and verifying it (`inspect`, `verify`).
@@ -39,7 +41,7 @@ public struct BundleSummary {
     public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil,
                             each: ((BundleHeader.BatchEntry, Batch.Outline) throws -> Void)? = nil) throws -> BundleSummary {
         let reader = try BundleReader(path: path)
-        let label = "verifying \((path as NSString).lastPathComponent)"
+        let label = "verifying \(PathText.fileName(of: path))"
         defer { progress?(ProgressEvent(phase: label, kind: .finished)) }
         var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
                               bodyBytes: Int(reader.trailer.uncompressedLength))

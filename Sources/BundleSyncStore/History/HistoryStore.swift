@@ -1,22 +1,33 @@
+import BundleSyncCore
+import BundleSyncFormat
+
 /// A batch kept in the replica's history, without its body.
-struct StoredBatch {
-    var origin: ReplicaID
-    var originIndex: Int64
-    var seq: UInt64
-    var hash: Digest32
-    var length: Int
-    var tables: [String]
-    var rows: Int
+package struct StoredBatch: Sendable {
+    package var origin: ReplicaID
+    package var originIndex: Int64
+    package var seq: UInt64
+    package var hash: Digest32
+    package var length: Int
+    package var tables: [String]
+    package var rows: Int
 }
 
-extension Replica {
-    // MARK: - History
+/// The batches a replica keeps (`_bundlesync_batches`): applied ones, to pass on to peers
+/// that lack them, and parked ones, waiting for earlier history.
+///
+/// Bodies are kept zstd-compressed; the hash and signature cover the canonical bytes, so
+/// relaying a stored batch later reproduces exactly what its origin signed.
+package final class HistoryStore {
+    private let db: Database
+    private let replicas: ReplicaDirectory
+
+    init(db: Database, replicas: ReplicaDirectory) {
+        self.db = db
+        self.replicas = replicas
+    }
 
     /// Stores a batch: applied (part of this replica's contiguous history) or parked.
-    ///
-    /// Bodies are kept zstd-compressed; the hash and signature cover the canonical bytes, so
-    /// relaying a stored batch later reproduces exactly what its origin signed.
-    func storeBatch(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool) throws {
+    package func store(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool) throws {
         var names = ByteWriter()
         names.varint(batch.tables.count)
         batch.tables.forEach { names.string($0.table) }
@@ -27,14 +38,14 @@ extension Replica {
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
                   .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds())])
-        if applied { try advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
+        if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
     }
 
     /// Marks a parked batch as applied.
-    func markApplied(origin: Int64, seq: UInt64, hash: Digest32) throws {
+    package func markApplied(origin: Int64, seq: UInt64, hash: Digest32) throws {
         try db.run("UPDATE _bundlesync_batches SET applied_order = ? WHERE origin = ? AND seq = ?",
                    [try nextAppliedOrder(), .integer(origin), .integer(Int64(seq))])
-        try advanceHead(origin: origin, seq: seq, hash: hash)
+        try replicas.advanceHead(origin: origin, seq: seq, hash: hash)
     }
 
     private func nextAppliedOrder() throws -> SQLValue {
@@ -44,14 +55,8 @@ extension Replica {
         return .integer(n)
     }
 
-    /// Makes batch `seq` (with `hash`) the head of `origin`'s contiguous history here.
-    func advanceHead(origin: Int64, seq: UInt64, hash: Digest32) throws {
-        try db.run("UPDATE _bundlesync_replicas SET seq = ?, head = ? WHERE idx = ?",
-                   [.integer(Int64(seq)), .blob(hash.bytes), .integer(origin)])
-    }
-
     /// The hash of the stored batch (applied or parked) of `origin` numbered `seq`, if any.
-    func storedBatch(origin: Int64, seq: UInt64) throws -> Digest32? {
+    package func hash(origin: Int64, seq: UInt64) throws -> Digest32? {
         let s = try db.statement("SELECT hash FROM _bundlesync_batches WHERE origin = ? AND seq = ?")
         try s.bind([.integer(origin), .integer(Int64(seq))])
         guard try s.step(), let h = s.bytes(0).flatMap(Digest32.init(bytes:)) else { return nil }
@@ -59,12 +64,18 @@ extension Replica {
         return h
     }
 
+    /// The hash of a stored batch of a replica known by id, if any.
+    package func hash(origin: ReplicaID, seq: UInt64) throws -> Digest32? {
+        guard let idx = try replicas.existingIndex(of: origin) else { return nil }
+        return try hash(origin: idx, seq: seq)
+    }
+
     /// Loads a stored batch's canonical bytes and signature.
-    func loadBatch(origin: Int64, seq: UInt64) throws -> SignedBatch {
+    package func load(origin: Int64, seq: UInt64) throws -> SignedBatch {
         let s = try db.statement("SELECT body, signature, length, hash FROM _bundlesync_batches WHERE origin = ? AND seq = ?")
         try s.bind([.integer(origin), .integer(Int64(seq))])
         guard try s.step(), let body = s.bytes(0), let sig = s.bytes(1) else {
-            throw BundleSyncError.failure("batch \(seq) of replica index \(origin) is missing from history")
+            throw BundleSyncError(.failure, "batch \(seq) of replica index \(origin) is missing from history", database: db.path)
         }
         let length = Int(s.int(2))
         let hash = s.bytes(3)
@@ -72,14 +83,14 @@ extension Replica {
         let bytes = try ZstdDecompressor.decompress(body, limit: length)
         let signed = SignedBatch(bytes: bytes, signature: sig)
         guard signed.hash.bytes == hash else {
-            throw BundleSyncError.failure("stored batch \(seq) of replica index \(origin) is damaged (hash mismatch)")
+            throw BundleSyncError(.failure, "stored batch \(seq) of replica index \(origin) is damaged (hash mismatch)", database: db.path)
         }
         return signed
     }
 
     /// Applied batches that a holder of `base` lacks, in the order they were applied here
     /// (a causal order).
-    func batchesMissing(from base: VersionVector) throws -> [StoredBatch] {
+    package func missing(from base: VersionVector) throws -> [StoredBatch] {
         var out: [StoredBatch] = []
         let s = try db.statement("""
             SELECT r.id, b.origin, b.seq, b.hash, b.length, b.tables, b.rows FROM _bundlesync_batches b
@@ -94,14 +105,14 @@ extension Replica {
             let n = try r.count("table count", limit: Limits.maxTables)
             var names: [String] = []
             for _ in 0..<n { names.append(try r.string("table name")) }
-            out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: seq, hash: Digest32(bytes: s.bytes(3) ?? [])!,
+            out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: seq, hash: Digest32(bytes: s.bytes(3) ?? []) ?? .zero,
                                    length: Int(s.int(4)), tables: names, rows: Int(s.int(6))))
         }
         return out
     }
 
     /// Parked batches: stored, waiting for earlier history.
-    func parkedBatches() throws -> [StoredBatch] {
+    package func parked() throws -> [StoredBatch] {
         var out: [StoredBatch] = []
         let s = try db.statement("""
             SELECT r.id, b.origin, b.seq, b.hash, b.length FROM _bundlesync_batches b
@@ -111,8 +122,36 @@ extension Replica {
         while try s.step() {
             guard let id = ReplicaID(bytes: s.bytes(0) ?? []) else { continue }
             out.append(StoredBatch(origin: id, originIndex: s.int(1), seq: UInt64(s.int(2)),
-                                   hash: Digest32(bytes: s.bytes(3) ?? [])!, length: Int(s.int(4)), tables: [], rows: 0))
+                                   hash: Digest32(bytes: s.bytes(3) ?? []) ?? .zero, length: Int(s.int(4)), tables: [], rows: 0))
         }
         return out
+    }
+
+    /// Drops a parked batch.
+    package func dropParked(origin: Int64, seq: UInt64) throws {
+        try db.run("DELETE FROM _bundlesync_batches WHERE origin = ? AND seq = ? AND applied_order IS NULL",
+                   [.integer(origin), .integer(Int64(seq))])
+    }
+
+    /// Drops the parked batches of `origin` up to `seq` (a snapshot covered them).
+    package func dropParked(origin: Int64, through seq: UInt64) throws {
+        try db.run("DELETE FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NULL",
+                   [.integer(origin), .integer(Int64(seq))])
+    }
+
+    /// Drops the applied batches of `origin` up to `seq`.
+    ///
+    /// - Returns: How many were dropped, and their stored size.
+    package func dropApplied(origin: Int64, through seq: UInt64) throws -> (batches: Int, bytes: Int) {
+        let args: [SQLValue] = [.integer(origin), .integer(Int64(seq))]
+        let size = try db.rows("SELECT count(*), coalesce(sum(length(body)), 0) FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NOT NULL", args)
+        try db.run("DELETE FROM _bundlesync_batches WHERE origin = ? AND seq <= ? AND applied_order IS NOT NULL", args)
+        return (Int(size[0][0].integer ?? 0), Int(size[0][1].integer ?? 0))
+    }
+
+    /// How many batches are kept, and their stored size.
+    package func totals() throws -> (batches: Int, bytes: Int) {
+        let row = try db.rows("SELECT count(*), coalesce(sum(length(body)), 0) FROM _bundlesync_batches")[0]
+        return (Int(row[0].integer ?? 0), Int(row[1].integer ?? 0))
     }
 }

@@ -1,3 +1,6 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
 import Foundation
 
 /// Which history an export carries (SPEC §2).
@@ -20,12 +23,23 @@ public struct ExportResult: Sendable {
     /// Whether the bundle is a snapshot of the whole state rather than batches.
     public var snapshot: Bool
     public var sealed: [BatchSummary]
-    public var base: VersionVector
     public var bytes: Int
 }
 
-extension Replica {
-    // MARK: - Export
+/// Writes bundles: seals pending changes, then writes the history a target lacks, or a
+/// snapshot of the whole state when that history was pruned here.
+package struct Exporter {
+    package let store: ReplicaStore
+    package let sealer: Sealer
+    package let progress: ProgressHandler?
+
+    package init(store: ReplicaStore, progress: ProgressHandler?) {
+        self.store = store
+        self.sealer = Sealer(store: store, progress: progress)
+        self.progress = progress
+    }
+
+    private var db: Database { store.db }
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
     ///
@@ -33,12 +47,12 @@ extension Replica {
     ///   - output: A file path, or an existing directory in which the file is named
     ///     `NAME-SEQ-HASH8.bsync`.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
-    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
-        let sealed = try withoutCapture { try sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
+    package func export(to output: String, target: ExportTarget) throws -> ExportResult {
+        let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
         return try db.readTransaction {
-            let vector = try vector()
-            let missing = try batchesMissing(from: base)
+            let vector = try store.replicas.vector()
+            let missing = try store.history.missing(from: base)
             // A snapshot when asked for, or when history the target lacks was pruned here.
             var snapshot = false
             if case .full = target { snapshot = true }
@@ -46,47 +60,45 @@ extension Replica {
                 if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { snapshot = true }
             }
 
-            var keys: [ReplicaID: [UInt8]] = [id: identity.publicKey]
+            var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
             if snapshot {
-                for row in try db.rows("SELECT id, public_key FROM _bundlesync_replicas WHERE public_key IS NOT NULL") {
-                    if case .blob(let i) = row[0], let rid = ReplicaID(bytes: i), case .blob(let k) = row[1] { keys[rid] = k }
-                }
-                schemas = trackedTables.map(\.schema)
+                keys.merge(try store.replicas.publicKeys()) { mine, _ in mine }
+                schemas = store.catalog.tracked.map(\.schema)
             } else {
                 var touched = Set<String>()
                 for b in missing {
                     if keys[b.origin] == nil {
-                        guard let k = try publicKey(of: b.origin) else {
+                        guard let k = try store.replicas.publicKey(of: b.origin) else {
                             throw BundleSyncError.failure("the public key of replica \(b.origin.short) is missing")
                         }
                         keys[b.origin] = k
                     }
                     touched.formUnion(b.tables)
                 }
-                schemas = trackedTables.filter { touched.contains($0.name) }.map(\.schema)
+                schemas = store.catalog.tracked.filter { touched.contains($0.name) }.map(\.schema)
             }
             let header = BundleHeader(
-                exporter: id, exporterKey: identity.publicKey, exporterName: name,
+                exporter: store.id, exporterKey: store.identity.publicKey, exporterName: store.name,
                 createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot ? VersionVector() : base,
                 requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot),
                 optionalCapabilities: [], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
-                snapshotHeads: snapshot ? try heads() : nil)
+                snapshotHeads: snapshot ? try store.replicas.heads() : nil)
 
             var isDir: ObjCBool = false
             let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
-            let provisional = intoDirectory ? (output as NSString).appendingPathComponent("export-\(name)") : output
-            if intoDirectory { removeStaleTemporaryFiles(in: output) }
+            let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
+            if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
             let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
             let rows: Int
             if snapshot {
-                rows = try writeSnapshot(to: writer)
+                rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
             } else {
                 let totalBytes = missing.reduce(0) { $0 + $1.length }
                 var written = 0
                 for b in missing {
-                    try writer.append(try loadBatch(origin: b.originIndex, seq: b.seq))
+                    try writer.append(try store.history.load(origin: b.originIndex, seq: b.seq))
                     written += b.length
                     progress?(ProgressEvent(phase: "writing", unit: "bytes", kind: .step(done: written, total: totalBytes)))
                     progress?(ProgressEvent(phase: "writing", kind: .detail("wrote batch \(b.seq) of \(b.origin.short) (\(b.rows) rows)")))
@@ -94,15 +106,16 @@ extension Replica {
                 rows = missing.reduce(0) { $0 + $1.rows }
             }
             progress?(ProgressEvent(phase: "writing", kind: .finished))
-            let mySeq = vector[id]
-            let path = try writer.finish(identity: identity) { trailer in
+            let mySeq = vector[store.id]
+            let name = store.name
+            let path = try writer.finish(identity: store.identity) { trailer in
                 intoDirectory
-                    ? (output as NSString).appendingPathComponent("\(self.name)-\(mySeq)-\(trailer.fileDigest.short).\(BundleFile.fileExtension)")
+                    ? PathText.join(output, "\(name)-\(mySeq)-\(trailer.fileDigest.short).\(BundleFile.fileExtension)")
                     : output
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
-                                sealed: sealed, base: base, bytes: size)
+                                sealed: sealed, bytes: size)
         }
     }
 
@@ -117,69 +130,25 @@ extension Replica {
     /// dead weight, as large as the table itself. With a known peer, or after an earlier
     /// export, a replica might hold part of the history, and the usual rules apply.
     /// Must run inside the write transaction that seals.
-    func isFirstSnapshot(_ target: ExportTarget) throws -> Bool {
+    private func isFirstSnapshot(_ target: ExportTarget) throws -> Bool {
         guard case .full = target else { return false }
-        return try head(of: selfIndex).seq == 0 && knownPeers().isEmpty
+        return try store.replicas.head(of: store.selfIndex).seq == 0 && store.replicas.knownPeers(besides: store.selfIndex).isEmpty
     }
 
     /// The vector the target is assumed to hold.
-    func baseVector(for target: ExportTarget) throws -> VersionVector {
+    private func baseVector(for target: ExportTarget) throws -> VersionVector {
         switch target {
         case .full:
             return VersionVector()
         case .vector(let v):
             return v
         case .peers(let names):
-            let peers = try names.map { try resolvePeer($0) }
-            return try peers.map { try peerVector($0) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 } ?? VersionVector()
+            let peers = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
+            return try peers.map { try store.replicas.peerVector($0) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 } ?? VersionVector()
         case .automatic:
-            let peers = try knownPeers()
+            let peers = try store.replicas.knownPeers(besides: store.selfIndex)
             guard !peers.isEmpty else { return VersionVector() }
-            return try peers.map { try peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
+            return try peers.map { try store.replicas.peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
         }
-    }
-
-    /// What this replica knows a peer to hold.
-    func peerVector(_ peer: Int64) throws -> VersionVector {
-        var v = VersionVector()
-        let s = try db.statement("SELECT r.id, p.seq FROM _bundlesync_peer_vectors p JOIN _bundlesync_replicas r ON r.idx = p.origin WHERE p.peer = ?")
-        try s.bind([.integer(peer)])
-        while try s.step() {
-            if let id = ReplicaID(bytes: s.bytes(0) ?? []) { v[id] = UInt64(s.int(1)) }
-        }
-        return v
-    }
-
-    /// Peers this replica has heard from (it imported a bundle they exported).
-    func knownPeers() throws -> [(index: Int64, id: ReplicaID, name: String?, lastHeard: Int64?)] {
-        try db.rows("SELECT idx, id, name, last_heard FROM _bundlesync_replicas WHERE last_heard IS NOT NULL AND idx != ? ORDER BY name, id",
-                    [.integer(selfIndex)]).compactMap { row in
-            guard case .integer(let idx) = row[0], case .blob(let b) = row[1], let id = ReplicaID(bytes: b) else { return nil }
-            var name: String?
-            if case .text(let n) = row[2] { name = String(decoding: n, as: UTF8.self) }
-            var heard: Int64?
-            if case .integer(let h) = row[3] { heard = h }
-            return (idx, id, name, heard)
-        }
-    }
-
-    /// Finds a replica by name, id, or unambiguous id prefix.
-    public func resolvePeer(_ text: String) throws -> Int64 {
-        let all = try db.rows("SELECT idx, id, name FROM _bundlesync_replicas WHERE idx != ?", [.integer(selfIndex)])
-        var byName: [Int64] = []
-        var byPrefix: [Int64] = []
-        let lower = text.lowercased()
-        for row in all {
-            guard case .integer(let idx) = row[0], case .blob(let b) = row[1] else { continue }
-            if case .text(let n) = row[2], String(decoding: n, as: UTF8.self) == text { byName.append(idx) }
-            if !lower.isEmpty, hexString(b).hasPrefix(lower) { byPrefix.append(idx) }
-        }
-        if byName.count == 1 { return byName[0] }
-        if byName.isEmpty && byPrefix.count == 1 { return byPrefix[0] }
-        if byName.count + byPrefix.count > 1 {
-            throw BundleSyncError.usage("peer '\(text)' is ambiguous", hint: "give more of its id; 'bundlesync status' lists peers")
-        }
-        throw BundleSyncError.usage("no known peer is called '\(text)'",
-                                    hint: "a peer becomes known when one of its bundles is imported; 'bundlesync status' lists peers")
     }
 }

@@ -1,20 +1,24 @@
-extension Replica {
-    // MARK: - Snapshots
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+import BundleSyncStore
 
-    /// Where every origin's history stands here: its batch count and last batch hash.
-    func heads() throws -> [SnapshotHead] {
-        try db.rows("SELECT id, seq, head FROM _bundlesync_replicas WHERE seq > 0").compactMap { row in
-            guard case .blob(let id) = row[0], let rid = ReplicaID(bytes: id), case .integer(let seq) = row[1],
-                  case .blob(let h) = row[2], let hash = Digest32(bytes: h) else { return nil }
-            return SnapshotHead(origin: rid, seq: UInt64(seq), hash: hash)
-        }
+/// Writes a replica's whole tracked state as snapshot chunks (`bundlesync-format(5)`,
+/// "Snapshots").
+package struct SnapshotWriter {
+    package let store: ReplicaStore
+    package let progress: ProgressHandler?
+
+    package init(store: ReplicaStore, progress: ProgressHandler?) {
+        self.store = store
+        self.progress = progress
     }
 
     /// Streams the whole tracked state as snapshot chunks, tombstones included.
     ///
     /// Must run inside a read transaction, so the state matches the heads read in it.
     /// - Returns: The number of rows written.
-    func writeSnapshot(to writer: BundleWriter) throws -> Int {
+    package func write(to writer: BundleWriter) throws -> Int {
         var rows = 0
         var chunk = SnapshotChunk(origins: [], tables: [])
         var originSlot: [Int64: Int] = [:]
@@ -22,7 +26,7 @@ extension Replica {
         var cells = 0
         func slot(_ origin: Int64) throws -> Int {
             if let s = originSlot[origin] { return s }
-            chunk.origins.append(try replicaID(at: origin))
+            chunk.origins.append(try store.replicas.id(at: origin))
             originSlot[origin] = chunk.origins.count - 1
             return chunk.origins.count - 1
         }
@@ -35,13 +39,13 @@ extension Replica {
             bytes = 0
             cells = 0
         }
-        for t in trackedTables {
+        for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
             let columnCount = t.schema.columns.count
             let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
             let userColumns = t.schema.columns.map { "u.\(Database.quote($0.name))" }
             let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
-            let s = try db.statement("""
+            let s = try store.db.statement("""
                 SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join)
                 ORDER BY \(t.keyNames.map { "c.\($0)" }.joined(separator: ", "))
                 """)
@@ -59,7 +63,7 @@ extension Replica {
                         let stamp = clock.cell(i)
                         let value = s.value(keyCount + 4 + i)
                         var cell = SnapshotChunk.Cell(column: i, hlc: stamp.hlc, origin: try slot(stamp.origin), value: value)
-                        if t.rule(i) != .lww, let (state, flags) = try storedCellBytes(t, key: key, ordinal: i) {
+                        if t.rule(i) != .lww, let (state, flags) = try store.cellStates.encodedState(t, key: key, ordinal: i) {
                             let plain = flags.contains(.plainLatest)
                             cell.merge = MergePayload(rule: t.rule(i), state: state, plain: plain ? value : nil)
                             if !plain { cell.value = .null }
@@ -73,8 +77,8 @@ extension Replica {
                 chunk.tables[chunk.tables.count - 1].rows.append(row)
                 rows += 1
                 cells += row.cells.count
-                if bytes >= Self.batchByteLimit || chunk.rowCount >= Self.batchRowLimit
-                    || cells + columnCount > Self.batchCellLimit { try flush() }
+                if bytes >= Sealer.batchByteLimit || chunk.rowCount >= Sealer.batchRowLimit
+                    || cells + columnCount > Sealer.batchCellLimit { try flush() }
             }
         }
         try flush()

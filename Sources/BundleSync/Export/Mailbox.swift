@@ -1,0 +1,88 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
+import Foundation
+
+/// What pruning removed.
+public struct PruneResult: Sendable {
+    public var batches: Int
+    public var bytes: Int
+}
+
+/// A replica's own files in a shared folder (a mailbox on a USB stick). The only type that
+/// deletes files: this replica's superseded bundles, and partial files of its interrupted
+/// exports. Other replicas' files are never touched.
+public struct Mailbox {
+    package let store: ReplicaStore
+    public let directory: String
+
+    package init(store: ReplicaStore, directory: String) {
+        self.store = store
+        self.directory = directory
+    }
+
+    /// The name an export into a folder writes under, before its final name is known.
+    package static func provisionalName(of replica: String) -> String { "export-\(replica)" }
+
+    /// Removes this replica's own older bundles from the folder, keeping `keep`.
+    ///
+    /// Safe once `keep` was exported for every known peer: each batch of an older file is
+    /// either held by all of them or carried again by `keep`. A file that cannot be read is
+    /// left alone.
+    ///
+    /// - Returns: The paths removed.
+    public func removeSupersededBundles(keeping keep: String) -> [String] {
+        let fm = FileManager.default
+        var removed: [String] = []
+        let keepName = PathText.fileName(of: keep)
+        for name in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+            let path = PathText.join(directory, name)
+            guard name.hasSuffix(".\(BundleFile.fileExtension)"), name != keepName, !name.hasPrefix(".") else { continue }
+            guard let header = try? BundleReader(path: path).header, header.exporter == store.id else { continue }
+            if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
+        }
+        return removed.sorted()
+    }
+
+    /// Removes partial files that an interrupted export of this replica left in the folder
+    /// (hidden, named `.export-NAME.PID.tmp`, never `*.bsync`), unless their process still runs.
+    ///
+    /// - Returns: The paths removed.
+    @discardableResult
+    public func removeStaleTemporaryFiles() -> [String] {
+        let fm = FileManager.default
+        let prefix = ".\(Self.provisionalName(of: store.name))."
+        var removed: [String] = []
+        for file in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix(prefix) && file.hasSuffix(".tmp") {
+            let pid = Int32(file.dropFirst(prefix.count).dropLast(4)) ?? 0
+            guard pid != getpid(), pid <= 0 || kill(pid, 0) != 0 else { continue }
+            let path = PathText.join(directory, file)
+            if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
+        }
+        return removed
+    }
+
+    // MARK: - Bounded history
+
+    /// Drops stored batches that every known peer is known to hold.
+    ///
+    /// A replica keeps the batches it has applied so it can pass them on. Once every peer it
+    /// has heard from holds a batch, nobody it knows needs it from here. A peer that later
+    /// needs pruned history, or a new replica, receives a snapshot of the current state
+    /// instead (`export` switches to one by itself). With no known peer, nothing is pruned.
+    package static func prune(_ store: ReplicaStore) throws -> PruneResult {
+        try store.withoutCapture {
+            let peers = try store.replicas.knownPeers(besides: store.selfIndex)
+            guard !peers.isEmpty else { return PruneResult(batches: 0, bytes: 0) }
+            let everyone = try peers.map { try store.replicas.peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
+            var result = PruneResult(batches: 0, bytes: 0)
+            for (origin, held) in everyone.entries {
+                guard let idx = try store.replicas.existingIndex(of: origin) else { continue }
+                let dropped = try store.history.dropApplied(origin: idx, through: held)
+                result.batches += dropped.batches
+                result.bytes += dropped.bytes
+            }
+            return result
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
+
+extension Importer {
+    // MARK: - Verify against this replica
+
+    /// Checks a bundle against this replica: schema, forks, links to known history, trust.
+    ///
+    /// - Throws: `.badData` naming the file and what is wrong.
+    package func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+        var heads: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
+        let summary = try BundleSummary.read(path: path, progress: progress) { entry, batch in
+            guard let idx = try store.replicas.existingIndex(of: batch.origin) else { return }
+            if let stored = try store.history.hash(origin: idx, seq: batch.seq), stored != entry.hash {
+                throw forkError(entry, existing: stored, path: path)
+            }
+            let head = try heads[batch.origin] ?? store.replicas.head(of: idx)
+            if batch.seq == head.seq + 1 {
+                guard batch.previous == head.hash else {
+                    throw chainError(origin: batch.origin, seq: batch.seq, previous: batch.previous, heldHead: head.hash).about(bundle: path)
+                }
+                heads[batch.origin] = (batch.seq, entry.hash)
+            }
+        }
+        try checkSchema(of: summary.header)
+        if let snapshotHeads = summary.header.snapshotHeads { _ = try checkHeads(snapshotHeads, path: path) }
+        try TrustList(store: store).check(summary.header, path: path)
+        return summary
+    }
+}

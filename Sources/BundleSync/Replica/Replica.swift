@@ -1,0 +1,134 @@
+import Foundation
+
+/// A database that bundlesync syncs: the application's tables plus the bookkeeping that
+/// makes them a replica.
+///
+/// `Replica` is the library's front door. Each job is done by a type of its own, over the
+/// replica's ``ReplicaStore``: ``TableTracker`` (track), ``Sealer`` (local changes into
+/// batches), ``Exporter`` and ``SnapshotWriter`` (export), ``Importer`` with ``RowMerger``
+/// and ``CellMerger`` (import), ``TrustList``, ``Mailbox`` (shared folders), ``StatusReport``
+/// and ``StateDigest``. A `Replica` owns one connection; every operation that writes runs in
+/// one IMMEDIATE transaction with capture switched off for its own writes, so the
+/// application can keep writing from other connections and never sees half of an import.
+public final class Replica {
+    package let store: ReplicaStore
+    /// Receives progress of long operations (sealing, export, import).
+    public var progress: ProgressHandler?
+
+    private init(store: ReplicaStore) {
+        self.store = store
+    }
+
+    public var db: Database { store.db }
+    public var identity: Identity { store.identity }
+    public var id: ReplicaID { store.id }
+    public var name: String { store.name }
+    public var trackedTables: [TrackedTable] { store.catalog.tracked }
+
+    // MARK: - Opening
+
+    /// Makes `path` a replica, creating the file if it is missing. Idempotent.
+    ///
+    /// - Returns: The replica and whether it was created just now.
+    public static func initialize(path: String, name: String?) throws -> (Replica, created: Bool) {
+        let (store, created) = try ReplicaStore.initialize(path: path, name: name)
+        return (Replica(store: store), created)
+    }
+
+    /// Opens an existing replica.
+    ///
+    /// - Throws: `.noInput` if the file is missing, `.usage` if it is not a replica.
+    public static func open(path: String) throws -> Replica {
+        Replica(store: try ReplicaStore.open(path: path))
+    }
+
+    // MARK: - The jobs
+
+    /// Starts syncing `table`, or picks up columns added since it was tracked (see
+    /// ``TableTracker/track(table:rules:)``).
+    public func track(table: String, rules: [String: ColumnRule] = [:]) throws -> TrackReport {
+        try TableTracker(store: store, progress: progress).track(table: table, rules: rules)
+    }
+
+    /// Seals every pending local change into signed batches (see ``Sealer``). Must run
+    /// inside a write transaction.
+    @discardableResult
+    package func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
+        try Sealer(store: store, progress: progress).sealPending(keepingHistory: keepingHistory)
+    }
+
+    /// Seals pending changes and writes one bundle with the history the target lacks.
+    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
+        try Exporter(store: store, progress: progress).export(to: output, target: target)
+    }
+
+    /// Imports bundle files, each checked completely and merged in one transaction.
+    public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
+        try Importer(store: store, progress: progress).importBundles(paths, options: options)
+    }
+
+    /// Imports one bundle.
+    public func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
+        try Importer(store: store, progress: progress).importBundle(path, options: options)
+    }
+
+    /// Checks a bundle against this replica: schema, forks, links to known history, trust.
+    public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+        try Importer(store: store, progress: progress).verifyAgainstHistory(path)
+    }
+
+    /// Everything `status` shows.
+    public func status() throws -> StatusReport { try StatusReport(store) }
+
+    /// The state digest of the tracked tables (SPEC §3.6).
+    public func digest() throws -> Digest32 { try StateDigest.compute(store) }
+
+    /// Drops stored batches that every known peer is known to hold.
+    public func prune() throws -> PruneResult { try Mailbox.prune(store) }
+
+    /// This replica's own bundles in a shared folder.
+    public func mailbox(_ directory: String) -> Mailbox { Mailbox(store: store, directory: directory) }
+
+    /// The trust list.
+    public var trust: TrustList { TrustList(store: store) }
+
+    /// What this replica holds: for each origin, how many of its batches, contiguously.
+    public func vector() throws -> VersionVector { try store.replicas.vector() }
+
+    /// Local changes captured but not yet sealed into a batch, by table.
+    public func pendingChanges() throws -> [String: Int] { try store.catalog.pendingChanges() }
+
+    /// Runs `body` in one write transaction with capture off.
+    package func withoutCapture<T>(_ body: () throws -> T) throws -> T { try store.withoutCapture(body) }
+
+    // MARK: - Identity and copies
+
+    /// Whether this file is where the replica was made (not a copy elsewhere).
+    public var isAtHome: Bool {
+        get throws { try Home.isAtHome(db) }
+    }
+
+    /// Settles a copied or moved replica file.
+    ///
+    /// - Parameters:
+    ///   - moved: The original was moved here and no longer exists: keep the identity and
+    ///     record the new home. Otherwise the file becomes a new replica with a new key pair;
+    ///     the history it holds, including the original's, stays and syncs as before.
+    ///   - newName: The new replica's name (default: the old name with the new id's start).
+    /// - Returns: Whether the identity changed.
+    @discardableResult
+    public func reidentify(moved: Bool, newName: String? = nil) throws -> Bool {
+        if try isAtHome {
+            if moved { return false }
+            throw BundleSyncError.usage("'\(db.path)' is where replica '\(name)' was made; it is not a copy",
+                                        hint: "run 'bundlesync reidentify' on the copy instead")
+        }
+        return try withoutCapture {
+            try Home.record(in: db)
+            if moved { return false }
+            let fresh = Identity()
+            try store.adopt(fresh, name: newName ?? "\(name)-\(fresh.id.hex.prefix(6))")
+            return true
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
+import Foundation
+
+/// Everything `status` shows about a replica, read in one transaction.
+public struct StatusReport: Sendable {
+    public struct Peer: Sendable {
+        public var id: ReplicaID
+        public var name: String?
+        /// What the peer is known to hold.
+        public var vector: VersionVector
+        public var lacksBatches: Int
+        public var lacksChanges: Int
+        /// Milliseconds since the Unix epoch.
+        public var lastHeard: Int64?
+    }
+
+    public struct Parked: Sendable {
+        public var origin: ReplicaID
+        public var seq: UInt64
+        public var hash: Digest32
+        /// The batches that would release it ("batches 3–5 of ID").
+        public var waitsFor: String
+    }
+
+    public var id: ReplicaID
+    public var name: String
+    public var path: String
+    public var vector: VersionVector
+    public var clock: HLC
+    public var peers: [Peer]
+    public var pendingByTable: [String: Int]
+    public var parked: [Parked]
+    public var historyBatches: Int
+    public var historyBytes: Int
+    public var trustOnly: Bool
+    public var atHome: Bool
+    public var tables: [TableSchema]
+
+    public var pendingChanges: Int { pendingByTable.values.reduce(0, +) }
+
+    package init(_ store: ReplicaStore) throws {
+        let replicas = store.replicas
+        (id, name, path) = (store.id, store.name, store.db.path)
+        (vector, clock, peers, parked) = (VersionVector(), .zero, [], [])
+        (pendingByTable, historyBatches, historyBytes, trustOnly, atHome, tables) = ([:], 0, 0, false, false, [])
+        try store.db.readTransaction {
+            vector = try replicas.vector()
+            clock = try store.clock
+            peers = try replicas.knownPeers(besides: store.selfIndex).map { p in
+                let holds = try replicas.peerVector(p.index)
+                let missing = try store.history.missing(from: holds)
+                return Peer(id: p.id, name: p.name, vector: holds, lacksBatches: missing.count,
+                            lacksChanges: missing.reduce(0) { $0 + $1.rows }, lastHeard: p.lastHeard)
+            }
+            parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
+            (historyBatches, historyBytes) = try store.history.totals()
+            pendingByTable = try store.catalog.pendingChanges()
+            trustOnly = try store.trustOnly
+            atHome = try Home.isAtHome(store.db)
+            tables = store.catalog.tracked.map(\.schema)
+        }
+    }
+
+    private static func describe(_ p: StoredBatch, store: ReplicaStore, vector: VersionVector) throws -> Parked {
+        let head = try store.replicas.head(of: p.originIndex)
+        var waits: String
+        if p.seq > head.seq + 1 {
+            waits = describeRange(head.seq + 1, p.seq - 1, of: p.origin)
+        } else {
+            let batch = try Batch.decode(try store.history.load(origin: p.originIndex, seq: p.seq).bytes)
+            let missing = batch.dependencies.sorted.filter { vector[$0.0] < $0.1 }
+            waits = missing.map { describeRange(vector[$0.0] + 1, $0.1, of: $0.0) }.joined(separator: ", ")
+        }
+        return Parked(origin: p.origin, seq: p.seq, hash: p.hash, waitsFor: waits)
+    }
+
+    /// "batch 3 of ID" or "batches 3–5 of ID".
+    static func describeRange(_ first: UInt64, _ last: UInt64, of origin: ReplicaID) -> String {
+        first == last ? "batch \(first) of \(origin.short)" : "batches \(first)–\(last) of \(origin.short)"
+    }
+
+    /// The JSON document of `status --json`.
+    public var json: [String: Any] {
+        [
+            "id": id.hex,
+            "name": name,
+            "path": path,
+            "vector": vector.json,
+            "clock": clock.description,
+            "peers": peers.map { p -> [String: Any] in
+                var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": p.vector.json,
+                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges]
+                if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
+                return d
+            },
+            "pending_changes": pendingChanges,
+            "pending_by_table": pendingByTable,
+            "parked": parked.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex, "waits_for": $0.waitsFor] as [String: Any] },
+            "history": ["batches": historyBatches, "bytes": historyBytes],
+            "trust_only": trustOnly,
+            "at_home": atHome,
+            "tables": tables.map { t in
+                ["name": t.name, "key": t.keyColumns,
+                 "columns": t.columns.map { ["name": $0.name, "rule": $0.rule.description] }] as [String: Any]
+            },
+        ]
+    }
+}

@@ -1,0 +1,95 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncStore
+
+/// What `track` reports besides success.
+public struct TrackReport: Sendable {
+    public var table: String
+    public var newlyTracked: Bool
+    public var addedColumns: [String]
+    /// Columns whose merge rule changed.
+    public var changedRules: [String]
+    public var existingRows: Int
+    public var warnings: [String]
+}
+
+/// Starts syncing tables, and follows them as columns are added and rules change.
+package struct TableTracker {
+    package let store: ReplicaStore
+    package let sealer: Sealer
+
+    package init(store: ReplicaStore, progress: ProgressHandler?) {
+        self.store = store
+        self.sealer = Sealer(store: store, progress: progress)
+    }
+
+    /// Starts syncing `table`, or picks up columns added since it was tracked.
+    ///
+    /// Installs the capture triggers and the table's clock and log tables, and logs every
+    /// existing row as this replica's insert, all in one transaction.
+    ///
+    /// - Parameters:
+    ///   - rules: Merge rules for named columns; columns not named keep their rule (new
+    ///     columns merge by last writer wins). Changing a column's rule seals pending changes
+    ///     first, then derives each cell's new merge state from its value and clock.
+    /// - Throws: `.usage` when the table is missing, has no primary key, is a bookkeeping
+    ///   table, or has a constraint that merges cannot honour (SPEC §3.8).
+    package func track(table: String, rules: [String: ColumnRule] = [:]) throws -> TrackReport {
+        let catalog = store.catalog
+        let shape = try catalog.shape(of: table)
+        for name in rules.keys where !shape.columns.contains(name) {
+            throw BundleSyncError.usage("'\(table)' has no non-key column '\(name)'")
+        }
+        var warnings: [String] = []
+        if shape.keyColumns.count == 1, shape.declaredType[shape.keyColumns[0]]?.uppercased() == "INTEGER" {
+            let auto = catalog.isAutoincrement(table: table, column: shape.keyColumns[0]) ? " AUTOINCREMENT" : ""
+            warnings.append("'\(table)' is keyed by an auto-assigned INTEGER PRIMARY KEY\(auto): two devices that insert rows will pick the same keys, and the rows will overwrite each other\nhint: give new rows random keys, such as a UUID or randomblob(16), or keys that embed the device")
+        }
+
+        return try store.withoutCapture {
+            guard let existing = catalog[table] else {
+                let schema = TableSchema(name: table, keyColumns: shape.keyColumns,
+                                         columns: shape.columns.map { .init(name: $0, rule: rules[$0] ?? .lww) })
+                let (t, rows) = try catalog.create(schema)
+                if t.hasMergeColumns { try store.cellStates.createTable(t) }
+                return TrackReport(table: table, newlyTracked: true, addedColumns: shape.columns, changedRules: [],
+                                   existingRows: rows, warnings: warnings)
+            }
+            return try retrack(existing, shape: shape, rules: rules, warnings: warnings)
+        }
+    }
+
+    /// Follows a tracked table's new columns and rule changes.
+    private func retrack(_ existing: TrackedTable, shape: TableShape, rules: [String: ColumnRule], warnings: [String]) throws -> TrackReport {
+        let table = existing.name
+        guard existing.schema.keyColumns == shape.keyColumns else {
+            throw BundleSyncError.usage("the primary key of '\(table)' changed since it was tracked",
+                                        hint: "bundlesync cannot follow a key change; sync a new table instead")
+        }
+        for c in existing.schema.columns where !shape.columns.contains(c.name) {
+            throw BundleSyncError.usage("column '\(c.name)' of '\(table)' was dropped, but it is synced",
+                                        hint: "bundlesync cannot sync a dropped column; add it back")
+        }
+        let known = Set(existing.schema.columns.map(\.name))
+        let added = shape.columns.filter { !known.contains($0) }
+        var changedRules: [String] = []
+        for (name, rule) in rules {
+            if let i = existing.ordinal(of: name), existing.schema.columns[i].rule != rule { changedRules.append(name) }
+        }
+        // Changes made under the old rules are sealed under them.
+        if !changedRules.isEmpty { try sealer.sealPending() }
+        var schema = existing.schema
+        for name in added { schema.columns.append(.init(name: name, rule: rules[name] ?? .lww)) }
+        for (name, rule) in rules {
+            if let i = schema.columns.firstIndex(where: { $0.name == name }) { schema.columns[i].rule = rule }
+        }
+        let t = try store.catalog.update(existing, to: schema)
+        if t.hasMergeColumns || !changedRules.isEmpty { try store.cellStates.createTable(t) }
+        let cells = CellMerger(store: store)
+        for name in changedRules + added.filter({ t.rule(t.ordinal(of: $0)!) != .lww }) {
+            try cells.seed(t, ordinal: t.ordinal(of: name)!)
+        }
+        return TrackReport(table: table, newlyTracked: false, addedColumns: added, changedRules: changedRules.sorted(),
+                           existingRows: 0, warnings: warnings)
+    }
+}

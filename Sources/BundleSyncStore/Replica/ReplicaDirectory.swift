@@ -1,0 +1,195 @@
+import BundleSyncCore
+import BundleSyncFormat
+
+/// A peer this replica has heard from.
+package struct KnownPeer: Sendable {
+    package var index: Int64
+    package var id: ReplicaID
+    package var name: String?
+    package var lastHeard: Int64?
+}
+
+/// The replicas this one knows (`_bundlesync_replicas`): their local indexes, keys, the
+/// history held of each, and what each peer is known to hold (`_bundlesync_peer_vectors`).
+///
+/// Ids and local indexes are cached in memory. The cache mirrors a table, so it is dropped
+/// whenever a write transaction rolls back: a replica recorded by a refused bundle must not
+/// lend its index to the next one.
+package final class ReplicaDirectory {
+    private let db: Database
+    private var idsByIndex: [Int64: ReplicaID] = [:]
+    private var indexByID: [ReplicaID: Int64] = [:]
+
+    init(db: Database) {
+        self.db = db
+        db.onRollback { [weak self] in
+            self?.idsByIndex = [:]
+            self?.indexByID = [:]
+        }
+    }
+
+    /// The local index of a replica, adding it (with its key) the first time it is seen.
+    package func index(of id: ReplicaID, publicKey: [UInt8]? = nil) throws -> Int64 {
+        if let i = indexByID[id] {
+            if let publicKey { try db.run("UPDATE _bundlesync_replicas SET public_key = ? WHERE idx = ? AND public_key IS NULL", [.blob(publicKey), .integer(i)]) }
+            return i
+        }
+        if let i = try existingIndex(of: id) {
+            remember(i, id)
+            return try index(of: id, publicKey: publicKey)
+        }
+        try db.run("INSERT INTO _bundlesync_replicas(id, public_key) VALUES (?, ?)",
+                   [.blob(id.bytes), publicKey.map { .blob($0) } ?? .null])
+        guard case .integer(let idx)? = try db.scalar("SELECT last_insert_rowid()") else {
+            throw BundleSyncError.failure("cannot record replica \(id.short)")
+        }
+        remember(idx, id)
+        return idx
+    }
+
+    /// The local index of a replica already recorded here, without recording it.
+    package func existingIndex(of id: ReplicaID) throws -> Int64? {
+        if let i = indexByID[id] { return i }
+        guard case .integer(let i)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)]) else { return nil }
+        return i
+    }
+
+    /// The replica id behind a local index.
+    package func id(at index: Int64) throws -> ReplicaID {
+        if let id = idsByIndex[index] { return id }
+        guard case .blob(let b)? = try db.scalar("SELECT id FROM _bundlesync_replicas WHERE idx = ?", [.integer(index)]),
+              let id = ReplicaID(bytes: b) else {
+            throw BundleSyncError.failure("bookkeeping names an unknown replica index \(index)")
+        }
+        remember(index, id)
+        return id
+    }
+
+    private func remember(_ i: Int64, _ id: ReplicaID) {
+        idsByIndex[i] = id
+        indexByID[id] = i
+    }
+
+    package func publicKey(of id: ReplicaID) throws -> [UInt8]? {
+        guard case .blob(let k)? = try db.scalar("SELECT public_key FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)]) else { return nil }
+        return k
+    }
+
+    /// Every public key recorded here, by replica id.
+    package func publicKeys() throws -> [ReplicaID: [UInt8]] {
+        var keys: [ReplicaID: [UInt8]] = [:]
+        for row in try db.rows("SELECT id, public_key FROM _bundlesync_replicas WHERE public_key IS NOT NULL") {
+            if case .blob(let i) = row[0], let rid = ReplicaID(bytes: i), case .blob(let k) = row[1] { keys[rid] = k }
+        }
+        return keys
+    }
+
+    // MARK: - History held
+
+    /// What this replica holds: for each origin, how many of its batches, contiguously.
+    package func vector() throws -> VersionVector {
+        var v = VersionVector()
+        let s = try db.statement("SELECT id, seq FROM _bundlesync_replicas WHERE seq > 0")
+        while try s.step() {
+            if let id = ReplicaID(bytes: s.bytes(0) ?? []) { v[id] = UInt64(s.int(1)) }
+        }
+        return v
+    }
+
+    /// The head of an origin's contiguous history here: its number and hash.
+    package func head(of origin: Int64) throws -> (seq: UInt64, hash: Digest32) {
+        let s = try db.statement("SELECT seq, head FROM _bundlesync_replicas WHERE idx = ?")
+        try s.bind([.integer(origin)])
+        guard try s.step() else { return (0, .zero) }
+        let seq = UInt64(s.int(0))
+        let hash = s.bytes(1).flatMap(Digest32.init(bytes:)) ?? .zero
+        s.reset()
+        return (seq, hash)
+    }
+
+    /// Makes batch `seq` (with `hash`) the head of `origin`'s contiguous history here.
+    package func advanceHead(origin: Int64, seq: UInt64, hash: Digest32) throws {
+        try db.run("UPDATE _bundlesync_replicas SET seq = ?, head = ? WHERE idx = ?",
+                   [.integer(Int64(seq)), .blob(hash.bytes), .integer(origin)])
+    }
+
+    /// Where every origin's history stands here: its batch count and last batch hash.
+    package func heads() throws -> [SnapshotHead] {
+        try db.rows("SELECT id, seq, head FROM _bundlesync_replicas WHERE seq > 0").compactMap { row in
+            guard case .blob(let id) = row[0], let rid = ReplicaID(bytes: id), case .integer(let seq) = row[1],
+                  case .blob(let h) = row[2], let hash = Digest32(bytes: h) else { return nil }
+            return SnapshotHead(origin: rid, seq: UInt64(seq), hash: hash)
+        }
+    }
+
+    // MARK: - Peers
+
+    /// Peers heard from (this replica imported a bundle they exported), other than `me`.
+    package func knownPeers(besides me: Int64) throws -> [KnownPeer] {
+        try db.rows("SELECT idx, id, name, last_heard FROM _bundlesync_replicas WHERE last_heard IS NOT NULL AND idx != ? ORDER BY name, id",
+                    [.integer(me)]).compactMap { row in
+            guard case .integer(let idx) = row[0], case .blob(let b) = row[1], let id = ReplicaID(bytes: b) else { return nil }
+            return KnownPeer(index: idx, id: id, name: row[2].string, lastHeard: row[3].integer)
+        }
+    }
+
+    /// What this replica knows a peer to hold.
+    package func peerVector(_ peer: Int64) throws -> VersionVector {
+        var v = VersionVector()
+        let s = try db.statement("SELECT r.id, p.seq FROM _bundlesync_peer_vectors p JOIN _bundlesync_replicas r ON r.idx = p.origin WHERE p.peer = ?")
+        try s.bind([.integer(peer)])
+        while try s.step() {
+            if let id = ReplicaID(bytes: s.bytes(0) ?? []) { v[id] = UInt64(s.int(1)) }
+        }
+        return v
+    }
+
+    /// Finds a replica other than `me` by name, id, or unambiguous id prefix.
+    package func resolve(_ text: String, besides me: Int64) throws -> Int64 {
+        let all = try db.rows("SELECT idx, id, name FROM _bundlesync_replicas WHERE idx != ?", [.integer(me)])
+        var byName: [Int64] = []
+        var byPrefix: [Int64] = []
+        let lower = text.lowercased()
+        for row in all {
+            guard case .integer(let idx) = row[0], case .blob(let b) = row[1] else { continue }
+            if row[2].string == text { byName.append(idx) }
+            if !lower.isEmpty, hexString(b).hasPrefix(lower) { byPrefix.append(idx) }
+        }
+        if byName.count == 1 { return byName[0] }
+        if byName.isEmpty && byPrefix.count == 1 { return byPrefix[0] }
+        if byName.count + byPrefix.count > 1 {
+            throw BundleSyncError.usage("peer '\(text)' is ambiguous", hint: "give more of its id; 'bundlesync status' lists peers")
+        }
+        throw BundleSyncError.usage("no known peer is called '\(text)'",
+                                    hint: "a peer becomes known when one of its bundles is imported; 'bundlesync status' lists peers")
+    }
+
+    /// Remembers what a bundle's exporter held, so the next export to it carries only what
+    /// it lacks.
+    package func remember(exporterOf header: BundleHeader, heardAt now: Int64) throws {
+        let peer = try index(of: header.exporter, publicKey: header.exporterKey)
+        try db.run("UPDATE _bundlesync_replicas SET name = coalesce(name, ?), last_heard = max(coalesce(last_heard, 0), ?) WHERE idx = ?",
+                   [.text(header.exporterName), .integer(now), .integer(peer)])
+        for (origin, seq) in header.exporterVector.sorted {
+            let o = try index(of: origin, publicKey: header.keys[origin])
+            try db.run("""
+                INSERT INTO _bundlesync_peer_vectors(peer, origin, seq) VALUES (?, ?, ?)
+                ON CONFLICT(peer, origin) DO UPDATE SET seq = max(seq, excluded.seq)
+                """, [.integer(peer), .integer(o), .integer(Int64(seq))])
+        }
+    }
+}
+
+extension SQLValue {
+    /// The text of a TEXT value, or nil.
+    package var string: String? {
+        if case .text(let b) = self { return String(decoding: b, as: UTF8.self) }
+        return nil
+    }
+
+    /// The integer of an INTEGER value, or nil.
+    package var integer: Int64? {
+        if case .integer(let v) = self { return v }
+        return nil
+    }
+}

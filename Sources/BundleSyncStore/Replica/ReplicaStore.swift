@@ -1,0 +1,190 @@
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+
+/// A replica's database file: the application's tables plus the bookkeeping that makes them
+/// a replica, reached through one connection.
+///
+/// The store owns the pieces of bookkeeping, each behind a type of its own: the replicas it
+/// knows (``replicas``), the tracked tables (``catalog``), row and cell clocks (``clocks``),
+/// text and JSON merge states (``cellStates``), writes to the user's rows (``rows``) and the
+/// history of batches (``history``). Every operation that writes runs in one IMMEDIATE
+/// transaction with capture switched off for its own writes (``withoutCapture(_:)``).
+package final class ReplicaStore {
+    package let db: Database
+    package private(set) var identity: Identity
+    package private(set) var name: String
+    /// This replica's own row in `_bundlesync_replicas`.
+    package private(set) var selfIndex: Int64
+    package let replicas: ReplicaDirectory
+    package let catalog: TableCatalog
+    package let clocks: ClockStore
+    package let cellStates: CellStateStore
+    package let rows: RowWriter
+    package let history: HistoryStore
+
+    package var id: ReplicaID { identity.id }
+
+    private init(db: Database, identity: Identity, name: String, selfIndex: Int64) throws {
+        self.db = db
+        self.identity = identity
+        self.name = name
+        self.selfIndex = selfIndex
+        let texts = SQLTexts()
+        replicas = ReplicaDirectory(db: db)
+        catalog = try TableCatalog(db: db, texts: texts)
+        clocks = ClockStore(db: db, texts: texts)
+        cellStates = CellStateStore(db: db, texts: texts)
+        rows = RowWriter(db: db, texts: texts)
+        history = HistoryStore(db: db, replicas: replicas)
+    }
+
+    // MARK: - Opening
+
+    /// Makes `path` a replica, creating the file if it is missing. Idempotent.
+    ///
+    /// - Returns: The store and whether the replica was created just now.
+    package static func initialize(path: String, name: String?) throws -> (ReplicaStore, created: Bool) {
+        if let name { try validateName(name) }
+        let db = try Database(path: path, create: true)
+        if try isReplica(db) {
+            let r = try open(db)
+            if let name, name != r.name {
+                throw BundleSyncError.usage("'\(path)' is already the replica '\(r.name)'; its name cannot change to '\(name)'")
+            }
+            return (r, false)
+        }
+        let mode = try db.scalar("PRAGMA journal_mode=WAL")
+        guard mode == .text("wal") else {
+            throw BundleSyncError(.failure, "cannot switch '\(path)' to WAL mode", database: path)
+        }
+        let identity = Identity()
+        let chosen = name ?? "replica-\(identity.id.hex.prefix(8))"
+        try validateName(chosen)
+        try db.writeTransaction {
+            try db.execute(Bookkeeping.createSQL)
+            for (k, v): (String, SQLValue) in [
+                ("schema_version", .integer(Int64(Bookkeeping.schemaVersion))),
+                ("private_key", .blob(identity.privateKeyBytes)),
+                ("name", .text(chosen)),
+                ("hlc", .integer(0)),
+                ("created", .integer(HLC.nowMilliseconds())),
+                ("home", .text(Home.current(of: path))),
+                ("trust_only", .integer(0)),
+            ] {
+                try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES (?, ?)", [.text(k), v])
+            }
+            try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name, trusted) VALUES (?, ?, ?, 1)",
+                       [.blob(identity.id.bytes), .blob(identity.publicKey), .text(chosen)])
+        }
+        return (try open(db), true)
+    }
+
+    /// Opens an existing replica.
+    ///
+    /// - Throws: `.noInput` if the file is missing, `.usage` if it is not a replica.
+    package static func open(path: String) throws -> ReplicaStore {
+        let db = try Database(path: path)
+        guard try isReplica(db) else {
+            throw BundleSyncError(.usage, "'\(path)' is not a bundlesync replica", hint: "run 'bundlesync init \(path)' first",
+                                  database: path)
+        }
+        return try open(db)
+    }
+
+    private static func isReplica(_ db: Database) throws -> Bool {
+        try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_bundlesync_meta'") != nil
+    }
+
+    private static func open(_ db: Database) throws -> ReplicaStore {
+        try db.execute("PRAGMA synchronous = FULL")
+        // > "Foreign key constraints are disabled by default (for backwards compatibility), so
+        // > must be enabled separately for each database connection."
+        // > (https://www.sqlite.org/foreignkeys.html#fk_enable)
+        // Merges apply rows in the order their batches arrive, so a child row can come before
+        // its parent; enforcement stays off on bundlesync's own connection, explicitly
+        // rather than by relying on the build's default.
+        try db.execute("PRAGMA foreign_keys = OFF")
+        func damaged(_ what: String) -> BundleSyncError {
+            BundleSyncError(.failure, "'\(db.path)' has damaged bundlesync bookkeeping (\(what))", database: db.path)
+        }
+        guard case .integer(let version)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'schema_version'") else {
+            throw damaged("no schema version")
+        }
+        guard version <= Int64(Bookkeeping.schemaVersion) else {
+            throw BundleSyncError(.failure, "'\(db.path)' was made by a newer bundlesync (bookkeeping version \(version))",
+                                  hint: "upgrade bundlesync on this device", database: db.path)
+        }
+        guard case .blob(let key)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'private_key'") else {
+            throw damaged("no key")
+        }
+        let identity = try Identity(privateKeyBytes: key)
+        guard case .text(let nameBytes)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'name'"),
+              case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(identity.id.bytes)]) else {
+            throw damaged("no identity")
+        }
+        return try ReplicaStore(db: db, identity: identity, name: String(decoding: nameBytes, as: UTF8.self), selfIndex: idx)
+    }
+
+    package static func validateName(_ name: String) throws {
+        guard ReplicaName.isValid(name) else {
+            throw BundleSyncError.usage("'\(shown(name))' is not a valid replica name",
+                                        hint: "use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'")
+        }
+    }
+
+    // MARK: - Settings kept in `_bundlesync_meta`
+
+    /// The replica's hybrid logical clock: at least every timestamp issued or seen.
+    package var clock: HLC {
+        get throws {
+            guard case .integer(let v)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'hlc'") else { return .zero }
+            return HLC(rawValue: UInt64(bitPattern: v))
+        }
+    }
+
+    package func advanceClock(to hlc: HLC) throws {
+        try db.run("UPDATE _bundlesync_meta SET value = max(value, ?) WHERE key = 'hlc'", [.integer(Int64(bitPattern: hlc.rawValue))])
+    }
+
+    /// Whether only replicas on the trust list may contribute history (off by default).
+    package var trustOnly: Bool {
+        get throws {
+            guard case .integer(let v)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'trust_only'") else { return false }
+            return v != 0
+        }
+    }
+
+    package func setTrustOnly(_ on: Bool) throws {
+        try db.run("INSERT OR REPLACE INTO _bundlesync_meta(key, value) VALUES ('trust_only', ?)", [.integer(on ? 1 : 0)])
+    }
+
+    // MARK: - Own transactions
+
+    /// Runs `body` in one write transaction with capture off, so the replica's own writes to
+    /// tracked tables are never logged as local changes.
+    package func withoutCapture<T>(_ body: () throws -> T) throws -> T {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_capture_off(x) VALUES (1)")
+            let result = try body()
+            try db.run("DELETE FROM _bundlesync_capture_off")
+            return result
+        }
+    }
+
+    /// Takes a new identity (see `Replica.reidentify`): records its key and name and makes it
+    /// this store's own. Must run inside a write transaction.
+    package func adopt(_ fresh: Identity, name chosen: String) throws {
+        try Self.validateName(chosen)
+        try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name, trusted) VALUES (?, ?, ?, 1)",
+                   [.blob(fresh.id.bytes), .blob(fresh.publicKey), .text(chosen)])
+        guard case .integer(let idx)? = try db.scalar("SELECT last_insert_rowid()") else {
+            throw BundleSyncError.failure("cannot record the new identity")
+        }
+        try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'private_key'", [.blob(fresh.privateKeyBytes)])
+        try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'name'", [.text(chosen)])
+        identity = fresh
+        selfIndex = idx
+        name = chosen
+    }
+}

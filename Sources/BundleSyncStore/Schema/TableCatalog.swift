@@ -1,0 +1,171 @@
+import BundleSyncCore
+import BundleSyncFormat
+
+/// A user table as SQLite describes it: what `track` needs to sync it.
+package struct TableShape: Sendable {
+    package var keyColumns: [String]
+    /// Non-key columns, generated columns left out (they are computed, not synced).
+    package var columns: [String]
+    package var declaredType: [String: String]
+}
+
+/// The tables this replica syncs (`_bundlesync_tables`) and their bookkeeping tables.
+package final class TableCatalog {
+    private let db: Database
+    private let texts: SQLTexts
+    private var tables: [String: TrackedTable] = [:]
+
+    init(db: Database, texts: SQLTexts) throws {
+        self.db = db
+        self.texts = texts
+        try reload()
+    }
+
+    /// Reads the tracked tables again (after `track` changed them).
+    package func reload() throws {
+        tables = [:]
+        texts.removeAll()
+        db.clearStatementCache()
+        let s = try db.statement("SELECT id, schema FROM _bundlesync_tables")
+        while try s.step() {
+            let id = s.int(0)
+            var r = ByteReader(s.bytes(1) ?? [])
+            let schema = try TableSchema.decode(from: &r)
+            let collations = schema.keyColumns.map { db.collation(table: schema.name, column: $0) ?? "BINARY" }
+            tables[schema.name] = TrackedTable(id: id, schema: schema, keyCollations: collations)
+        }
+    }
+
+    /// Every tracked table, in name order.
+    package var tracked: [TrackedTable] { tables.values.sorted { $0.name < $1.name } }
+
+    package subscript(name: String) -> TrackedTable? { tables[name] }
+
+    /// The tracked table and the local column ordinals for a bundle section's columns.
+    ///
+    /// - Throws: `.badData` when the table or a column is not tracked here.
+    package func resolve(_ table: String, columns: [String]) throws -> (TrackedTable, [Int]) {
+        guard let t = tables[table] else {
+            throw BundleSyncError.badData("table '\(shown(table))' is not tracked here")
+        }
+        let ordinals = try columns.map { name -> Int in
+            guard let o = t.ordinal(of: name) else {
+                throw BundleSyncError.badData("column '\(shown(name))' of '\(shown(t.name))' is not tracked here")
+            }
+            return o
+        }
+        return (t, ordinals)
+    }
+
+    // MARK: - Tracking
+
+    /// How SQLite describes `table`, refusing what bundlesync cannot sync.
+    ///
+    /// - Throws: `.usage` when the table is missing, is a view or a virtual table, has no
+    ///   primary key, is a bookkeeping table, or has a constraint that merges cannot honour
+    ///   (SPEC §3.8).
+    package func shape(of table: String) throws -> TableShape {
+        guard !table.hasPrefix(Bookkeeping.prefix) else {
+            throw BundleSyncError.usage("'\(table)' is bundlesync's own bookkeeping and cannot be tracked")
+        }
+        guard case .text(let typeBytes)? = try db.scalar("SELECT type FROM sqlite_schema WHERE name = ? AND type IN ('table','view')", [.text(table)]),
+              String(decoding: typeBytes, as: UTF8.self) == "table" else {
+            throw BundleSyncError.usage("table '\(table)' does not exist in '\(db.path)'",
+                                        hint: "create it first; bundlesync syncs existing tables")
+        }
+        if let sql = try db.scalar("SELECT sql FROM sqlite_schema WHERE name = ?", [.text(table)])?.string,
+           sql.uppercased().hasPrefix("CREATE VIRTUAL") {
+            throw BundleSyncError.usage("'\(table)' is a virtual table, which bundlesync cannot track")
+        }
+        var keyed: [(pos: Int64, name: String)] = []
+        var shape = TableShape(keyColumns: [], columns: [], declaredType: [:])
+        for row in try db.rows("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?)", [.text(table)]) {
+            guard let name = row[0].string else { continue }
+            if let hidden = row[3].integer, hidden != 0 { continue }
+            if let t = row[1].string { shape.declaredType[name] = t }
+            if let pk = row[2].integer, pk > 0 { keyed.append((pk, name)) } else { shape.columns.append(name) }
+        }
+        guard !keyed.isEmpty else {
+            throw BundleSyncError.usage("table '\(table)' has no PRIMARY KEY",
+                                        hint: "bundlesync identifies rows by primary key; add one (a random key such as a UUID is best)")
+        }
+        shape.keyColumns = keyed.sorted { $0.pos < $1.pos }.map(\.name)
+        try refuseUnmergeableConstraints(table: table)
+        return shape
+    }
+
+    /// Whether `column` of `table` is an auto-assigned rowid key (INTEGER PRIMARY KEY).
+    package func isAutoincrement(table: String, column: String) -> Bool {
+        db.isAutoincrement(table: table, column: column)
+    }
+
+    /// Refuses a table whose secondary UNIQUE constraints could make a merge fail forever.
+    ///
+    /// Two replicas can insert rows with different keys and the same value in a UNIQUE
+    /// column; no merge order can keep both, and rejecting one would diverge. Foreign keys
+    /// are allowed: imports run with enforcement off.
+    private func refuseUnmergeableConstraints(table: String) throws {
+        for row in try db.rows("SELECT name, origin FROM pragma_index_list(?) WHERE \"unique\" = 1", [.text(table)]) {
+            guard let origin = row[1].string, origin != "pk", let index = row[0].string else { continue }
+            let cols = try db.rows("SELECT name FROM pragma_index_info(?)", [.text(index)]).compactMap { $0[0].string }
+            throw BundleSyncError.usage(
+                "'\(table)' has a UNIQUE constraint on (\(cols.joined(separator: ", "))) besides its primary key, which sync cannot honour",
+                hint: "two devices can insert the same value under different keys; make that column the primary key, or drop the UNIQUE constraint and check duplicates in the application")
+        }
+    }
+
+    /// Starts tracking a table: records its schema, creates its clock and log tables and its
+    /// capture triggers, and logs every existing row as this replica's insert.
+    ///
+    /// - Returns: The tracked table and how many existing rows were logged.
+    package func create(_ schema: TableSchema) throws -> (TrackedTable, existingRows: Int) {
+        try db.run("INSERT INTO _bundlesync_tables(name, schema) VALUES (?, ?)", [.text(schema.name), .blob(schema.encoded)])
+        guard case .integer(let id)? = try db.scalar("SELECT last_insert_rowid()") else {
+            throw BundleSyncError.failure("cannot record table '\(schema.name)'")
+        }
+        let collations = schema.keyColumns.map { db.collation(table: schema.name, column: $0) ?? "BINARY" }
+        let t = TrackedTable(id: id, schema: schema, keyCollations: collations)
+        try db.execute("""
+            CREATE TABLE \(Database.quote(t.clockTable))(\(t.keyColumnDefinitions), cl INTEGER NOT NULL, hlc INTEGER NOT NULL, origin INTEGER NOT NULL, cells BLOB, PRIMARY KEY(\(t.keyNames.joined(separator: ", ")))) WITHOUT ROWID;
+            CREATE TABLE \(Database.quote(t.logTable))(seq INTEGER PRIMARY KEY, \(t.keyColumnDefinitions), op INTEGER NOT NULL, mask INTEGER NOT NULL, wall INTEGER NOT NULL);
+            """)
+        try db.execute(CaptureTriggers.createSQL(t))
+        try db.run("""
+            INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall)
+            SELECT \(t.keyList), \(LogOp.insert.rawValue), -1, \(CaptureTriggers.wallExpression) FROM \(t.quotedTable)
+            """)
+        let rows = db.changes
+        try reload()
+        return (tables[schema.name]!, rows)
+    }
+
+    /// Records a tracked table's new schema (columns added, rules changed) and reinstalls its
+    /// capture triggers to match.
+    package func update(_ t: TrackedTable, to schema: TableSchema) throws -> TrackedTable {
+        try db.run("UPDATE _bundlesync_tables SET schema = ? WHERE id = ?", [.blob(schema.encoded), .integer(t.id)])
+        var changed = t
+        changed.schema = schema
+        try db.execute(CaptureTriggers.dropSQL(changed))
+        try db.execute(CaptureTriggers.createSQL(changed))
+        try reload()
+        return tables[schema.name]!
+    }
+
+    /// Local changes captured but not yet sealed into a batch, by table.
+    package func pendingChanges() throws -> [String: Int] {
+        var out: [String: Int] = [:]
+        for t in tracked {
+            if case .integer(let n)? = try db.scalar("SELECT count(*) FROM \(Database.quote(t.logTable))"), n > 0 { out[t.name] = Int(n) }
+        }
+        return out
+    }
+}
+
+extension TableSchema {
+    /// The schema's canonical encoding, as `_bundlesync_tables` keeps it.
+    package var encoded: [UInt8] {
+        var w = ByteWriter()
+        encode(into: &w)
+        return w.bytes
+    }
+}

@@ -1,0 +1,265 @@
+import BundleSync
+import Foundation
+import CSQLite
+
+extension Run {
+    // MARK: - Steps
+
+    func createTables(_ path: String, rows: Bool) throws {
+        let db = try RawDB(path)
+        try db.exec("PRAGMA journal_mode=WAL")
+        for t in TableSpec.all { try db.exec(t.createSQL) }
+    }
+
+    func buildBase(_ path: String) throws {
+        try createTables(path, rows: true)
+        let db = try RawDB(path)
+        try db.exec("BEGIN")
+        for t in 0..<2 {
+            let s = try db.prepare(TableSpec.all[t].insertSQL)
+            for i in 0..<w.count(table: t) {
+                sqlite3Reset(s)
+                db.bind(s, w.row(table: t, i))
+                try db.step(s)
+            }
+        }
+        try db.exec("COMMIT")
+        try db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    func checkpoint(_ r: Replica) throws {
+        let rows = try r.db.rows("PRAGMA wal_checkpoint(TRUNCATE)")
+        guard case .integer(0)? = rows.first?.first else { throw BenchError("could not checkpoint \(r.db.path)") }
+    }
+
+    struct Bookkeeping {
+        var bookkeeping = 0
+        var user = 0
+        var byTable: [String: Int] = [:]
+        var free = 0
+        var file = 0
+    }
+
+    func bookkeeping(_ path: String) throws -> Bookkeeping {
+        var out = Bookkeeping()
+        let db = try RawDB(path)
+        out.byTable = try db.bytesByTable()
+        out.free = Int(try db.int("PRAGMA freelist_count") * db.int("PRAGMA page_size"))
+        out.file = Int(try db.int("PRAGMA page_count") * db.int("PRAGMA page_size"))
+        let user = Set(TableSpec.all.map(\.name))
+        for (name, bytes) in out.byTable {
+            if name.hasPrefix("_bundlesync_") { out.bookkeeping += bytes } else if user.contains(name) { out.user += bytes }
+        }
+        return out
+    }
+
+    func breakdown(_ bk: Bookkeeping) -> String {
+        bk.byTable.filter { $0.key.hasPrefix("_bundlesync_") && $0.value > 8192 }.sorted { $0.value > $1.value }
+            .map { "\($0.key) \(mib($0.value))" }.joined(separator: ", ")
+            + "; user: " + TableSpec.all.map { "\($0.name) \(mib(bk.byTable[$0.name] ?? 0))" }.joined(separator: ", ")
+            + "; free pages \(mib(bk.free)); database \(mib(bk.file))"
+    }
+
+    /// Reads every touched row by primary key (prepared SELECT, one read transaction);
+    /// returns the rows found, per table.
+    func readByKey(_ path: String, _ keys: [[[SQLValue]]]) throws -> [[[SQLValue]]] {
+        let db = try RawDB(path)
+        var out: [[[SQLValue]]] = [[], []]
+        try db.exec("BEGIN")
+        for t in 0..<2 {
+            let spec = TableSpec.all[t]
+            let s = try db.prepare(spec.selectByKeySQL)
+            let n = Int32(spec.allColumns.count)
+            for key in keys[t] {
+                sqlite3Reset(s)
+                db.bind(s, key)
+                if try db.step(s) { out[t].append((0..<n).map { db.value(s, $0) }) }
+            }
+        }
+        try db.exec("COMMIT")
+        return out
+    }
+
+    /// The import baseline: upserts the after-images and deletes the deleted keys with
+    /// prepared statements in one transaction. Returns the seconds taken.
+    func bulkUpsert(_ path: String, _ rows: [[[SQLValue]]], deleted: [[[SQLValue]]]) throws -> Double {
+        let db = try RawDB(path)
+        try db.exec("PRAGMA synchronous=FULL")
+        let t0 = now()
+        try db.exec("BEGIN IMMEDIATE")
+        for t in 0..<2 {
+            let spec = TableSpec.all[t]
+            let up = try db.prepare(spec.upsertSQL)
+            for row in rows[t] {
+                sqlite3Reset(up)
+                db.bind(up, row)
+                try db.step(up)
+            }
+            let del = try db.prepare(spec.deleteSQL)
+            for key in deleted[t] {
+                sqlite3Reset(del)
+                db.bind(del, key)
+                try db.step(del)
+            }
+        }
+        try db.exec("COMMIT")
+        return now() - t0
+    }
+
+    /// Whether two databases hold the same rows in the user tables (both read in key order).
+    func sameUserData(_ p1: String, _ p2: String) throws -> Bool {
+        let d1 = try RawDB(p1), d2 = try RawDB(p2)
+        for t in TableSpec.all {
+            let sql = "SELECT \(t.allColumns.joined(separator: ", ")) FROM \(t.name) ORDER BY \(t.keyColumns.joined(separator: ", "))"
+            let s1 = try d1.prepare(sql), s2 = try d2.prepare(sql)
+            let n = Int32(t.allColumns.count)
+            while true {
+                let more1 = try d1.step(s1), more2 = try d2.step(s2)
+                guard more1 == more2 else { return false }
+                if !more1 { break }
+                for i in 0..<n where d1.value(s1, i) != d2.value(s2, i) { return false }
+            }
+        }
+        return true
+    }
+
+    func logRows(_ path: String) throws -> Int {
+        let db = try RawDB(path)
+        var total = 0
+        for row in try db.rows("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '\\_bundlesync\\_log\\_%' ESCAPE '\\'") {
+            if case .text(let n) = row[0] { total += Int(try db.int("SELECT count(*) FROM \"\(String(decoding: n, as: UTF8.self))\"")) }
+        }
+        return total
+    }
+
+    /// Figure 6: on a copy of A after its full export (a peer holds everything), the
+    /// application changes 1% or 100% of the rows (two cells each); then export what that
+    /// peer lacks. Returns the rows changed and the export's seconds.
+    func exportAfterChange(_ path: String, everyRow: Bool, name: String) throws -> (Int, Double) {
+        let r = try Replica.open(path: path)
+        try r.reidentify(moved: true) // a copy of A's file, standing in for A
+        let peerHolds = try r.vector()
+        let app = try RawDB(path)
+        var changed = 0
+        try app.exec("BEGIN")
+        try app.exec("UPDATE items SET n = n + 1, r = r + 0.5" + (everyRow ? "" : " WHERE rowid % 100 = 0"))
+        changed += app.changes
+        try app.exec("UPDATE events SET v = v + 1, note = coalesce(note, '') || '!'" + (everyRow ? "" : " WHERE seq % 100 = 0"))
+        changed += app.changes
+        try app.exec("COMMIT")
+        let (res, t) = try timed { try r.export(to: file(name), target: .vector(peerHolds)) }
+        guard !res.snapshot, res.rows == changed else {
+            throw BenchError("figure 6 export carried \(res.rows) rows (snapshot: \(res.snapshot)), expected \(changed)")
+        }
+        log("  \(grouped(changed)) rows changed; export \(fixed(t, 3)) s, \(res.batches) batches, \(grouped(res.bytes)) bytes")
+        return (changed, t)
+    }
+
+    func sqliteDefaultCacheKiB(_ path: String) throws -> Int {
+        let v = try RawDB(path).int("PRAGMA cache_size")
+        return v < 0 ? Int(-v) : Int(v) * 4
+    }
+
+    // MARK: - Figure 7
+
+    func bigBundleFigure(megabytes: Int, cacheKiB: Int) throws -> Figure {
+        let name = "peak memory importing a ~\(megabytes >= 1024 ? "\(megabytes / 1024) GB" : "\(megabytes) MB") bundle"
+        guard let cli = bundlesyncBinary() else {
+            notes.append("Figure 7: the bundlesync binary was not found next to bundlesync-bench; build it with 'swift build -c release'.")
+            return Figure(number: "7", name: name, bundlesync: "skipped (bundlesync binary not found)", baseline: "—", ratio: "—",
+                          target: "≤ 64 MiB beyond SQLite's cache", meets: "—")
+        }
+        let srcPath = file("big-source.db"), dstPath = file("big-target.db"), bundle = file("big.bsync")
+        let blobBytes = 24 * 1024
+        let rows = max(1, megabytes * 1_000_000 / (blobBytes + 60))
+        try step("figure 7: build \(grouped(rows)) rows of 24 KiB random blobs") {
+            let db = try RawDB(srcPath)
+            try db.exec("PRAGMA journal_mode=WAL")
+            try db.exec("CREATE TABLE blobs(id TEXT PRIMARY KEY, label TEXT, body BLOB)")
+            var rng = SplitMix64(seed: mix64(o.seed ^ 0xB16))
+            let s = try db.prepare("INSERT INTO blobs(id, label, body) VALUES (?, ?, ?)")
+            try db.exec("BEGIN")
+            for i in 0..<rows {
+                sqlite3Reset(s)
+                db.bind(s, [w.itemKey(i), .text("blob \(i) of \(rows)"), .blob(rng.bytes(blobBytes))])
+                try db.step(s)
+                if i % 1000 == 999 { try db.exec("COMMIT; BEGIN") }
+            }
+            try db.exec("COMMIT")
+            try db.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        let exported = try step("figure 7: track and export the big replica in full") { () -> ExportResult in
+            let r = try Replica.initialize(path: srcPath, name: "bench-big").0
+            _ = try r.track(table: "blobs")
+            return try r.export(to: bundle, target: .full)
+        }
+        try? FileManager.default.removeItem(atPath: srcPath)
+        try? FileManager.default.removeItem(atPath: srcPath + "-wal")
+        do {
+            let db = try RawDB(dstPath)
+            try db.exec("PRAGMA journal_mode=WAL")
+            try db.exec("CREATE TABLE blobs(id TEXT PRIMARY KEY, label TEXT, body BLOB)")
+        }
+        let target = try Replica.initialize(path: dstPath, name: "bench-big-target").0
+        _ = try target.track(table: "blobs")
+        try checkpoint(target)
+        let idle = try step("figure 7: peak RSS of 'bundlesync status' (an idle process, for reference)") {
+            try peakRSS(cli, ["status", dstPath])
+        }
+        let peak = try step("figure 7: 'bundlesync import' of the \(mib(exported.bytes)) bundle in a child under /usr/bin/time") {
+            try peakRSS(cli, ["import", dstPath, bundle])
+        }
+        let imported = try RawDB(dstPath).int("SELECT count(*) FROM blobs")
+        guard imported == Int64(rows) else { throw BenchError("the child imported \(imported) of \(rows) rows") }
+        let beyond = peak - cacheKiB * 1024
+        sizes.append(("figure 7 bundle", "\(grouped(exported.rows)) rows, \(bytesText(exported.bytes)); child peak RSS \(mib(peak)), idle 'status' \(mib(idle))"))
+        if megabytes < 1024 { notes.append("Figure 7 ran with a \(megabytes) MB bundle; the SPEC figure is for 1 GB (--big-bundle-mb 1024).") }
+        return Figure(number: "7", name: name,
+                      bundlesync: "\(mib(peak)) peak RSS", baseline: "SQLite cache \(mib(cacheKiB * 1024)); idle process \(mib(idle))",
+                      ratio: "\(mib(beyond)) beyond cache", target: "≤ 64 MiB beyond SQLite's cache", meets: meets(beyond <= 64 << 20))
+    }
+
+    func bundlesyncBinary() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let p = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("bundlesync")
+        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
+    }
+
+    /// Runs the CLI in a child under GNU time and returns the child's peak RSS in bytes.
+    func peakRSS(_ cli: String, _ args: [String]) throws -> Int {
+        let out = file("time-\(UUID().uuidString.prefix(8)).txt")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+        p.arguments = ["-o", out, "-f", "%M", cli] + args
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw BenchError("bundlesync \(args.joined(separator: " ")) exited \(p.terminationStatus): \(errText.suffix(500))")
+        }
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        guard let kib = text.split(separator: "\n").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {
+            throw BenchError("cannot read /usr/bin/time's output: \(text)")
+        }
+        return kib * 1024
+    }
+
+    // MARK: - Output
+
+    func printReport(total: Double) {
+        var out = "\n## bundlesync-bench: \(grouped(w.rows)) rows, seed \(o.seed)\n\n"
+        let order = ["1", "2", "3", "4", "5", "6", "7", "8a", "8b"]
+        let rows = figures.sorted { order.firstIndex(of: $0.number)! < order.firstIndex(of: $1.number)! }
+        out += markdownTable(["#", "figure", "bundlesync", "baseline", "ratio", "SPEC target", "meets?"],
+                             rows.map { [$0.number, $0.name, $0.bundlesync, $0.baseline, $0.ratio, $0.target, $0.meets] })
+        out += "\n\nRatios: 1, 2, 4 are bundlesync's throughput over the baseline's (higher is better); 3, 5, 6, 8 are bundlesync's size or time over the baseline's (lower is better).\n"
+        out += "\n### Sizes\n\n" + markdownTable(["what", "size"], sizes.map { [$0.0, $0.1] }) + "\n"
+        out += "\n### Seconds per step\n\n" + markdownTable(["step", "seconds"], Progress.steps.map { [$0.0, fixed($0.1, 3)] })
+        out += "\n\nTotal: \(fixed(total, 1)) s\n"
+        if !notes.isEmpty { out += "\n### Notes\n\n" + notes.map { "- " + $0 }.joined(separator: "\n") + "\n" }
+        print(out)
+    }
+}
