@@ -62,7 +62,7 @@ package struct Importer {
     /// - Throws: Only for the replica itself (for example, a copied replica file with local
     ///   changes that must not be sealed); problems with a bundle are in its outcome.
     package func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
-        if try !store.catalog.pendingChanges().isEmpty { try store.withoutCapture { try sealer.sealPending() } }
+        if try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
         return paths.map { path in
             do {
                 return try importBundle(path, options: options)
