@@ -19,7 +19,7 @@ public struct BundleSyncCommand: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Init.self, Track.self, Export.self, Import.self, Verify.self, Inspect.self,
-                      Status.self, Digest.self, Sync.self, Vector.self, Prune.self, Trust.self, Reidentify.self, Demo.self]
+                      Status.self, Digest.self, Sync.self, Untrack.self, Vector.self, Prune.self, Trust.self, Reidentify.self, Demo.self]
     )
 
     public init() {}
@@ -29,13 +29,17 @@ public struct BundleSyncCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
+            Opened.reportNotices()
             Foundation.exit(0)
         } catch let error as BundleSyncError {
+            Opened.reportNotices()
             Diagnostics.report(error)
             Foundation.exit(ExitStatus.code(for: error.code))
         } catch let code as ExitCode {
+            Opened.reportNotices()
             Foundation.exit(code.rawValue)
         } catch {
+            Opened.reportNotices()
             exit(withError: error)
         }
     }
@@ -54,6 +58,29 @@ public enum ExitStatus {
         case .untrusted: 77
         default: 1
         }
+    }
+}
+
+/// The replicas a command opened, so that the warnings gathered while it worked are printed
+/// however it ends.
+enum Opened {
+    nonisolated(unsafe) static var replicas: [Replica] = []
+
+    static func replica(_ path: String) throws -> Replica {
+        let r = try Replica.open(path: path)
+        replicas.append(r)
+        return r
+    }
+
+    static func initialize(_ path: String, name: String?) throws -> (Replica, created: Bool) {
+        let r = try Replica.initialize(path: path, name: name)
+        replicas.append(r.0)
+        return r
+    }
+
+    static func reportNotices() {
+        for r in replicas { r.takeNotices().forEach(Diagnostics.warn) }
+        replicas = []
     }
 }
 

@@ -17,6 +17,6 @@ struct Digest: ParsableCommand {
     @Argument(help: "The replica's database file.") var db: String
 
     func run() throws {
-        output(try Replica.open(path: db).digest().hex)
+        output(try Opened.replica(db).digest().hex)
     }
 }

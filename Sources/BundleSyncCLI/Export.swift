@@ -32,7 +32,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let target: ExportTarget
         if full { target = .full }

@@ -26,7 +26,7 @@ struct Import: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand(paths)
         var options = ImportOptions()

@@ -19,7 +19,7 @@ struct Init: ParsableCommand {
     var name: String?
 
     func run() throws {
-        let (replica, created) = try Replica.initialize(path: db, name: name)
+        let (replica, created) = try Opened.initialize(db, name: name)
         if !created { Diagnostics.note("'\(db)' is already a replica") }
         output("\(replica.name) \(replica.id.hex)")
     }

@@ -18,7 +18,7 @@ struct Prune: ParsableCommand {
     @Argument(help: "The replica's database file.") var db: String
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         let result = try replica.prune()
         let status = try replica.status()
         Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(result.bytes) bytes); history holds \(plural(status.historyBatches, "batch", "batches")) (\(status.historyBytes) bytes)")

@@ -27,7 +27,7 @@ struct Reidentify: ParsableCommand {
     }
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         let old = (replica.name, replica.id)
         if try replica.reidentify(moved: moved, newName: name) {
             Diagnostics.note("'\(db)' is now the replica '\(replica.name)'; it was a copy of '\(old.0)' (\(old.1.short))")

@@ -19,10 +19,16 @@ struct Status: ParsableCommand {
     @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         let s = try replica.status()
         if json {
-            output(jsonString(s.json))
+            var document = s.json
+            document["problems"] = replica.problems.map { e -> [String: Any] in
+                var d: [String: Any] = ["message": e.message]
+                if let h = e.hint { d["hint"] = h }
+                return d
+            }
+            output(jsonString(document))
             return
         }
         output("replica  \(s.name) \(s.id.hex)")
@@ -40,6 +46,10 @@ struct Status: ParsableCommand {
             for p in s.parked {
                 output("  \(p.origin.hex.prefix(12))#\(p.seq) waits for \(p.waitsFor)")
             }
+        }
+        if !replica.problems.isEmpty {
+            output("problems")
+            for e in replica.problems { output("  \(e.message)" + (e.hint.map { "\n    hint: \($0)" } ?? "")) }
         }
         output("tables")
         for t in s.tables {

@@ -20,7 +20,7 @@ struct Sync: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])
         let worst = ImportReport.print(try replica.importBundles(files))

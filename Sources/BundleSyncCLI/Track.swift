@@ -7,8 +7,8 @@ struct Track: ParsableCommand {
         discussion: """
         The table must exist and have a PRIMARY KEY. Capture triggers written in plain SQL \
         record every later write from any program, and the rows already in the table become \
-        this replica's changes. Run it again after 'ALTER TABLE ... ADD COLUMN' to sync the \
-        new column.
+        this replica's changes. Columns added later (ALTER TABLE ... ADD COLUMN) are synced \
+        from the next command on; a column renamed in the table is followed with --renamed.
 
         Columns merge by last writer wins unless named with --text (concurrent edits to \
         different places of a text all survive) or --json (objects merge key by key). Run \
@@ -27,9 +27,11 @@ struct Track: ParsableCommand {
     var jsonColumns: [String] = []
     @Option(name: .customLong("lww"), help: ArgumentHelp("Merge this column by last writer wins (the default).", valueName: "column"))
     var lwwColumns: [String] = []
+    @Option(name: .customLong("renamed"), help: ArgumentHelp("A synced column renamed in the table: it keeps syncing under the name bundles know.", valueName: "old=new"))
+    var renamedColumns: [String] = []
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         var rules: [String: ColumnRule] = [:]
         for (rule, names) in [(ColumnRule.lww, lwwColumns), (.text, textColumns), (.json, jsonColumns)] {
             for name in names {
@@ -39,7 +41,18 @@ struct Track: ParsableCommand {
                 rules[name] = rule
             }
         }
-        let report = try replica.track(table: table, rules: rules)
+        var renamed: [String: String] = [:]
+        for pair in renamedColumns {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("--renamed takes OLD=NEW, not '\(pair)'")
+            }
+            renamed[parts[0]] = parts[1]
+        }
+        let report = try replica.track(table: table, rules: rules, renamed: renamed)
+        for (old, new) in renamed.sorted(by: { $0.key < $1.key }) {
+            Diagnostics.note("'\(new)' of '\(table)' syncs as '\(old)', the name other replicas know")
+        }
         report.warnings.forEach(Diagnostics.warn)
         if report.newlyTracked {
             Diagnostics.note("tracking '\(table)': \(report.existingRows) existing rows become this replica's changes")

@@ -38,7 +38,7 @@ struct Trust: ParsableCommand {
     }
 
     func run() throws {
-        let replica = try Replica.open(path: db)
+        let replica = try Opened.replica(db)
         switch action {
         case "add":
             let id = try replica.trust.set(value!, trusted: true, name: name)

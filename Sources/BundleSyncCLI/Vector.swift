@@ -17,6 +17,6 @@ struct Vector: ParsableCommand {
     @Argument(help: "The replica's database file.") var db: String
 
     func run() throws {
-        output(jsonString(try Replica.open(path: db).vector().json))
+        output(jsonString(try Opened.replica(db).vector().json))
     }
 }

@@ -22,7 +22,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let progress = outputOptions.apply()
-        let replica = try db.map { try Replica.open(path: $0) }
+        let replica = try db.map { try Opened.replica($0) }
         replica?.progress = progress
         var worst: Int32 = 0
         var reports: [[String: Any]] = []

@@ -43,7 +43,7 @@ package struct SnapshotWriter {
             let keyCount = t.schema.keyColumns.count
             let columnCount = t.schema.columns.count
             let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
-            let userColumns = t.schema.columns.map { "u.\(Database.quote($0.name))" }
+            let userColumns = t.sqlNames.map { "u.\(Database.quote($0))" }
             let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
             let s = try store.db.statement("""
                 SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join)

@@ -100,11 +100,11 @@ package struct CellMerger {
         let keyCount = t.schema.keyColumns.count
         let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
         let s = try db.statement("""
-            SELECT \(t.keyNames.map { "c.\($0)" }.joined(separator: ", ")), c.hlc, c.origin, c.cells, u.\(Database.quote(t.schema.columns[ordinal].name))
+            SELECT \(t.keyNames.map { "c.\($0)" }.joined(separator: ", ")), c.hlc, c.origin, c.cells, u.\(Database.quote(t.sqlName(ordinal)))
             FROM \(Database.quote(t.clockTable)) c JOIN \(t.quotedTable) u ON \(join) WHERE c.cl % 2 = 1
             """)
         defer { s.reset() }
-        let logCells = "INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall) VALUES (\(Array(repeating: "?", count: keyCount).joined(separator: ", ")), \(LogOp.update.rawValue), \(CaptureTriggers.bit(forOrdinal: ordinal)), \(CaptureTriggers.wallExpression))"
+        let logCells = "INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall) VALUES (\(Array(repeating: "?", count: keyCount).joined(separator: ", ")), \(LogOp.update(ordinal: ordinal).code), \(LogOp.update(ordinal: ordinal).mask), \(CaptureTriggers.wallExpression))"
         while try s.step() {
             let row = (0..<(keyCount + 4)).map { s.value($0) }
             let key = Array(row[0..<keyCount])

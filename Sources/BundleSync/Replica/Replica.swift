@@ -14,9 +14,25 @@ public final class Replica {
     package let store: ReplicaStore
     /// Receives progress of long operations (sealing, export, import).
     public var progress: ProgressHandler?
+    /// What stops this replica from syncing until the user settles it (a dropped tracked
+    /// table, a renamed column), found by ``CaptureCheck`` when it was opened.
+    public let problems: [BundleSyncError]
 
-    private init(store: ReplicaStore) {
+    private init(store: ReplicaStore) throws {
         self.store = store
+        problems = try CaptureCheck(store: store).run()
+    }
+
+    /// Throws the first problem that stops sync, if any.
+    private func requireSyncable() throws {
+        if let first = problems.first { throw first }
+    }
+
+    /// Warnings gathered since the last call: rows that could not be synced, capture that
+    /// was repaired.
+    public func takeNotices() -> [String] {
+        defer { store.notices = [] }
+        return store.notices
     }
 
     public var db: Database { store.db }
@@ -32,59 +48,83 @@ public final class Replica {
     /// - Returns: The replica and whether it was created just now.
     public static func initialize(path: String, name: String?) throws -> (Replica, created: Bool) {
         let (store, created) = try ReplicaStore.initialize(path: path, name: name)
-        return (Replica(store: store), created)
+        return (try Replica(store: store), created)
     }
 
     /// Opens an existing replica.
     ///
     /// - Throws: `.noInput` if the file is missing, `.usage` if it is not a replica.
     public static func open(path: String) throws -> Replica {
-        Replica(store: try ReplicaStore.open(path: path))
+        try Replica(store: try ReplicaStore.open(path: path))
     }
 
     // MARK: - The jobs
 
     /// Starts syncing `table`, or picks up columns added since it was tracked (see
     /// ``TableTracker/track(table:rules:)``).
-    public func track(table: String, rules: [String: ColumnRule] = [:]) throws -> TrackReport {
-        try TableTracker(store: store, progress: progress).track(table: table, rules: rules)
+    public func track(table: String, rules: [String: ColumnRule] = [:], renamed: [String: String] = [:]) throws -> TrackReport {
+        try TableTracker(store: store, progress: progress).track(table: table, rules: rules, renamed: renamed)
     }
 
     /// Seals every pending local change into signed batches (see ``Sealer``). Must run
     /// inside a write transaction.
     @discardableResult
     package func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
-        try Sealer(store: store, progress: progress).sealPending(keepingHistory: keepingHistory)
+        try requireSyncable()
+        return try Sealer(store: store, progress: progress).sealPending(keepingHistory: keepingHistory)
     }
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
     public func export(to output: String, target: ExportTarget) throws -> ExportResult {
-        try Exporter(store: store, progress: progress).export(to: output, target: target)
+        try requireSyncable()
+        return try Exporter(store: store, progress: progress).export(to: output, target: target)
     }
 
     /// Imports bundle files, each checked completely and merged in one transaction.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
-        try Importer(store: store, progress: progress).importBundles(paths, options: options)
+        try requireSyncable()
+        return try Importer(store: store, progress: progress).importBundles(paths, options: options)
     }
 
     /// Imports one bundle.
     public func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
-        try Importer(store: store, progress: progress).importBundle(path, options: options)
+        try requireSyncable()
+        return try Importer(store: store, progress: progress).importBundle(path, options: options)
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
     public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
-        try Importer(store: store, progress: progress).verifyAgainstHistory(path)
+        try requireSyncable()
+        return try Importer(store: store, progress: progress).verifyAgainstHistory(path)
     }
 
     /// Everything `status` shows.
     public func status() throws -> StatusReport { try StatusReport(store) }
 
     /// The state digest of the tracked tables (SPEC §3.6).
-    public func digest() throws -> Digest32 { try StateDigest.compute(store) }
+    public func digest() throws -> Digest32 {
+        try requireSyncable()
+        return try StateDigest.compute(store)
+    }
 
     /// Drops stored batches that every known peer is known to hold.
-    public func prune() throws -> PruneResult { try Mailbox.prune(store) }
+    public func prune() throws -> PruneResult {
+        try requireSyncable()
+        return try Mailbox.prune(store)
+    }
+
+    /// Stops syncing `table`: removes its triggers and bookkeeping, keeps its rows.
+    ///
+    /// - Throws: `.usage` when the table is not tracked.
+    public func untrack(table: String) throws {
+        guard let t = store.catalog[table] else {
+            throw BundleSyncError.usage("'\(shown(table))' is not tracked in '\(db.path)'", hint: "'bundlesync status \(db.path)' lists the tracked tables")
+        }
+        try withoutCapture {
+            if try problems.isEmpty && store.catalog.exists(table) { try Sealer(store: store, progress: progress).sealPending() }
+            try store.catalog.remove(t)
+        }
+    }
 
     /// This replica's own bundles in a shared folder.
     public func mailbox(_ directory: String) -> Mailbox { Mailbox(store: store, directory: directory) }

@@ -16,8 +16,9 @@ package enum StateDigest {
             var root = Hasher256()
             root.update([0x03])
             for t in store.catalog.tracked {
+                // Hashed under their synced names, read under this replica's names.
                 let columns = t.schema.columns.map(\.name).sorted()
-                let select = (t.schema.keyColumns + columns).map(Database.quote).joined(separator: ", ")
+                let select = (t.schema.keyColumns + columns.map { t.sqlName(t.ordinal(of: $0)!) }).map(Database.quote).joined(separator: ", ")
                 let s = try db.statement("SELECT \(select) FROM \(t.quotedTable) ORDER BY \(t.keyList)")
                 var tree = MerkleAccumulator()
                 var rows: UInt64 = 0
@@ -25,7 +26,7 @@ package enum StateDigest {
                 while try s.step() {
                     w.removeAll()
                     w.u8(0x00)
-                    for i in 0..<(t.schema.keyColumns.count + columns.count) { ValueCodec.encode(s.value(i), into: &w) }
+                    for i in 0..<(t.schema.keyColumns.count + columns.count) { ValueCodec.encode(Self.comparable(s.value(i)), into: &w) }
                     tree.add(Digest32.of(w.bytes))
                     rows += 1
                 }
@@ -42,6 +43,18 @@ package enum StateDigest {
             }
             return root.finalize()
         }
+    }
+}
+
+extension StateDigest {
+    /// A value as SQLite compares it, where that differs from its bits: -0.0 is 0.0.
+    ///
+    /// No built-in SQL function tells -0.0 from 0.0 (`quote`, `printf` and comparisons
+    /// all see 0.0), so capture triggers, which are built-in SQL, cannot see a write that
+    /// only flips the sign of a zero; the digest sees what capture sees.
+    static func comparable(_ v: SQLValue) -> SQLValue {
+        if case .real(let d) = v, d == 0 { return .real(0) }
+        return v
     }
 }
 

@@ -34,9 +34,10 @@ package struct TableTracker {
     ///     first, then derives each cell's new merge state from its value and clock.
     /// - Throws: `.usage` when the table is missing, has no primary key, is a bookkeeping
     ///   table, or has a constraint that merges cannot honour (SPEC §3.8).
-    package func track(table: String, rules: [String: ColumnRule] = [:]) throws -> TrackReport {
+    package func track(table: String, rules: [String: ColumnRule] = [:], renamed: [String: String] = [:]) throws -> TrackReport {
         let catalog = store.catalog
         let shape = try catalog.shape(of: table)
+        if !renamed.isEmpty { try store.withoutCapture { try followRenames(table, renamed, shape: shape) } }
         for name in rules.keys where !shape.columns.contains(name) {
             throw BundleSyncError.usage("'\(table)' has no non-key column '\(name)'")
         }
@@ -59,6 +60,25 @@ package struct TableTracker {
         }
     }
 
+    /// Records columns renamed in this replica's table (`--renamed OLD=NEW`): each keeps
+    /// syncing under the name bundles know it by.
+    private func followRenames(_ table: String, _ renamed: [String: String], shape: TableShape) throws {
+        guard var t = store.catalog[table] else {
+            throw BundleSyncError.usage("'\(table)' is not tracked yet; --renamed follows a tracked table's columns")
+        }
+        for (old, new) in renamed.sorted(by: { $0.key < $1.key }) {
+            guard let ordinal = t.ordinal(ofLocal: old) else {
+                throw BundleSyncError.usage("'\(table)' syncs no column called '\(old)'")
+            }
+            guard shape.columns.contains(new), t.ordinal(ofLocal: new) == nil else {
+                throw BundleSyncError.usage("'\(table)' has no new column '\(new)' to follow '\(old)'",
+                                            hint: "rename the column in the table first (ALTER TABLE \(table) RENAME COLUMN \(old) TO \(new))")
+            }
+            t = try store.catalog.rename(t, column: t.schema.columns[ordinal].name, to: new)
+        }
+        try store.catalog.reinstallTriggers(t)
+    }
+
     /// Follows a tracked table's new columns and rule changes.
     private func retrack(_ existing: TrackedTable, shape: TableShape, rules: [String: ColumnRule], warnings: [String]) throws -> TrackReport {
         let table = existing.name
@@ -66,28 +86,32 @@ package struct TableTracker {
             throw BundleSyncError.usage("the primary key of '\(table)' changed since it was tracked",
                                         hint: "bundlesync cannot follow a key change; sync a new table instead")
         }
-        for c in existing.schema.columns where !shape.columns.contains(c.name) {
-            throw BundleSyncError.usage("column '\(c.name)' of '\(table)' was dropped, but it is synced",
-                                        hint: "bundlesync cannot sync a dropped column; add it back")
+        for c in existing.sqlNames where !shape.columns.contains(c) {
+            throw BundleSyncError.usage("column '\(c)' of '\(table)' was dropped, but it is synced",
+                                        hint: "bundlesync cannot sync a dropped column; add it back, or name its new name with --renamed OLD=NEW")
         }
-        let known = Set(existing.schema.columns.map(\.name))
+        let known = Set(existing.sqlNames)
         let added = shape.columns.filter { !known.contains($0) }
+        for name in added where existing.ordinal(of: name) != nil {
+            throw BundleSyncError.usage("new column '\(name)' of '\(table)' has the name under which a renamed column syncs",
+                                        hint: "give the new column another name")
+        }
         var changedRules: [String] = []
         for (name, rule) in rules {
-            if let i = existing.ordinal(of: name), existing.schema.columns[i].rule != rule { changedRules.append(name) }
+            if let i = existing.ordinal(ofLocal: name), existing.schema.columns[i].rule != rule { changedRules.append(name) }
         }
         // Changes made under the old rules are sealed under them.
         if !changedRules.isEmpty { try sealer.sealPending() }
         var schema = existing.schema
         for name in added { schema.columns.append(.init(name: name, rule: rules[name] ?? .lww)) }
         for (name, rule) in rules {
-            if let i = schema.columns.firstIndex(where: { $0.name == name }) { schema.columns[i].rule = rule }
+            if let i = existing.ordinal(ofLocal: name) ?? schema.columns.firstIndex(where: { $0.name == name }) { schema.columns[i].rule = rule }
         }
         let t = try store.catalog.update(existing, to: schema)
         if t.hasMergeColumns || !changedRules.isEmpty { try store.cellStates.createTable(t) }
         let cells = CellMerger(store: store)
-        for name in changedRules + added.filter({ t.rule(t.ordinal(of: $0)!) != .lww }) {
-            try cells.seed(t, ordinal: t.ordinal(of: name)!)
+        for name in changedRules + added.filter({ t.rule(t.ordinal(ofLocal: $0)!) != .lww }) {
+            try cells.seed(t, ordinal: t.ordinal(ofLocal: name)!)
         }
         return TrackReport(table: table, newlyTracked: false, addedColumns: added, changedRules: changedRules.sorted(),
                            existingRows: 0, warnings: warnings)

@@ -79,8 +79,15 @@ package struct Sealer {
             // JSON written in another form than the canonical one, rewritten once the log is read.
             var canonicalForms: [(key: [SQLValue], ordinal: Int, value: [UInt8])] = []
 
+            var unsyncable: [String: Int] = [:]
+
             func flushGroup() throws {
                 guard let key = groupKey, !group.isEmpty else { return }
+                if let why = t.unsyncableKey(key) {
+                    unsyncable[why, default: 0] += 1
+                    group.removeAll(keepingCapacity: true)
+                    return
+                }
                 current.reset()
                 try current.bind(key)
                 guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
@@ -112,6 +119,9 @@ package struct Sealer {
             }
             try flushGroup()
             builder.closeTable()
+            for (why, n) in unsyncable.sorted(by: { $0.key < $1.key }) {
+                store.notices.append("\(n == 1 ? "1 row" : "\(n) rows") of '\(t.name)' not synced: \(n == 1 ? "it has" : "they have") \(why)\nhint: give every row a key of one exact spelling, never NULL; the rows sync once their key is changed")
+            }
             for f in canonicalForms {
                 try store.rows.rewrite(t, key: f.key, ordinal: f.ordinal, value: .text(f.value))
             }
@@ -132,21 +142,21 @@ package struct Sealer {
         var rowWall: Int64?
         var columnWall = [Int64?](repeating: nil, count: t.schema.columns.count)
         for (op, mask, wall) in ops {
-            switch LogOp(rawValue: op) {
+            switch LogOp(code: op) {
             case .insert:
                 if length % 2 == 0 {
                     length += 1
                     rowWall = wall
                 }
                 for i in columnWall.indices { columnWall[i] = wall }
-            case .update:
-                for i in columnWall.indices where mask & CaptureTriggers.bit(forOrdinal: i) != 0 { columnWall[i] = wall }
             case .delete:
                 if length % 2 == 1 {
                     length += 1
                     rowWall = wall
                 }
                 for i in columnWall.indices { columnWall[i] = nil }
+            case let update?:
+                for i in columnWall.indices where update.changes(i, mask: mask) { columnWall[i] = wall }
             case nil:
                 throw BundleSyncError.failure("the capture log of '\(t.name)' holds an unknown operation \(op)")
             }

@@ -22,6 +22,9 @@ package final class ReplicaStore {
     package let cellStates: CellStateStore
     package let rows: RowWriter
     package let history: HistoryStore
+    /// Warnings for the person at the keyboard, gathered while commands work (rows that
+    /// could not be synced, capture that was repaired); the command line prints them.
+    package var notices: [String] = []
 
     package var id: ReplicaID { identity.id }
 

@@ -39,7 +39,7 @@ package final class RowWriter {
         let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = k.\($1)" }.joined(separator: " AND ")
         let clockMatch = t.keyNames.map { "c.\($0) = k.\($0)" }.joined(separator: " AND ")
         let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
-        let userColumns = t.schema.columns.map { ", u.\(Database.quote($0.name))" }.joined()
+        let userColumns = t.sqlNames.map { ", u.\(Database.quote($0))" }.joined()
         return try db.statement("""
             SELECT \(present), c.cl, c.hlc, c.origin, c.cells\(userColumns)
             FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)

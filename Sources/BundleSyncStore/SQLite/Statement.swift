@@ -167,6 +167,16 @@ extension Database {
         return String(cString: collSeq)
     }
 
+    /// The declared type of a column, from SQLite's own metadata ("" when none).
+    package func declaredType(table: String, column: String) -> String {
+        var dataType: UnsafePointer<CChar>?
+        var collSeq: UnsafePointer<CChar>?
+        var notNull: Int32 = 0, pk: Int32 = 0, autoinc: Int32 = 0
+        let rc = sqlite3_table_column_metadata(handle, "main", table, column, &dataType, &collSeq, &notNull, &pk, &autoinc)
+        guard rc == SQLITE_OK, let dataType else { return "" }
+        return String(cString: dataType)
+    }
+
     /// Whether the table declares AUTOINCREMENT on its rowid key.
     package func isAutoincrement(table: String, column: String) -> Bool {
         var dataType: UnsafePointer<CChar>?

@@ -61,10 +61,10 @@ package final class SQLTexts {
             let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
             return "INSERT OR REPLACE INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
         case .replaceRow:
-            let names = t.schema.keyColumns + columns.map { t.schema.columns[$0].name }
+            let names = t.schema.keyColumns + columns.map { t.sqlName($0) }
             return "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
         case .updateRow:
-            let sets = columns.map { "\(Database.quote(t.schema.columns[$0].name)) = ?" }.joined(separator: ", ")
+            let sets = columns.map { "\(Database.quote(t.sqlName($0))) = ?" }.joined(separator: ", ")
             return "UPDATE \(t.quotedTable) SET \(sets) WHERE \(t.keyMatch)"
         case .deleteRow:
             return "DELETE FROM \(t.quotedTable) WHERE \(t.keyMatch)"
