@@ -4,7 +4,7 @@ import Testing
 /// Help text, progress output and machine output, as people and scripts meet them.
 @Suite struct UsabilityTests {
     static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots/help")
-    static let subcommands = ["init", "track", "export", "import", "verify", "inspect", "status", "digest", "sync", "vector", "prune",
+    static let subcommands = ["init", "track", "export", "import", "verify", "inspect", "status", "digest", "sync", "untrack", "vector", "prune",
                               "trust", "reidentify", "demo"]
 
     /// Each subcommand's `--help` is guarded by a golden file; re-record with
