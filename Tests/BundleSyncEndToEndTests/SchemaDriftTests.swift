@@ -195,6 +195,35 @@ import Testing
         try expectConverged(a, b)
     }
 
+    @Test func writesOfApplicationTriggersDuringAnImportReachEveryReplica() throws {
+        let tmp = TempDir()
+        let schema = """
+            CREATE TABLE t(id TEXT PRIMARY KEY, a, b);
+            CREATE TABLE audit(id TEXT PRIMARY KEY, item TEXT, at INTEGER);
+            CREATE TRIGGER t_audit AFTER INSERT ON t BEGIN
+              INSERT INTO audit VALUES (lower(hex(randomblob(8))), NEW.id, CAST(julianday('now') * 86400000 AS INTEGER));
+            END;
+            """
+        let (a, b, stick) = try pair(tmp, schema: schema, tables: ["t", "audit"])
+        let c = try TestReplica("c", in: tmp, schema: schema, tables: ["t", "audit"])
+        try a.sql("INSERT INTO t VALUES ('x', 1, 2)")
+        let fromA = try a.export(to: stick)
+        try b.importing([fromA])
+        try c.importing([fromA])
+        // Each replica's own trigger wrote an audit row while importing; each is captured
+        // there and reaches the others.
+        let fromB = try b.export(["--full"], to: stick)
+        let fromC = try c.export(["--full"], to: stick)
+        try a.importing([fromB, fromC])
+        try b.importing([fromC])
+        try c.importing([fromB])
+        for r in [a, b, c] {
+            #expect(try r.rows("SELECT count(*), count(DISTINCT id) FROM audit WHERE item = 'x'") == [[.integer(3), .integer(3)]])
+        }
+        try expectConverged(a, b, "SELECT * FROM audit ORDER BY id")
+        try expectConverged(b, c, "SELECT * FROM audit ORDER BY id")
+    }
+
     @Test func trackSaysWhatAViewAndAnInternalTableAre() throws {
         let tmp = TempDir()
         let db = tmp.file("v.db")

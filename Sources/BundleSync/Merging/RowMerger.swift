@@ -24,6 +24,8 @@ package struct RowMerger {
         let originID = batch.origin
         for section in batch.tables {
             let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
+            try store.captureOff(onlyFor: t)
+            defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
                 let cells = row.cells.map {
                     IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value, merge: $0.merge)
@@ -39,6 +41,8 @@ package struct RowMerger {
         let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
         for section in chunk.tables {
             let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
+            try store.captureOff(onlyFor: t)
+            defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
                 let cells = row.cells.map {
                     IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: origins[$0.origin].index),

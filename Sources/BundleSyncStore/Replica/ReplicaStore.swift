@@ -168,11 +168,18 @@ package final class ReplicaStore {
     /// tracked tables are never logged as local changes.
     package func withoutCapture<T>(_ body: () throws -> T) throws -> T {
         try db.writeTransaction {
-            try db.run("INSERT INTO _bundlesync_capture_off(x) VALUES (1)")
+            try db.run("INSERT INTO _bundlesync_capture_off(x) VALUES (0)")
             let result = try body()
             try db.run("DELETE FROM _bundlesync_capture_off")
             return result
         }
+    }
+
+    /// Inside ``withoutCapture(_:)``: turns capture back on for every table but `t` (nil:
+    /// off for every table again), so that writes an application's triggers make to other
+    /// tracked tables while bundlesync writes `t` are captured.
+    package func captureOff(onlyFor t: TrackedTable?) throws {
+        try db.run("UPDATE _bundlesync_capture_off SET x = ?", [.integer(t.map { -$0.id } ?? 0)])
     }
 
     /// Takes a new identity (see `Replica.reidentify`): records its key and name and makes it

@@ -66,7 +66,13 @@ package enum CaptureTriggers {
     /// > since noon in Greenwich on November 24, 4714 B.C." (https://www.sqlite.org/lang_datefunc.html)
     /// 2440587.5 is the Julian day of 1970-01-01T00:00Z.
     package static let wallExpression = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
-    package static let enabledCondition = "NOT EXISTS (SELECT 1 FROM _bundlesync_capture_off)"
+    /// Capture is off for every table while `_bundlesync_capture_off` holds a row of zero or
+    /// more (earlier releases wrote 1), and off for one table alone while it holds minus that
+    /// table's id: what an application's trigger writes into another tracked table while an
+    /// import writes this one is then captured as this replica's change.
+    package static func enabledCondition(_ t: TrackedTable) -> String {
+        "NOT EXISTS (SELECT 1 FROM _bundlesync_capture_off WHERE x >= 0 OR x = -\(t.id))"
+    }
     package static let kinds = ["ins", "upd", "updkey", "del"]
 
     package static func dropSQL(_ t: TrackedTable) -> String {
@@ -99,26 +105,26 @@ package enum CaptureTriggers {
         let name = { (kind: String) in Database.quote(Bookkeeping.trigger(t.id, kind)) }
         return [
             (Bookkeeping.trigger(t.id, "ins"), """
-            CREATE TRIGGER \(name("ins")) AFTER INSERT ON \(table) WHEN \(enabledCondition)
+            CREATE TRIGGER \(name("ins")) AFTER INSERT ON \(table) WHEN \(enabledCondition(t))
             BEGIN
               INSERT INTO \(log)\(cols) VALUES (\(keys("NEW")), \(LogOp.insertCode), -1, \(wallExpression));
             END
             """),
             (Bookkeeping.trigger(t.id, "upd"), """
-            CREATE TRIGGER \(name("upd")) AFTER UPDATE ON \(table) WHEN \(enabledCondition) AND NOT (\(keyChanged))
+            CREATE TRIGGER \(name("upd")) AFTER UPDATE ON \(table) WHEN \(enabledCondition(t)) AND NOT (\(keyChanged))
             BEGIN
               INSERT INTO \(log)\(cols) SELECT \(keys("NEW")), g, m, \(wallExpression) FROM (\(groups)) WHERE m != 0;
             END
             """),
             (Bookkeeping.trigger(t.id, "updkey"), """
-            CREATE TRIGGER \(name("updkey")) AFTER UPDATE ON \(table) WHEN \(enabledCondition) AND (\(keyChanged))
+            CREATE TRIGGER \(name("updkey")) AFTER UPDATE ON \(table) WHEN \(enabledCondition(t)) AND (\(keyChanged))
             BEGIN
               INSERT INTO \(log)\(cols) VALUES (\(keys("OLD")), \(LogOp.deleteCode), 0, \(wallExpression));
               INSERT INTO \(log)\(cols) VALUES (\(keys("NEW")), \(LogOp.insertCode), -1, \(wallExpression));
             END
             """),
             (Bookkeeping.trigger(t.id, "del"), """
-            CREATE TRIGGER \(name("del")) AFTER DELETE ON \(table) WHEN \(enabledCondition)
+            CREATE TRIGGER \(name("del")) AFTER DELETE ON \(table) WHEN \(enabledCondition(t))
             BEGIN
               INSERT INTO \(log)\(cols) VALUES (\(keys("OLD")), \(LogOp.deleteCode), 0, \(wallExpression));
             END
