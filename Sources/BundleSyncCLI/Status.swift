@@ -47,6 +47,10 @@ struct Status: ParsableCommand {
                 output("  \(p.origin.hex.prefix(12))#\(p.seq) waits for \(p.waitsFor)")
             }
         }
+        if !s.held.isEmpty {
+            output("held     changes to what this replica does not track yet, applied once it does:")
+            for h in s.held { output("  \(h.what): \(plural(h.batches, "batch", "batches"))") }
+        }
         if !replica.problems.isEmpty {
             output("problems")
             for e in replica.problems { output("  \(e.message)" + (e.hint.map { "\n    hint: \($0)" } ?? "")) }

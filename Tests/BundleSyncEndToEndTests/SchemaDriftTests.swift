@@ -224,6 +224,45 @@ import Testing
         try expectConverged(b, c, "SELECT * FROM audit ORDER BY id")
     }
 
+    @Test func replicasOnDifferentApplicationVersionsKeepSyncingAndCatchUp() throws {
+        let tmp = TempDir()
+        let (a, b, stick) = try pair(tmp)
+        let c = try TestReplica("c", in: tmp, schema: Self.schema, tables: ["t"])
+        try a.sql("INSERT INTO t VALUES ('x', 1, 2)")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        // A's application is updated first: a new column and a new table.
+        try a.sql("ALTER TABLE t ADD COLUMN c; UPDATE t SET c = 'new' WHERE id = 'x'; CREATE TABLE u(id TEXT PRIMARY KEY, v)")
+        try CLI.ok(["track", a.db, "u"])
+        try a.sql("INSERT INTO u VALUES ('k', 'kv'); UPDATE t SET a = 9")
+        let fromA = try a.export(to: stick)
+        let r = try CLI.run(["import", b.db, fromA])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("not tracked here"), "\(r.stderr)")
+        #expect(try b.rows("SELECT a, b FROM t") == [[.integer(9), .integer(2)]])
+        let held = try b.status()["held"] as? [[String: Any]] ?? []
+        #expect(held.map { $0["what"] as? String } == ["column 'c' of 't'", "table 'u'"])
+        // B, still on the old version, relays everything to C, which verifies and holds it.
+        let relayed = try b.export(["--full"], to: stick)
+        try CLI.ok(["verify", relayed])
+        try c.importing([relayed])
+        #expect(try c.rows("SELECT a FROM t") == [[.integer(9)]])
+        // B's application is updated: the held changes apply.
+        try b.sql("ALTER TABLE t ADD COLUMN c; CREATE TABLE u(id TEXT PRIMARY KEY, v)")
+        try CLI.ok(["track", b.db, "u"])
+        #expect(try b.rows("SELECT c FROM t") == [[.text("new")]])
+        #expect(try b.rows("SELECT * FROM u") == [[.text("k"), .text("kv")]])
+        #expect((try b.status()["held"] as? [Any])?.isEmpty == true)
+        try exchange(a, b, via: stick)
+        try expectConverged(a, b)
+        try expectConverged(a, b, "SELECT * FROM u ORDER BY id")
+        // C catches up too, from what it held.
+        try c.sql("ALTER TABLE t ADD COLUMN c; CREATE TABLE u(id TEXT PRIMARY KEY, v)")
+        try CLI.ok(["track", c.db, "u"])
+        try expectConverged(a, c)
+        try expectConverged(a, c, "SELECT * FROM u ORDER BY id")
+    }
+
     @Test func trackSaysWhatAViewAndAnInternalTableAre() throws {
         let tmp = TempDir()
         let db = tmp.file("v.db")

@@ -55,9 +55,17 @@ package struct Exporter {
             let missing = try store.history.missing(from: base)
             // A snapshot when asked for, or when history the target lacks was pruned here.
             var snapshot = false
-            if case .full = target { snapshot = true }
+            var complete = true
             for (origin, held) in vector.entries where held > base[origin] {
-                if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { snapshot = true }
+                if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
+            }
+            let holding = !(try store.history.heldBatches().isEmpty)
+            if case .full = target { snapshot = !(holding && complete) }
+            if !complete { snapshot = true }
+            if snapshot && holding {
+                throw BundleSyncError(.failure, "'\(db.path)' holds changes to tables or columns it does not track, and a snapshot of its tables would leave them out",
+                                      hint: "track them here first (see 'bundlesync status'), or export from a replica that tracks them",
+                                      database: db.path)
             }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
@@ -76,7 +84,7 @@ package struct Exporter {
                     }
                     touched.formUnion(b.tables)
                 }
-                schemas = store.catalog.tracked.filter { touched.contains($0.name) }.map(\.schema)
+                schemas = try touched.sorted().compactMap { try declaredSchema(of: $0) }
             }
             let header = BundleHeader(
                 exporter: store.id, exporterKey: store.identity.publicKey, exporterName: store.name,
@@ -133,6 +141,16 @@ package struct Exporter {
     private func isFirstSnapshot(_ target: ExportTarget) throws -> Bool {
         guard case .full = target else { return false }
         return try store.replicas.head(of: store.selfIndex).seq == 0 && store.replicas.knownPeers(besides: store.selfIndex).isEmpty
+    }
+
+    /// How this replica declares a table its bundles touch: as it tracks it, with the columns
+    /// it holds changes to as bundles declared them; or, for a table it does not track, as
+    /// the bundles it holds declared it.
+    private func declaredSchema(of table: String) throws -> TableSchema? {
+        let held = try store.history.declared(table)
+        guard var schema = store.catalog[table]?.schema else { return held }
+        for c in held?.columns ?? [] where !schema.columns.contains(where: { $0.name == c.name }) { schema.columns.append(c) }
+        return schema
     }
 
     /// The vector the target is assumed to hold.

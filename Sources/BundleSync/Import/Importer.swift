@@ -108,6 +108,7 @@ package struct Importer {
         return try store.withoutCapture {
             try sealer.sealPending()
             var newest = HLC.zero
+            var heldItems = Set<HeldItem>()
             if !allKnown {
                 // Pass 2: the same checks again as the bytes are read, then merge.
                 let reader = try BundleReader(path: path)
@@ -141,8 +142,15 @@ package struct Importer {
                     }
                     if let range = batch.hlcRange { newest = max(newest, range.upperBound) }
                     if try isApplicable(batch, head: head) {
-                        try RowMerger(store: store).merge(batch, originIndex: origin)
+                        let held = try RowMerger(store: store).merge(batch, originIndex: origin)
                         try history.store(signed, batch: batch, origin: origin, applied: true)
+                        if !held.isEmpty {
+                            try history.hold(origin: origin, seq: batch.seq, items: held)
+                            heldItems.formUnion(held)
+                            for name in Set(held.map(\.table)) {
+                                if let declared = reader.header.tables.first(where: { $0.name == name }) { try history.rememberDeclared(declared) }
+                            }
+                        }
                         outcome.applied += 1
                         progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))
                     } else {
@@ -152,6 +160,7 @@ package struct Importer {
                     }
                 }
                 try reader.finish()
+                if !heldItems.isEmpty { outcome.warnings.append(Self.holdingNotice(heldItems.sorted { $0.description < $1.description }, path: path)) }
                 outcome.released = try applyParked()
                 outcome.parked = max(0, outcome.parked - outcome.released)
             } else {
@@ -202,8 +211,9 @@ package struct Importer {
                     continue
                 }
                 guard try isApplicable(batch, head: head) else { continue }
-                try RowMerger(store: store).merge(batch, originIndex: p.originIndex)
+                let held = try RowMerger(store: store).merge(batch, originIndex: p.originIndex)
                 try history.markApplied(origin: p.originIndex, seq: p.seq, hash: p.hash)
+                if !held.isEmpty { try history.hold(origin: p.originIndex, seq: p.seq, items: held) }
                 released += 1
                 progress?(ProgressEvent(phase: "applying", kind: .detail("applied parked batch \(p.seq) of \(p.origin.short)")))
                 advanced = true
@@ -264,10 +274,15 @@ package struct Importer {
 
     // MARK: - Schema
 
-    /// Refuses a bundle that names a table or column this replica does not track (SPEC §3.7).
+    /// Refuses a bundle whose tables disagree with this replica's on a key or a merge rule.
+    ///
+    /// A table or column this replica does not track is no reason to refuse a bundle of
+    /// batches: its changes are held until it is tracked here (SPEC §3.7). A snapshot
+    /// carries no batches to hold, so one that touches such a table or column is refused.
     package func checkSchema(of header: BundleHeader) throws {
         for t in header.tables {
-            try checkTable(name: t.name, keyColumns: t.keyColumns, columns: t.columns.map(\.name))
+            guard header.isSnapshot || store.catalog[t.name] != nil else { continue }
+            try checkTable(name: t.name, keyColumns: t.keyColumns, columns: header.isSnapshot ? t.columns.map(\.name) : [])
             let local = store.catalog[t.name]!
             for c in t.columns {
                 if let i = local.ordinal(of: c.name), local.schema.columns[i].rule != c.rule {
@@ -276,6 +291,11 @@ package struct Importer {
                 }
             }
         }
+    }
+
+    /// The warning for a bundle some of whose changes are held.
+    static func holdingNotice(_ held: [HeldItem], path: String) -> String {
+        "'\(path)' changes \(held.map(\.description).joined(separator: ", ")), not tracked here: those changes are kept and applied once \(held.count == 1 ? "it is" : "they are") tracked (see 'bundlesync status')"
     }
 
     private func checkTable(name: String, keyColumns: [String], columns: [String]) throws {

@@ -6,9 +6,14 @@ import BundleSyncStore
 /// Merges batches and snapshot chunks into a replica's tracked tables and their clocks.
 package struct RowMerger {
     package let store: ReplicaStore
+    /// Whether a write with the same clock as the one a cell holds is applied: when held
+    /// batches are merged again, the writes to newly tracked columns share the clock of the
+    /// row they were part of.
+    package var tiesWin = false
 
-    package init(store: ReplicaStore) {
+    package init(store: ReplicaStore, tiesWin: Bool = false) {
         self.store = store
+        self.tiesWin = tiesWin
     }
 
     /// Merges one batch into the tracked tables and their clocks (SPEC §3.1, §3.2).
@@ -19,21 +24,34 @@ package struct RowMerger {
     /// on its own: the write with the greater (HLC, replica id) wins. The result does not
     /// depend on the order in which batches arrive, or on how often.
     ///
+    /// Changes to tables or columns this replica does not track are left out and returned,
+    /// for the caller to hold (SPEC §3.7).
+    ///
     /// Must run inside `withoutCapture`, after the batch was checked against the schema.
-    package func merge(_ batch: Batch, originIndex: Int64) throws {
+    @discardableResult
+    package func merge(_ batch: Batch, originIndex: Int64) throws -> [HeldItem] {
         let originID = batch.origin
+        var held: [HeldItem] = []
         for section in batch.tables {
-            let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
+            guard let t = store.catalog[section.table] else {
+                held.append(HeldItem(table: section.table, column: nil))
+                continue
+            }
+            let ordinals = section.columns.map { t.ordinal(of: $0) }
+            for (i, name) in section.columns.enumerated() where ordinals[i] == nil {
+                if section.rows.contains(where: { $0.cells.contains { $0.column == i } }) { held.append(HeldItem(table: t.name, column: name)) }
+            }
             try store.captureOff(onlyFor: t)
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
-                let cells = row.cells.map {
-                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: originIndex), id: originID, value: $0.value, merge: $0.merge)
+                let cells = row.cells.compactMap { c in
+                    ordinals[c.column].map { IncomingCell(ordinal: $0, stamp: .init(hlc: c.hlc, origin: originIndex), id: originID, value: c.value, merge: c.merge) }
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
                 try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells)
             }
         }
+        return held
     }
 
     /// Merges one snapshot chunk: the same rules, with every cell carrying its own origin.
@@ -117,6 +135,7 @@ package struct RowMerger {
     /// Last-writer-wins order: HLC first, then replica id.
     private func isLater(_ hlc: HLC, _ id: ReplicaID, than stamp: RowClock.Stamp) throws -> Bool {
         if hlc != stamp.hlc { return hlc > stamp.hlc }
-        return try store.replicas.id(at: stamp.origin) < id
+        let holder = try store.replicas.id(at: stamp.origin)
+        return tiesWin ? holder <= id : holder < id
     }
 }

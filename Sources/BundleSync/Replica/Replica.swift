@@ -21,6 +21,7 @@ public final class Replica {
     private init(store: ReplicaStore) throws {
         self.store = store
         problems = try CaptureCheck(store: store).run()
+        if problems.isEmpty { try HeldReplay(store: store).run() }
     }
 
     /// Throws the first problem that stops sync, if any.
@@ -122,6 +123,8 @@ public final class Replica {
         }
         try withoutCapture {
             if try problems.isEmpty && store.catalog.exists(table) { try Sealer(store: store, progress: progress).sealPending() }
+            // History that changed the table is still relayed, declared as it was tracked.
+            try store.history.rememberDeclared(t.schema)
             try store.catalog.remove(t)
         }
     }

@@ -37,6 +37,9 @@ public struct StatusReport: Sendable {
     public var trustOnly: Bool
     public var atHome: Bool
     public var tables: [TableSchema]
+    /// Tables and columns not tracked here whose changes this replica holds, with how many
+    /// batches hold them.
+    public var held: [(what: String, batches: Int)]
 
     public var pendingChanges: Int { pendingByTable.values.reduce(0, +) }
 
@@ -44,7 +47,7 @@ public struct StatusReport: Sendable {
         let replicas = store.replicas
         (id, name, path) = (store.id, store.name, store.db.path)
         (vector, clock, peers, parked) = (VersionVector(), .zero, [], [])
-        (pendingByTable, historyBatches, historyBytes, trustOnly, atHome, tables) = ([:], 0, 0, false, false, [])
+        (pendingByTable, historyBatches, historyBytes, trustOnly, atHome, tables, held) = ([:], 0, 0, false, false, [], [])
         try store.db.readTransaction {
             vector = try replicas.vector()
             clock = try store.clock
@@ -60,6 +63,11 @@ public struct StatusReport: Sendable {
             trustOnly = try store.trustOnly
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
+            var counts: [String: Int] = [:]
+            for batch in try store.history.heldBatches() {
+                for item in batch.items { counts[item.description, default: 0] += 1 }
+            }
+            held = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         }
     }
 
@@ -101,6 +109,7 @@ public struct StatusReport: Sendable {
             "history": ["batches": historyBatches, "bytes": historyBytes],
             "trust_only": trustOnly,
             "at_home": atHome,
+            "held": held.map { ["what": $0.what, "batches": $0.batches] as [String: Any] },
             "tables": tables.map { t in
                 ["name": t.name, "key": t.keyColumns,
                  "columns": t.columns.map { ["name": $0.name, "rule": $0.rule.description] }] as [String: Any]

@@ -53,6 +53,7 @@ package struct TableTracker {
                                          columns: shape.columns.map { .init(name: $0, rule: rules[$0] ?? .lww) })
                 let (t, rows) = try catalog.create(schema)
                 if t.hasMergeColumns { try store.cellStates.createTable(t) }
+                try HeldReplay(store: store).replay(try HeldReplay(store: store).due())
                 return TrackReport(table: table, newlyTracked: true, addedColumns: shape.columns, changedRules: [],
                                    existingRows: rows, warnings: warnings)
             }
@@ -113,6 +114,7 @@ package struct TableTracker {
         for name in changedRules + added.filter({ t.rule(t.ordinal(ofLocal: $0)!) != .lww }) {
             try cells.seed(t, ordinal: t.ordinal(ofLocal: name)!)
         }
+        try HeldReplay(store: store).replay(try HeldReplay(store: store).due())
         return TrackReport(table: table, newlyTracked: false, addedColumns: added, changedRules: changedRules.sorted(),
                            existingRows: 0, warnings: warnings)
     }
