@@ -26,10 +26,20 @@ public struct BundleSyncCommand: ParsableCommand {
 
     /// Runs the command line, mapping every failure to its exit status (SPEC §2.2).
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        let args = arguments ?? Array(CommandLine.arguments.dropFirst())
+        if args.first == "help", args.count > 1,
+           !configuration.subcommands.contains(where: { $0._commandName == args[1] }) {
+            Diagnostics.report(BundleSyncError(.usage, "no command is called '\(shown(args[1]))'", hint: "run 'bundlesync --help' for the list"))
+            Foundation.exit(64)
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
             Opened.reportNotices()
+            if let e = Terminal.outputFailed {
+                Diagnostics.report(BundleSyncError(.io, "cannot write the result to standard output: \(String(cString: strerror(e)))"))
+                Foundation.exit(74)
+            }
             Foundation.exit(0)
         } catch let error as BundleSyncError {
             Opened.reportNotices()
@@ -105,11 +115,30 @@ enum Diagnostics {
     }
 
     static func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        _ = Terminal.write(text, to: STDERR_FILENO)
     }
 }
 
-/// Prints to stdout.
+/// Prints to stdout. A result that cannot be written (a full disk, a closed pipe) makes the
+/// command end with exit status 74.
 func output(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    if !Terminal.write(text + "\n", to: STDOUT_FILENO) { Terminal.outputFailed = errno }
+}
+
+/// Writes to the standard streams with write(2), so that an unwritable stream is an error
+/// the command handles rather than a trap.
+enum Terminal {
+    /// The errno of the first result that could not be written.
+    nonisolated(unsafe) static var outputFailed: Int32?
+
+    static func write(_ text: String, to fd: Int32) -> Bool {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            bytes = bytes.dropFirst(n)
+        }
+        return true
+    }
 }

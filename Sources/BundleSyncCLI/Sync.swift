@@ -20,6 +20,7 @@ struct Sync: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
+        try Replica.checkMailbox(dir)
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])

@@ -48,6 +48,7 @@ package struct Exporter {
     ///     `NAME-SEQ-HASH8.bsync`.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
     package func export(to output: String, target: ExportTarget) throws -> ExportResult {
+        let destination = try ExportDestination.resolve(output)
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
         return try db.readTransaction {
@@ -94,8 +95,7 @@ package struct Exporter {
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
 
-            var isDir: ObjCBool = false
-            let intoDirectory = FileManager.default.fileExists(atPath: output, isDirectory: &isDir) && isDir.boolValue
+            let intoDirectory = if case .directory = destination { true } else { false }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
             let writer = try BundleWriter(path: provisional, header: header, shownAs: output)

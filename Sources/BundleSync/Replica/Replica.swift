@@ -132,6 +132,9 @@ public final class Replica {
     /// This replica's own bundles in a shared folder.
     public func mailbox(_ directory: String) -> Mailbox { Mailbox(store: store, directory: directory) }
 
+    /// Refuses a shared folder that is not an existing directory, before anything is done.
+    public static func checkMailbox(_ directory: String) throws { try ExportDestination.requireDirectory(directory) }
+
     /// The trust list.
     public var trust: TrustList { TrustList(store: store) }
 

@@ -1,0 +1,72 @@
+import BundleSync
+import Foundation
+import Testing
+
+/// The command line never crashes, never clobbers what is not a bundle, and never writes a
+/// file where a directory was meant.
+@Suite struct CommandLineSafetyTests {
+    func replica(_ tmp: TempDir) throws -> TestReplica {
+        let a = try TestReplica("a", in: tmp, schema: "CREATE TABLE t(id TEXT PRIMARY KEY, v);", tables: ["t"])
+        try a.sql("INSERT INTO t VALUES ('x', 1)")
+        return a
+    }
+
+    @Test func anOutputThatIsNeitherADirectoryNorABundleFileIsRefusedBeforeSealing() throws {
+        let tmp = TempDir()
+        let a = try replica(tmp)
+        let fifo = tmp.file("fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let link = tmp.file("link.bsync")
+        #expect(symlink(tmp.file("elsewhere.bsync"), link) == 0)
+        let cwd = FileManager.default.currentDirectoryPath
+        for (output, fragment) in [(tmp.file("a"), "is the stick mounted?"), ("-", "is the stick mounted?"),
+                                   (tmp.file("missing/x.bsync"), "is the stick mounted?"),
+                                   (fifo, "not a regular file"), (link, "symbolic link")] {
+            let r = try CLI.run(["export", a.db, "-o", output])
+            #expect(r.status == 73, "-o \(output): \(r.stderr)")
+            #expect(r.stderr.contains(fragment), "-o \(output): \(r.stderr)")
+            #expect(!r.stderr.contains("Fatal error"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("a")))
+        #expect(!FileManager.default.fileExists(atPath: cwd + "/-"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("elsewhere.bsync")))
+        var st = stat()
+        #expect(lstat(fifo, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO, "the FIFO is still a FIFO")
+        // Nothing was sealed by the refused exports: the change is still pending.
+        #expect(try a.status()["pending_changes"] as? Int == 1)
+        // A new file name ending in .bsync, and an existing directory, are fine.
+        #expect(try CLI.ok(["export", a.db, "-o", tmp.file("new.bsync")]) == tmp.file("new.bsync"))
+        #expect(try a.export(to: tmp.dir("stick")).hasPrefix(tmp.file("stick")))
+    }
+
+    @Test func syncNeedsAnExistingFolder() throws {
+        let tmp = TempDir()
+        let a = try replica(tmp)
+        let bundle = try a.export(to: tmp.dir("stick"))
+        let before = try Data(contentsOf: URL(fileURLWithPath: bundle))
+        let onFile = try CLI.run(["sync", a.db, bundle])
+        #expect(onFile.status == 64, "\(onFile.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bundle)) == before, "sync left the bundle it was given alone")
+        let missing = try CLI.run(["sync", a.db, tmp.file("not-mounted")])
+        #expect(missing.status == 73, "\(missing.stderr)")
+        #expect(missing.stderr.contains("is the stick mounted?"))
+        #expect(!FileManager.default.fileExists(atPath: tmp.file("not-mounted")))
+    }
+
+    @Test func anUnwritableStandardOutputIsAnIOErrorNotACrash() throws {
+        let tmp = TempDir()
+        let a = try replica(tmp)
+        let r = try CLI.run(["status", a.db], wrapper: ["sh", "-c", "exec \"$0\" \"$@\" >/dev/full"])
+        #expect(r.status == 74, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot write the result to standard output"), "\(r.stderr)")
+        let quiet = try CLI.run(["digest", a.db], wrapper: ["sh", "-c", "exec \"$0\" \"$@\" 2>/dev/full"])
+        #expect(quiet.status == 0)
+    }
+
+    @Test func helpForACommandThatDoesNotExistIsAUsageError() throws {
+        let r = try CLI.run(["help", "nosuch"])
+        #expect(r.status == 64)
+        #expect(r.stderr.contains("no command is called 'nosuch'"))
+        #expect(try CLI.run(["help", "track"]).status == 0)
+    }
+}
