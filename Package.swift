@@ -74,7 +74,7 @@ let package = Package(
         ),
         .target(
             name: "BundleSyncTestSupport",
-            dependencies: ["BundleSync"],
+            dependencies: ["BundleSyncCore"],
             path: "Tests/BundleSyncTestSupport"
         ),
         .testTarget(
