@@ -83,7 +83,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleSyncEndToEndTests",
-            dependencies: ["BundleSync", "BundleSyncTestSupport", "bundlesync", "bundlesync-bench"]
+            dependencies: ["BundleSync", "BundleSyncTestSupport", "bundlesync", "bundlesync-bench"],
+            exclude: ["Snapshots"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -21,10 +21,11 @@ struct InvalidBundleCase: Codable, Sendable {
 /// be wrong, and the reader's verdict on each.
 ///
 /// The bundles are written by the generator below, run only with
-/// `BUNDLESYNC_RECORD_INVALID=1 swift test --filter InvalidBundleFixtureTests`. Without the
-/// variable the tests read every fixture listed in `cases.json` with the library.
+/// `BUNDLESYNC_RECORD=1 swift test --filter InvalidBundleFixtureTests`, which then fails
+/// saying it re-recorded them. Without the variable the tests read every fixture listed in
+/// `cases.json` with the library.
 @Suite struct InvalidBundleFixtureTests {
-    static let recording = ProcessInfo.processInfo.environment["BUNDLESYNC_RECORD_INVALID"] == "1"
+    static let recording = Recording.isOn
     static let directory = fixture("bundles/invalid")
     static let casesPath = fixture("bundles/invalid/cases.json")
 
@@ -121,6 +122,7 @@ struct InvalidBundleCase: Codable, Sendable {
         try (encoder.encode(cases) + Data("\n".utf8)).write(to: URL(fileURLWithPath: Self.casesPath))
         // The recorded files must give the verdicts recorded for them.
         for (name, expected) in cases.sorted(by: { $0.key < $1.key }) { Self.check(name, expected) }
+        Recording.recorded("fixtures/bundles/invalid: \(cases.count) bundles and cases.json")
     }
 }
 
