@@ -72,10 +72,25 @@ let package = Package(
             name: "bundlesync-bench",
             dependencies: ["BundleSync", "CSQLite", "CZstd"]
         ),
+        // Tests: one target per layer, each depending on the layer it tests (and the layers
+        // below it) plus BundleSyncTestSupport, which stands on BundleSyncCore only; the
+        // end-to-end suite runs the built binaries and holds the slow tests.
         .target(
             name: "BundleSyncTestSupport",
-            dependencies: ["BundleSync"],
+            dependencies: ["BundleSyncCore"],
             path: "Tests/BundleSyncTestSupport"
+        ),
+        .testTarget(
+            name: "BundleSyncCoreTests",
+            dependencies: ["BundleSyncCore", "BundleSyncTestSupport"]
+        ),
+        .testTarget(
+            name: "BundleSyncMergeTests",
+            dependencies: ["BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport"]
+        ),
+        .testTarget(
+            name: "BundleSyncFormatTests",
+            dependencies: ["BundleSyncFormat", "BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport"]
         ),
         .testTarget(
             name: "BundleSyncTests",
@@ -83,7 +98,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleSyncEndToEndTests",
-            dependencies: ["BundleSync", "BundleSyncTestSupport", "bundlesync", "bundlesync-bench"]
+            dependencies: ["BundleSync", "BundleSyncTestSupport", "bundlesync", "bundlesync-bench"],
+            exclude: ["Snapshots"]
         ),
     ],
     swiftLanguageModes: [.v5]

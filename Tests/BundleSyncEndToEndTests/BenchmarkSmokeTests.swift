@@ -1,3 +1,4 @@
+import BundleSyncTestSupport
 import Foundation
 import Testing
 

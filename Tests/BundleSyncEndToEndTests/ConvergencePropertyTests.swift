@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
@@ -149,7 +150,7 @@ private final class ConvergenceRun {
     // MARK: failure reporting
 
     func record(_ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        let keep = environment["BUNDLESYNC_KEEP_TEMP"] != nil
+        let keep = TempDir.keepsFiles
         let text = """
             [seed \(seed)] \(message)
               replay: \(PropertySeeds.replayCommand(seed, suite: "ConvergencePropertyTests"))

@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -19,9 +20,6 @@ import Testing
         var what: String
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static func fixture(_ relative: String) -> String { root.appendingPathComponent("fixtures/\(relative)").path }
     static let invalidDir = fixture("bundles/invalid")
 
     static func cases() throws -> [(name: String, expected: Case)] {
@@ -118,7 +116,7 @@ import Testing
         let tmp = TempDir("bundlesync-bombs")
         let replica = try Self.goldenReplica(in: tmp)
         let before = try Self.content(replica)
-        let baseline = try Measured.run(["verify", Self.fixture("bundles/v1-delta.bsync")])
+        let baseline = try Measured.run(["verify", fixture("bundles/v1-delta.bsync")])
         #expect(baseline.status == 0)
         Measured.log("verify v1-delta.bsync (baseline)", baseline)
         for name in Self.bombs + Self.amplifiers {
@@ -147,7 +145,7 @@ import Testing
         let tmp = TempDir("bundlesync-limited")
         let replica = try Self.goldenReplica(in: tmp)
         let paths = try Self.cases().map(\.name).filter { !Self.allocatesOnALie.contains($0) }.map { "\(Self.invalidDir)/\($0)" }
-        let r = try CLI.run(["verify"] + paths + [Self.fixture("bundles/v1-delta.bsync")], wrapper: limit, environment: env)
+        let r = try CLI.run(["verify"] + paths + [fixture("bundles/v1-delta.bsync")], wrapper: limit, environment: env)
         #expect(r.status == 65, "verify under a 256 MiB address-space limit exited \(r.status): \(r.stderr.suffix(500))")
         #expect(r.stdout.split(separator: "\n").count == paths.count + 1, "one line per bundle: \(r.stdout.suffix(500))")
         #expect(r.stdout.contains("v1-delta.bsync: OK"))
@@ -168,7 +166,7 @@ import Testing
     // MARK: - Mutants of the golden delta, through the CLI
 
     @Test func everySingleBitFlipOfTheGoldenDeltaIsRefusedByTheCLI() throws {
-        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-delta.bsync"))))
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v1-delta.bsync"))))
         #expect(original.count == 807)
         let tmp = TempDir("bundlesync-mutants")
         let dir = tmp.dir("bitflips")
@@ -185,7 +183,7 @@ import Testing
     }
 
     @Test func truncationsDoublingRandomBytesAndAppendedGarbageAreRefusedByTheCLI() throws {
-        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-delta.bsync"))))
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v1-delta.bsync"))))
         let tmp = TempDir("bundlesync-mutants")
         let dir = tmp.dir("damage")
         var files: [(String, [UInt8])] = []
@@ -222,9 +220,9 @@ import Testing
     /// cut at random places, and a batch frame region carried over between them): each is
     /// refused and changes nothing.
     @Test func splicesOfRealBundlesAreRefusedByTheCLI() throws {
-        let full = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-full.bsync"))))
-        let delta = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-delta.bsync"))))
-        let snapshot = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.fixture("bundles/v1-snapshot.bsync"))))
+        let full = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v1-full.bsync"))))
+        let delta = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v1-delta.bsync"))))
+        let snapshot = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v1-snapshot.bsync"))))
         let tmp = TempDir("bundlesync-splices")
         let dir = tmp.dir("splices")
         var rng = SplitMix64(seed: 0x5B11CE)

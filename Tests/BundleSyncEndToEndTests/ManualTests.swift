@@ -1,12 +1,12 @@
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
 /// The manual stays true: every subcommand and long option the CLI has appears in
 /// `man/bundlesync.1`, and both pages pass groff's lint.
 @Suite struct ManualTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static func page(_ name: String) throws -> String {
-        try String(contentsOf: root.appendingPathComponent("man").appendingPathComponent(name), encoding: .utf8)
+        try String(contentsOfFile: Checkout.path("man/\(name)"), encoding: .utf8)
     }
 
     @Test func everySubcommandAndLongOptionIsInTheManual() throws {
@@ -40,7 +40,7 @@ import Testing
         for name in ["bundlesync.1", "bundlesync-format.5"] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: groff!)
-            p.arguments = ["-t", "-mandoc", "-ww", "-z", Self.root.appendingPathComponent("man").appendingPathComponent(name).path]
+            p.arguments = ["-t", "-mandoc", "-ww", "-z", Checkout.path("man/\(name)")]
             let err = Pipe()
             p.standardError = err
             try p.run()

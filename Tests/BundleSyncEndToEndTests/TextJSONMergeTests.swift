@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 

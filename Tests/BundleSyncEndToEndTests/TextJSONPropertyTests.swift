@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
@@ -400,7 +401,7 @@ private final class TextJSONRun {
     // MARK: reporting
 
     func record(_ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        let keep = environment["BUNDLESYNC_KEEP_TEMP"] != nil
+        let keep = TempDir.keepsFiles
         let text = """
             [seed \(seed)] \(message)
               replay: \(PropertySeeds.replayCommand(seed, suite: "TextJSONPropertyTests"))

@@ -1,24 +1,20 @@
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
 /// Help text, progress output and machine output, as people and scripts meet them.
 @Suite struct UsabilityTests {
-    static let snapshots = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots/help")
     static let subcommands = ["init", "track", "export", "import", "verify", "inspect", "status", "digest", "sync", "untrack", "vector", "prune",
                               "trust", "reidentify", "demo"]
 
-    /// Each subcommand's `--help` is guarded by a golden file; re-record with
-    /// `BUNDLESYNC_RECORD_HELP=1` after an intended change (and update the manual too).
+    /// Each subcommand's `--help` is guarded by a golden file in `Snapshots/help`; re-record
+    /// with `BUNDLESYNC_RECORD=1` after an intended change (and update the manual too).
     @Test(arguments: [""] + subcommands)
     func helpMatchesItsGoldenFile(_ sub: String) throws {
         let r = try CLI.run(sub.isEmpty ? ["--help"] : [sub, "--help"], environment: ["COLUMNS": "100"])
         #expect(r.status == 0)
-        let golden = Self.snapshots.appendingPathComponent("\(sub.isEmpty ? "bundlesync" : sub).txt")
-        if ProcessInfo.processInfo.environment["BUNDLESYNC_RECORD_HELP"] != nil {
-            try r.stdout.write(to: golden, atomically: true, encoding: .utf8)
-        }
-        let expected = try String(contentsOf: golden, encoding: .utf8)
-        #expect(r.stdout == expected, "help of '\(sub)' changed; re-record with BUNDLESYNC_RECORD_HELP=1 and check the manual")
+        try assertSnapshot(r.stdout, matches: "Tests/BundleSyncEndToEndTests/Snapshots/help/\(sub.isEmpty ? "bundlesync" : sub).txt",
+                           "help of '\(sub)' changed; re-record with BUNDLESYNC_RECORD=1 and check the manual")
         if !sub.isEmpty {
             #expect(r.stdout.contains("Example"), "every subcommand's help shows an example")
         }

@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
@@ -26,9 +27,7 @@ enum CLI {
                 dir = dir.deletingLastPathComponent()
             }
         }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(root.appendingPathComponent(".build/debug/bundlesync").path)
+        candidates.append(Checkout.path(".build/debug/bundlesync"))
         return candidates.first { fm.isExecutableFile(atPath: $0) } ?? candidates.last!
     }()
 
@@ -92,32 +91,6 @@ private final class Collected: @unchecked Sendable {
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
-}
-
-/// A temporary directory removed when the value goes away.
-final class TempDir {
-    let path: String
-
-    init(_ label: String = "bundlesync-test") {
-        let base = (NSTemporaryDirectory() as NSString).appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
-        try! FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
-        path = base
-    }
-
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    /// A subdirectory, created.
-    func dir(_ name: String) -> String {
-        let p = file(name)
-        try? FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-        return p
-    }
-
-    deinit {
-        if ProcessInfo.processInfo.environment["BUNDLESYNC_KEEP_TEMP"] == nil {
-            try? FileManager.default.removeItem(atPath: path)
-        }
-    }
 }
 
 /// The application: plain SQL on its own connection, as any program would write.

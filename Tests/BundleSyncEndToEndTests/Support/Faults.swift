@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
@@ -164,15 +165,15 @@ enum Faults {
 
     /// Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN, as in CI).
     static let canMountTmpfs: Bool = {
-        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("bundlesync-mount-probe-\(getpid())")
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        guard tool(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).status == 0 else {
-            print("[FaultTests] cannot mount a tmpfs here; the full-disk tests are skipped")
-            return false
+        let probe = TempDir("bundlesync-mount-probe")
+        return withExtendedLifetime(probe) {
+            guard tool(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe.path]).status == 0 else {
+                print("[FaultTests] cannot mount a tmpfs here; the full-disk tests are skipped")
+                return false
+            }
+            unmount(probe.path)
+            return true
         }
-        unmount(dir)
-        return true
     }()
 
     /// Mounts a tmpfs of `size` (for example "4m") on `dir`.

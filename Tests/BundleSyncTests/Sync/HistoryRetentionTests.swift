@@ -1,4 +1,5 @@
 @testable import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 

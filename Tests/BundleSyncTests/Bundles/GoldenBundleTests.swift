@@ -1,10 +1,11 @@
 @testable import BundleSync
+import BundleSyncTestSupport
 import Foundation
 import Testing
 
 /// Golden bundles written by earlier releases must decode to the same content forever.
 ///
-/// Set `BUNDLESYNC_RECORD_GOLDEN=1` to re-record the expected JSON (never the bundles).
+/// Set `BUNDLESYNC_RECORD=1` to re-record the expected JSON (never the bundles).
 @Suite struct GoldenBundleTests {
     static let bundles = ["v1-full", "v1-delta", "v1-snapshot", "v1-merge-1", "v1-merge-2", "v1-merge-snapshot"]
 
@@ -14,12 +15,8 @@ import Testing
         var summary = try BundleSummary.read(path: bundle, includeRows: true)
         summary.path = "fixtures/bundles/\(name).bsync"
         let actual = jsonString(summary.json) + "\n"
-        let expectedPath = fixture("bundles/\(name).json")
-        if ProcessInfo.processInfo.environment["BUNDLESYNC_RECORD_GOLDEN"] != nil {
-            try actual.write(toFile: expectedPath, atomically: true, encoding: .utf8)
-        }
-        let expected = try String(contentsOfFile: expectedPath, encoding: .utf8)
-        #expect(actual == expected, "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD_GOLDEN=1")
+        try assertSnapshot(actual, matches: "fixtures/bundles/\(name).json",
+                           "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD=1")
     }
 
     @Test func goldenBundlesImportIntoAFreshReplica() throws {

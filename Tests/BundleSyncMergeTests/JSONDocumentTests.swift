@@ -1,8 +1,10 @@
-@testable import BundleSync
+import BundleSyncCore
+import BundleSyncMerge
+import BundleSyncTestSupport
 import Testing
 
 @Suite struct JSONDocumentTests {
-    private static let ids = (0..<3).map { _ in Identity().id }
+    private static let ids = (0..<3).map { _ in newReplicaID() }
 
     private func parse(_ s: String) throws -> JSONValue { try #require(JSONValue.parse(Array(s.utf8))) }
     private func text(_ v: JSONValue?) -> String { v.map { String(decoding: $0.canonical, as: UTF8.self) } ?? "absent" }
@@ -68,7 +70,7 @@ import Testing
     }
 
     @Test func statesMergeInAnyOrderAndSurviveTheirEncoding() throws {
-        var rng = SplitMix64(seed: 99)
+        var rng = SeededRandom(seed: 99)
         let keys = ["a", "b", "c"]
         func randomDoc(_ depth: Int) -> String {
             if depth == 0 || rng.next() % 3 == 0 {

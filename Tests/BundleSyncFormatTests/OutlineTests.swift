@@ -1,4 +1,7 @@
-@testable import BundleSync
+import BundleSyncCore
+import BundleSyncFormat
+import BundleSyncMerge
+import BundleSyncTestSupport
 import Testing
 
 /// The validating walks (`Batch.outline(of:)`, `SnapshotChunk.outline(of:)`) accept exactly
@@ -156,7 +159,7 @@ import Testing
     }
 
     @Test func varintsAreReadAsTheReaderReadsThem() {
-        var rng = SplitMix64(seed: 3)
+        var rng = SeededRandom(seed: 3)
         var cases: [[UInt8]] = []
         for length in 1...11 {
             for last: UInt8 in [0, 1, 2, 0x7f] {

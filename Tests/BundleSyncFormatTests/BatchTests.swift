@@ -1,4 +1,5 @@
-@testable import BundleSync
+import BundleSyncCore
+import BundleSyncFormat
 import Testing
 
 @Suite struct BatchTests {
