@@ -115,6 +115,14 @@ package struct Importer {
                 guard reader.trailer == check.trailer else {
                     throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
                 }
+                // Batches kept here are relayed as they came, so the way their tables were
+                // declared is kept where this replica does not track all of a table.
+                for declared in reader.header.tables where !reader.header.isSnapshot {
+                    let local = store.catalog[declared.name]
+                    if local == nil || declared.columns.contains(where: { local?.ordinal(of: $0.name) == nil }) {
+                        try history.rememberDeclared(declared)
+                    }
+                }
                 while let chunk = try reader.nextSnapshotChunk() {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
                     try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
@@ -147,9 +155,6 @@ package struct Importer {
                         if !held.isEmpty {
                             try history.hold(origin: origin, seq: batch.seq, items: held)
                             heldItems.formUnion(held)
-                            for name in Set(held.map(\.table)) {
-                                if let declared = reader.header.tables.first(where: { $0.name == name }) { try history.rememberDeclared(declared) }
-                            }
                         }
                         outcome.applied += 1
                         progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))

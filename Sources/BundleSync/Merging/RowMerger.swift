@@ -38,6 +38,7 @@ package struct RowMerger {
                 continue
             }
             let ordinals = section.columns.map { t.ordinal(of: $0) }
+            let unlisted = Self.unlisted(t, ordinals)
             for (i, name) in section.columns.enumerated() where ordinals[i] == nil {
                 if section.rows.contains(where: { $0.cells.contains { $0.column == i } }) { held.append(HeldItem(table: t.name, column: name)) }
             }
@@ -48,7 +49,7 @@ package struct RowMerger {
                     ordinals[c.column].map { IncomingCell(ordinal: $0, stamp: .init(hlc: c.hlc, origin: originIndex), id: originID, value: c.value, merge: c.merge) }
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
-                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells)
+                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
             }
         }
         return held
@@ -59,6 +60,7 @@ package struct RowMerger {
         let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
         for section in chunk.tables {
             let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
+            let unlisted = Self.unlisted(t, ordinals)
             try store.captureOff(onlyFor: t)
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
@@ -67,7 +69,7 @@ package struct RowMerger {
                                  id: origins[$0.origin].id, value: $0.value, merge: $0.merge)
                 }
                 try mergeRow(t, key: row.key, causalLength: row.causalLength,
-                             rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells)
+                             rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells, unlisted: unlisted)
             }
         }
     }
@@ -81,7 +83,15 @@ package struct RowMerger {
         var merge: MergePayload?
     }
 
-    private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell]) throws {
+    /// The local columns a section does not list: its writer did not track them, so its
+    /// writes say nothing about them.
+    private static func unlisted(_ t: TrackedTable, _ ordinals: [Int?]) -> [Int] {
+        let listed = Set(ordinals.compactMap { $0 })
+        return t.schema.columns.indices.filter { !listed.contains($0) }
+    }
+
+    private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
+                          unlisted: [Int]) throws {
         for c in cells where c.merge != nil && t.rule(c.ordinal) == .lww {
             throw BundleSyncError.badData("the bundle holds a \(c.merge!.rule) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))', which merges by 'lww' here",
                                           hint: "run 'bundlesync track' with the same rules on every replica")
@@ -93,6 +103,9 @@ package struct RowMerger {
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
             var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+            // A column the writer did not track was not written by it: such a cell starts
+            // unwritten, so that any real write of it wins.
+            for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
             if t.hasMergeColumns { try store.cellStates.drop(t, key: key) }
             if causalLength % 2 == 1 {
                 var values = cells.map(\.value)

@@ -109,6 +109,7 @@ package struct TableTracker {
             if let i = existing.ordinal(ofLocal: name) ?? schema.columns.firstIndex(where: { $0.name == name }) { schema.columns[i].rule = rule }
         }
         let t = try store.catalog.update(existing, to: schema)
+        try store.clocks.markUnwritten(t, ordinals: added.compactMap { t.ordinal(ofLocal: $0) }, origin: store.selfIndex)
         if t.hasMergeColumns || !changedRules.isEmpty { try store.cellStates.createTable(t) }
         let cells = CellMerger(store: store)
         for name in changedRules + added.filter({ t.rule(t.ordinal(ofLocal: $0)!) != .lww }) {

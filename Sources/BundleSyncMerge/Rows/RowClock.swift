@@ -16,6 +16,10 @@ package struct RowClock: Equatable {
             self.hlc = hlc
             self.origin = origin
         }
+
+        /// The clock of a cell nobody has written: a column added after its row was
+        /// written, or one its row's writer did not track. Every real write is later.
+        package static func unwritten(by origin: Int64) -> Stamp { Stamp(hlc: .zero, origin: origin) }
     }
 
     package var causalLength: UInt64

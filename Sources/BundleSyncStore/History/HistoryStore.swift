@@ -203,8 +203,11 @@ extension HistoryStore {
 
     /// Remembers how a bundle declared a table this replica holds changes to, so that it can
     /// declare it the same way when it relays the held batches.
-    package func rememberDeclared(_ schema: TableSchema) throws {
+    package func rememberDeclared(_ declared: TableSchema) throws {
         try db.execute("CREATE TABLE IF NOT EXISTS _bundlesync_held_schemas(name TEXT PRIMARY KEY, schema BLOB NOT NULL) WITHOUT ROWID")
+        // Bundles of different application versions declare different columns: keep them all.
+        var schema = try self.declared(declared.name) ?? declared
+        for c in declared.columns where !schema.columns.contains(where: { $0.name == c.name }) { schema.columns.append(c) }
         var w = ByteWriter()
         schema.encode(into: &w)
         try db.run("INSERT OR REPLACE INTO _bundlesync_held_schemas(name, schema) VALUES (?, ?)", [.text(schema.name), .blob(w.bytes)])

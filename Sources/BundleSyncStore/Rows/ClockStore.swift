@@ -41,4 +41,20 @@ package final class ClockStore {
         try s.bind(clock.packedOverrides().map { .blob($0) } ?? .null, at: n + 4)
         try s.step()
     }
+
+    /// Marks the cells of newly synced columns of every present row as unwritten, so that the
+    /// row's own clock, older than the column, does not stand for a write of them.
+    ///
+    /// Packed overrides are in ordinal order, and new columns have the largest ordinals, so
+    /// their entries are appended to each row's packed overrides in one statement.
+    package func markUnwritten(_ t: TrackedTable, ordinals: [Int], origin: Int64) throws {
+        guard !ordinals.isEmpty else { return }
+        var w = ByteWriter()
+        for ordinal in ordinals.sorted() {
+            w.varint(ordinal)
+            w.varint(HLC.zero.rawValue)
+            w.varint(UInt64(origin))
+        }
+        try db.run("UPDATE \(Database.quote(t.clockTable)) SET cells = coalesce(cells, x'') || ? WHERE cl % 2 = 1", [.blob(w.bytes)])
+    }
 }

@@ -100,6 +100,7 @@ package struct CaptureCheck {
         var schema = t.schema
         for name in added { schema.columns.append(.init(name: name, rule: .lww)) }
         let now = try store.catalog.update(t, to: schema)
+        try store.clocks.markUnwritten(now, ordinals: added.compactMap { now.ordinal(of: $0) }, origin: store.selfIndex)
         let log = "INSERT INTO \(Database.quote(now.logTable))(\(now.keyNames.joined(separator: ", ")), op, mask, wall)"
         if triggersMissing {
             // Writes made while capture was off cannot be told from the rows as they were:

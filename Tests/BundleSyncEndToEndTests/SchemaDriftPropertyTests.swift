@@ -1,0 +1,142 @@
+import BundleSync
+import BundleSyncTestSupport
+import Foundation
+import Testing
+
+/// Replicas whose application changes under them still converge: columns added at random
+/// rounds on each replica (so bundles cross between application versions), tables rebuilt
+/// the twelve-step way, an application trigger that writes another tracked table, and
+/// values that SQLite compares as equal (0.0 and -0.0), among random writes delivered late,
+/// out of order and twice.
+@Suite struct SchemaDriftPropertyTests {
+    @Test("schema drift on random replicas at random rounds: replicas converge", arguments: PropertySeeds.plan().seeds)
+    func replicasConvergeThroughSchemaDrift(seed: UInt64) throws {
+        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
+        var run = DriftRun(seed: seed)
+        do {
+            try run.execute()
+        } catch {
+            Issue.record("seed \(seed): \(error)\nreplay: \(PropertySeeds.replayCommand(seed, suite: "SchemaDriftPropertyTests"))")
+        }
+    }
+}
+
+private struct DriftRun {
+    static let schema = """
+        CREATE TABLE items(id TEXT PRIMARY KEY, n, r REAL, t TEXT);
+        CREATE TABLE audit(id TEXT PRIMARY KEY, item TEXT, note TEXT);
+        CREATE TRIGGER items_audit AFTER INSERT ON items BEGIN
+          INSERT INTO audit VALUES (lower(hex(randomblob(8))), NEW.id, 'inserted');
+        END;
+        """
+    static let baseColumns = ["n", "r", "t"]
+    static let addedColumns = ["c1", "c2"]
+
+    let seed: UInt64
+    var rng: SplitMix64
+    let tmp = TempDir()
+    var replicas: [TestReplica] = []
+    /// The round at which each replica's application adds each column.
+    var addsAt: [[Int]] = []
+    var columns: [[String]] = []
+    var pool: [String] = []
+
+    init(seed: UInt64) {
+        self.seed = seed
+        rng = SplitMix64(seed: seed)
+    }
+
+    mutating func int(_ r: Range<Int>) -> Int { Int.random(in: r, using: &rng) }
+    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
+
+    mutating func value() -> String {
+        ["NULL", "0.0", "-0.0", "1", "2.5", "'x'", "'日本'", "x'00ff'", "\(int(0..<1000))"][int(0..<9)]
+    }
+
+    mutating func execute() throws {
+        let rounds = max(2, Int(PropertySeeds.environment["BUNDLESYNC_PROPERTY_ROUNDS"] ?? "") ?? 5)
+        let count = 3
+        for r in 0..<count {
+            replicas.append(try TestReplica("r\(r)", in: tmp, schema: Self.schema, tables: ["items", "audit"]))
+            addsAt.append(Self.addedColumns.map { _ in int(1..<(rounds + 2)) })
+            columns.append(Self.baseColumns)
+        }
+        let stick = tmp.dir("stick")
+        for round in 0..<rounds {
+            for r in (0..<count).shuffled(using: &rng) {
+                try drift(r, round: round)
+                for _ in 0..<(2 + int(0..<5)) { try write(r) }
+                pool.append(try replicas[r].export(to: stick))
+            }
+            for r in (0..<count).shuffled(using: &rng) {
+                let some = pool.shuffled(using: &rng).prefix(int(1..<(pool.count + 1)))
+                try replicas[r].importing(Array(some))
+            }
+        }
+        // Every application is updated in the end; then everyone exchanges everything, twice.
+        for r in 0..<count { try drift(r, round: Int.max) }
+        for _ in 0..<2 {
+            let bundles = try (0..<count).map { try replicas[$0].export(to: tmp.dir("final")) }
+            for r in 0..<count { try replicas[r].importing(bundles.shuffled(using: &rng) + pool.shuffled(using: &rng).prefix(3)) }
+        }
+        let list = (["id"] + Self.baseColumns + Self.addedColumns).joined(separator: ", ")
+        let reference = try normalised(replicas[0].rows("SELECT \(list) FROM items ORDER BY id"))
+        let referenceAudit = try replicas[0].rows("SELECT * FROM audit ORDER BY id")
+        let digest = try replicas[0].digest()
+        for r in replicas.dropFirst() {
+            let rows = try normalised(r.rows("SELECT \(list) FROM items ORDER BY id"))
+            #expect(rows == reference, "seed \(seed): \(r.name).items differs from r0.items: \(Self.difference(reference, rows))")
+            #expect(try r.rows("SELECT * FROM audit ORDER BY id") == referenceAudit, "seed \(seed): \(r.name).audit differs")
+            #expect(try r.digest() == digest, "seed \(seed): digests differ")
+        }
+        for r in replicas {
+            #expect((try r.status()["held"] as? [Any])?.isEmpty == true, "seed \(seed): \(r.name) still holds changes")
+        }
+        // Every replica's trigger wrote one audit row for every insert it saw of a new key.
+        #expect(!referenceAudit.isEmpty)
+    }
+
+    /// The application's schema changes due on replica `r` by `round`.
+    mutating func drift(_ r: Int, round: Int) throws {
+        for (i, column) in Self.addedColumns.enumerated() where addsAt[r][i] <= round && !columns[r].contains(column) {
+            try replicas[r].sql("ALTER TABLE items ADD COLUMN \(column)")
+            columns[r].append(column)
+        }
+        if round != Int.max && chance(0.2) {
+            // SQLite's twelve-step table change, as an application migration does it.
+            let list = (["id"] + columns[r]).joined(separator: ", ")
+            try replicas[r].sql("""
+                CREATE TABLE items_new(id TEXT PRIMARY KEY, \(columns[r].map { $0 == "r" ? "r REAL" : $0 == "t" ? "t TEXT" : $0 }.joined(separator: ", ")));
+                INSERT INTO items_new(\(list)) SELECT \(list) FROM items;
+                DROP TABLE items;
+                ALTER TABLE items_new RENAME TO items;
+                CREATE TRIGGER items_audit AFTER INSERT ON items BEGIN
+                  INSERT INTO audit VALUES (lower(hex(randomblob(8))), NEW.id, 'inserted');
+                END;
+                """)
+        }
+    }
+
+    mutating func write(_ r: Int) throws {
+        let key = "'k\(int(0..<12))'"
+        let column = columns[r][int(0..<columns[r].count)]
+        switch int(0..<10) {
+        case 0..<4: try replicas[r].sql("INSERT OR IGNORE INTO items(id, \(column)) VALUES (\(key), \(value()))")
+        case 4..<8: try replicas[r].sql("UPDATE items SET \(column) = \(value()) WHERE id = \(key)")
+        default: try replicas[r].sql("DELETE FROM items WHERE id = \(key)")
+        }
+    }
+
+    /// The rows only one side holds, rendered shortly.
+    static func difference(_ a: [[SQLValue]], _ b: [[SQLValue]]) -> String {
+        let onlyA = a.filter { !b.contains($0) }.map { $0.map(\.display).joined(separator: "|") }
+        let onlyB = b.filter { !a.contains($0) }.map { $0.map(\.display).joined(separator: "|") }
+        return "r0 only: \(onlyA); this only: \(onlyB)"
+    }
+
+    /// Rows with -0.0 read as 0.0: the two are one value to SQLite's comparisons, to
+    /// capture and to the digest.
+    func normalised(_ rows: [[SQLValue]]) -> [[SQLValue]] {
+        rows.map { $0.map { v in if case .real(let d) = v, d == 0 { return .real(0) } else { return v } } }
+    }
+}
