@@ -67,15 +67,15 @@ extension Batch {
     ///
     /// - Throws: `.badData` for anything malformed, as ``decode(_:)``.
     package static func outline(of bytes: UnsafeRawBufferPointer) throws -> Outline {
-        var r = ByteCursor(bytes)
+        var r = ByteReader(bytes)
         let version = try r.u8("batch version")
         guard version == encodingVersion else {
             throw BundleSyncError.badData("unsupported batch encoding version \(version)")
         }
-        let origin = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "batch origin"))!
+        let origin = try r.readReplicaID("batch origin")
         let seq = try r.counter("batch sequence number")
         guard seq > 0 else { throw BundleSyncError.badData("batch sequence number is zero") }
-        let previous = Digest32(bytes: try r.raw(32, "previous batch hash"))!
+        let previous = try r.readDigest("previous batch hash")
         let deps = try VersionVector.decode(from: &r, what: "batch dependencies")
         guard deps[origin] == 0 else {
             throw BundleSyncError.badData("batch \(seq) of \(origin.short) lists its own origin among its dependencies")
@@ -133,7 +133,7 @@ extension Batch {
 
     /// An HLC stored as an offset from the batch's base, as ``decode(_:)`` reads it.
     @inline(__always)
-    private static func hlc(_ r: inout ByteCursor, base: UInt64, _ what: String) throws -> UInt64 {
+    private static func hlc(_ r: inout ByteReader, base: UInt64, _ what: String) throws -> UInt64 {
         let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
         guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
         return sum
@@ -181,14 +181,14 @@ extension SnapshotChunk {
     ///
     /// - Throws: `.badData` for anything malformed, as ``decode(_:)``.
     package static func outline(of bytes: UnsafeRawBufferPointer) throws -> Outline {
-        var r = ByteCursor(bytes)
+        var r = ByteReader(bytes)
         let version = try r.u8("snapshot chunk version")
         guard version == encodingVersion else {
             throw BundleSyncError.badData("unsupported snapshot chunk version \(version)")
         }
         let originCount = try r.count("origin count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
         var origins: [ReplicaID] = []
-        for _ in 0..<originCount { origins.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "origin id"))!) }
+        for _ in 0..<originCount { origins.append(try r.readReplicaID("origin id")) }
         guard Set(origins).count == origins.count else { throw BundleSyncError.badData("a snapshot chunk lists an origin twice") }
         var lowest = UInt64.max, highest: UInt64 = 0
         let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
@@ -239,7 +239,7 @@ extension SnapshotChunk {
 
     /// An HLC, as ``decode(_:)`` reads it.
     @inline(__always)
-    private static func hlc(_ r: inout ByteCursor, _ what: String) throws -> UInt64 {
+    private static func hlc(_ r: inout ByteReader, _ what: String) throws -> UInt64 {
         let v = try r.varint(what)
         guard v <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
         return v
@@ -247,7 +247,7 @@ extension SnapshotChunk {
 
     /// An index into the chunk's `count` origins, as ``decode(_:)`` reads it.
     @inline(__always)
-    private static func origin(_ r: inout ByteCursor, of count: Int, _ what: String) throws {
+    private static func origin(_ r: inout ByteReader, of count: Int, _ what: String) throws {
         let i = try r.count(what, limit: max(count - 1, 0))
         guard i < count else { throw BundleSyncError.badData("\(what) names no origin") }
     }

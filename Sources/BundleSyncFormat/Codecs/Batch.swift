@@ -137,10 +137,10 @@ public struct Batch: Equatable, Sendable {
         guard version == encodingVersion else {
             throw BundleSyncError.badData("unsupported batch encoding version \(version)")
         }
-        let origin = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "batch origin"))!
+        let origin = try r.readReplicaID("batch origin")
         let seq = try r.counter("batch sequence number")
         guard seq > 0 else { throw BundleSyncError.badData("batch sequence number is zero") }
-        let previous = Digest32(bytes: try r.raw(32, "previous batch hash"))!
+        let previous = try r.readDigest("previous batch hash")
         let deps = try VersionVector.decode(from: &r, what: "batch dependencies")
         guard deps[origin] == 0 else {
             throw BundleSyncError.badData("batch \(seq) of \(origin.short) lists its own origin among its dependencies")

@@ -75,7 +75,7 @@ package enum CellCodec {
     /// Checks one cell value and steps over it, as ``decode(from:)`` would read it.
     ///
     /// - Returns: The rule of a merge payload, or nil for a plain value.
-    package static func skip(from r: inout ByteCursor) throws -> ColumnRule? {
+    package static func skip(from r: inout ByteReader) throws -> ColumnRule? {
         guard r.peek() == MergePayload.tag else {
             try ValueCodec.skip(from: &r)
             return nil

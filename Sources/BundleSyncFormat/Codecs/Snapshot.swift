@@ -108,7 +108,7 @@ public struct SnapshotChunk: Equatable, Sendable {
         }
         let originCount = try r.count("origin count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
         var origins: [ReplicaID] = []
-        for _ in 0..<originCount { origins.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "origin id"))!) }
+        for _ in 0..<originCount { origins.append(try r.readReplicaID("origin id")) }
         guard Set(origins).count == origins.count else { throw BundleSyncError.badData("a snapshot chunk lists an origin twice") }
         func origin(_ what: String) throws -> Int {
             let i = try r.count(what, limit: max(originCount - 1, 0))

@@ -234,7 +234,7 @@ public final class BundleReader {
             guard n < 10 else { throw BundleSyncError.badData("'\(path)': overlong \(what)") }
             n += 1
         }
-        var r = ByteCursor(take(n))
+        var r = ByteReader(take(n))
         return try r.count(what, limit: Limits.maxBatchBytes)
     }
 
