@@ -249,7 +249,7 @@ public final class BundleReader {
             try readNextBatch { bytes, signature, hash in
                 let signed = SignedBatch(bytes: Array(bytes), signature: Array(signature), hash: hash)
                 let batch = try Batch.decode(signed.bytes)
-                return ((signed, batch), (batch.origin, batch.seq, batch.previous, batch.tables.map { SectionHeader(table: $0.table, keyColumns: $0.keyColumns, columns: $0.columns, cells: $0.rows.lazy.flatMap(\.cells).map { ($0.column, $0.merge) }) }))
+                return ((signed, batch), (batch.origin, batch.seq, batch.previous, batch.tables.map(\.header)))
             }.map { ($0.entry, $0.read.0, $0.read.1) }
         }
     }
@@ -338,8 +338,8 @@ public final class BundleReader {
     /// Reads and checks the next chunk of a snapshot bundle, or returns nil after the last.
     public func nextSnapshotChunk() throws -> SnapshotChunk? {
         try readNextChunk { bytes in
-            let chunk = try SnapshotChunk.decode(Array(bytes))
-            return (chunk, chunk.origins, chunk.tables.map { SectionHeader(table: $0.table, keyColumns: $0.keyColumns, columns: $0.columns, cells: $0.rows.lazy.flatMap(\.cells).map { ($0.column, $0.merge) }) })
+            let chunk = try SnapshotChunk.decode(bytes)
+            return (chunk, chunk.origins, chunk.tables.map(\.header))
         }
     }
 
