@@ -3,49 +3,48 @@ extension ByteReader {
     /// 64 bits.
     @inlinable
     public mutating func varint(_ what: String) throws -> UInt64 {
-        if readerIndex < end {
-            let b = getByte(at: readerIndex)
+        if readerIndex < bytes.count {
+            let b = bytes.getByte(at: readerIndex)
             if b < 0x80 {
                 readerIndex += 1
                 return UInt64(b)
             }
         }
-        return end - readerIndex >= 10 ? try wideVarint(what) : try varintByBytes(what)
+        return remaining >= 10 ? try wideVarint(what) : try varintByBytes(what)
     }
 
     /// A varint of two bytes or more with ten bytes to read from: the groups of the first
     /// eight bytes are gathered at once, then the ninth and tenth looked at.
     @usableFromInline
     mutating func wideVarint(_ what: String) throws -> UInt64 {
-        let word = getInteger(at: readerIndex, as: UInt64.self)
+        // The low seven bits of each of the eight bytes of `w`, packed (little-endian groups).
+        func gather(_ w: UInt64) -> UInt64 {
+            (w & 0x7f) | (w & 0x7f00) >> 1 | (w & 0x7f_0000) >> 2 | (w & 0x7f00_0000) >> 3
+                | (w & 0x7f_0000_0000) >> 4 | (w & 0x7f00_0000_0000) >> 5 | (w & 0x7f_0000_0000_0000) >> 6
+                | (w & 0x7f00_0000_0000_0000) >> 7
+        }
+        let word = bytes.getInteger(at: readerIndex, as: UInt64.self)
         let stops = ~word & 0x8080_8080_8080_8080
         if stops != 0 {
             let length = (stops.trailingZeroBitCount + 1) / 8
-            let bytes = length == 8 ? word : word & ((1 << UInt64(8 * length)) - 1)
-            guard bytes >> UInt64(8 * (length - 1)) != 0 else { throw Self.nonCanonical(what) }
+            let groups = length == 8 ? word : word & ((1 << UInt64(8 * length)) - 1)
+            // Canonical encoding: no superfluous trailing zero groups.
+            guard groups >> UInt64(8 * (length - 1)) != 0 else { throw ReadFailure.nonCanonicalVarint(what) }
             readerIndex += length
-            return Self.gather(bytes)
+            return gather(groups)
         }
-        let value = Self.gather(word)
-        let ninth = getByte(at: readerIndex + 8)
+        let value = gather(word)
+        let ninth = bytes.getByte(at: readerIndex + 8)
         if ninth < 0x80 {
-            guard ninth != 0 else { throw Self.nonCanonical(what) }
+            guard ninth != 0 else { throw ReadFailure.nonCanonicalVarint(what) }
             readerIndex += 9
             return value | UInt64(ninth) << 56
         }
-        let tenth = getByte(at: readerIndex + 9)
-        guard tenth <= 1 else { throw Self.overlong(what) }
-        guard tenth != 0 else { throw Self.nonCanonical(what) }
+        let tenth = bytes.getByte(at: readerIndex + 9)
+        guard tenth <= 1 else { throw ReadFailure.overlongVarint(what) }
+        guard tenth != 0 else { throw ReadFailure.nonCanonicalVarint(what) }
         readerIndex += 10
         return value | UInt64(ninth & 0x7f) << 56 | 1 << 63
-    }
-
-    /// The low seven bits of each of the eight bytes of `w`, packed (little-endian groups).
-    @inline(__always)
-    private static func gather(_ w: UInt64) -> UInt64 {
-        (w & 0x7f) | (w & 0x7f00) >> 1 | (w & 0x7f_0000) >> 2 | (w & 0x7f00_0000) >> 3
-            | (w & 0x7f_0000_0000) >> 4 | (w & 0x7f00_0000_0000) >> 5 | (w & 0x7f_0000_0000_0000) >> 6
-            | (w & 0x7f00_0000_0000_0000) >> 7
     }
 
     /// A varint read byte by byte, near the end of the bytes.
@@ -55,36 +54,23 @@ extension ByteReader {
         var shift: UInt64 = 0
         while true {
             let byte = try u8(what)
-            if shift == 63 && byte > 1 { throw Self.overlong(what) }
+            if shift == 63 && byte > 1 { throw ReadFailure.overlongVarint(what) }
             result |= UInt64(byte & 0x7f) << shift
             if byte & 0x80 == 0 {
-                guard byte != 0 || shift == 0 else { throw Self.nonCanonical(what) }
+                guard byte != 0 || shift == 0 else { throw ReadFailure.nonCanonicalVarint(what) }
                 return result
             }
             shift += 7
-            if shift > 63 { throw Self.overlong(what) }
+            if shift > 63 { throw ReadFailure.overlongVarint(what) }
         }
-    }
-
-    private static func nonCanonical(_ what: String) -> BundleSyncError {
-        BundleSyncError.badData("non-canonical varint in \(what)")
-    }
-
-    private static func overlong(_ what: String) -> BundleSyncError {
-        BundleSyncError.badData("overlong varint in \(what)")
     }
 
     /// A varint that must not exceed `limit`; used for every length and count.
     @inlinable
     public mutating func count(_ what: String, limit: Int) throws -> Int {
         let v = try varint(what)
-        guard v <= UInt64(limit) else { throw Self.overLimit(what, v, limit) }
+        guard v <= UInt64(limit) else { throw ReadFailure.overLimit(what, v, limit) }
         return Int(v)
-    }
-
-    @usableFromInline @inline(never)
-    static func overLimit(_ what: String, _ v: UInt64, _ limit: Int) -> BundleSyncError {
-        BundleSyncError.badData("\(what) of \(v) exceeds the limit of \(limit)")
     }
 
     /// A varint that fits SQLite's signed 64-bit integers, as every stored counter must
@@ -92,13 +78,8 @@ extension ByteReader {
     @inlinable
     public mutating func counter(_ what: String) throws -> UInt64 {
         let v = try varint(what)
-        guard v <= UInt64(Int64.max) else { throw Self.outOfRange(what, v) }
+        guard v <= UInt64(Int64.max) else { throw ReadFailure.outOfRange(what, v) }
         return v
-    }
-
-    @usableFromInline @inline(never)
-    static func outOfRange(_ what: String, _ v: UInt64) -> BundleSyncError {
-        BundleSyncError.badData("\(what) \(v) is out of range")
     }
 
     /// A zigzag-mapped signed varint.

@@ -16,84 +16,46 @@
 /// The reads the row walks make for every row are `@inlinable`, so that the format layer
 /// compiles them into its loops.
 public struct ByteReader {
-    /// The bytes, when the reader owns them; empty when it borrows.
-    @usableFromInline let owned: [UInt8]
-    /// The start of the borrowed bytes; nil when the reader owns its bytes (or borrows none).
-    @usableFromInline let base: UnsafeRawPointer?
-    @usableFromInline let end: Int
+    @usableFromInline let bytes: ReadableBytes
     /// Where the next read starts.
     @usableFromInline var readerIndex: Int
 
     /// A reader over `bytes`, starting at `offset`.
     @inlinable
     public init(_ bytes: [UInt8], offset: Int = 0) {
-        owned = bytes
-        base = nil
-        end = bytes.count
+        self.bytes = ReadableBytes(bytes)
         readerIndex = offset
     }
 
     /// A reader over borrowed bytes, which must outlive it unchanged.
     @inlinable
     package init(_ buffer: UnsafeRawBufferPointer) {
-        owned = []
-        base = buffer.baseAddress
-        end = buffer.count
+        bytes = ReadableBytes(buffer)
         readerIndex = 0
     }
 
     /// How many bytes have been read.
     @inlinable public var offset: Int { readerIndex }
-    @inlinable public var remaining: Int { end - readerIndex }
-    @inlinable public var isAtEnd: Bool { readerIndex == end }
+    @inlinable public var remaining: Int { bytes.count - readerIndex }
+    @inlinable public var isAtEnd: Bool { readerIndex == bytes.count }
 
     /// The next byte, without consuming it; nil at the end.
     @inlinable
-    public func peek() -> UInt8? { readerIndex < end ? getByte(at: readerIndex) : nil }
-
-    // MARK: - Gets: the bytes at an index, already checked to be there
-
-    /// Calls `body` with all the bytes, read or not.
-    @inlinable @inline(__always)
-    func withAllBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        if let base { return try body(UnsafeRawBufferPointer(start: base, count: end)) }
-        return try owned.withUnsafeBytes(body)
-    }
-
-    @inlinable @inline(__always)
-    func getByte(at i: Int) -> UInt8 {
-        withAllBytes { $0.load(fromByteOffset: i, as: UInt8.self) }
-    }
-
-    /// The little-endian integer of `T`'s width at `i`.
-    @inlinable @inline(__always)
-    func getInteger<T: FixedWidthInteger>(at i: Int, as: T.Type) -> T {
-        withAllBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: i, as: T.self)) }
-    }
-
-    @inlinable
-    func getBytes(at i: Int, count n: Int) -> [UInt8] {
-        withAllBytes { Array(UnsafeRawBufferPointer(rebasing: $0[i..<i + n])) }
-    }
+    public func peek() -> UInt8? { readerIndex < bytes.count ? bytes.getByte(at: readerIndex) : nil }
 
     // MARK: - Reads: a get, then a move of the index
 
     /// Throws unless `n` more bytes can be read.
     @inlinable @inline(__always)
     func need(_ n: Int, _ what: String) throws {
-        guard n >= 0, n <= remaining else { throw truncated(what, n) }
-    }
-
-    @usableFromInline @inline(never)
-    func truncated(_ what: String, _ n: Int) -> BundleSyncError {
-        BundleSyncError.badData("truncated \(what) (expected \(n) bytes, \(remaining) remain)")
+        guard n >= 0, n <= remaining else { throw ReadFailure.truncated(what, expected: n, remaining: remaining) }
     }
 
     @inlinable
     public mutating func u8(_ what: String) throws -> UInt8 {
         try need(1, what)
         defer { readerIndex += 1 }
-        return getByte(at: readerIndex)
+        return bytes.getByte(at: readerIndex)
     }
 
     /// A little-endian integer of `T`'s width.
@@ -101,7 +63,7 @@ public struct ByteReader {
     mutating func integer<T: FixedWidthInteger>(_ what: String, as: T.Type) throws -> T {
         try need(MemoryLayout<T>.size, what)
         defer { readerIndex += MemoryLayout<T>.size }
-        return getInteger(at: readerIndex, as: T.self)
+        return bytes.getInteger(at: readerIndex, as: T.self)
     }
 
     public mutating func u16(_ what: String) throws -> UInt16 { try integer(what, as: UInt16.self) }
@@ -110,8 +72,9 @@ public struct ByteReader {
 
     public mutating func raw(_ n: Int, _ what: String) throws -> [UInt8] {
         try need(n, what)
-        defer { readerIndex += n }
-        return getBytes(at: readerIndex, count: n)
+        let start = readerIndex
+        readerIndex += n
+        return bytes.withUnsafeBytes { Array(UnsafeRawBufferPointer(rebasing: $0[start..<start + n])) }
     }
 
     /// Steps over `n` bytes, checking that they are there.
@@ -133,7 +96,7 @@ public struct ByteReader {
         let n = try count("length of \(what)", limit: limit)
         try need(n, what)
         let start = readerIndex
-        guard let s = withAllBytes({ String(validating: UnsafeRawBufferPointer(rebasing: $0[start..<start + n]), as: UTF8.self) }) else {
+        guard let s = bytes.withUnsafeBytes({ String(validating: UnsafeRawBufferPointer(rebasing: $0[start..<start + n]), as: UTF8.self) }) else {
             throw BundleSyncError.badData("\(what) is not valid UTF-8")
         }
         readerIndex += n
