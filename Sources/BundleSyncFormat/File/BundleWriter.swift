@@ -28,7 +28,7 @@ package final class BundleWriter {
     package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
         finalPath = path
         displayPath = shownAs ?? path
-        let dir = BundlePath.directory(of: path)
+        let dir = PathText.directory(of: path)
         tempPath = BundlePath.temporary(for: path)
         guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
             throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
@@ -137,7 +137,7 @@ package final class BundleWriter {
 
     /// Makes the rename of `path` into place durable by flushing its directory.
     private func syncDirectory(of path: String) throws {
-        let dir = BundlePath.directory(of: path)
+        let dir = PathText.directory(of: path)
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         guard fd >= 0 else {
             throw BundleSyncError(.io, "cannot open the directory of '\(path)' to flush it", cause: .errno(errno), bundle: path)

@@ -2,16 +2,6 @@
 import Testing
 
 @Suite struct BundlePathTests {
-    @Test(arguments: [
-        ("a", "", "a"), ("a.bsync", "", "a.bsync"), ("d/a", "d", "a"), ("/a", "/", "a"), ("/d/e/a.bsync", "/d/e", "a.bsync"),
-        ("d/a/", "d", "a"), ("d//a", "d", "a"), ("/", "/", "/"), ("", "", ""), ("./a", ".", "a"), ("../a", "..", "a"),
-        ("é/ü 1", "é", "ü 1"),
-    ])
-    func aPathSplitsIntoItsDirectoryAndItsFileName(_ path: String, _ directory: String, _ name: String) {
-        #expect(BundlePath.directory(of: path) == directory, "\(path)")
-        #expect(BundlePath.fileName(of: path) == name, "\(path)")
-    }
-
     @Test func aBundleIsWrittenUnderAHiddenNameBesideItsTarget() {
         #expect(BundlePath.temporary(for: "a", pid: 42) == ".a.42.tmp")
         #expect(BundlePath.temporary(for: "out/export-laptop", pid: 7) == "out/.export-laptop.7.tmp")
@@ -24,7 +14,7 @@ import Testing
         #expect(BundlePath.writer(ofTemporary: ".export-laptop.123.tmp", for: "export-lap") == nil)
         #expect(BundlePath.writer(ofTemporary: "export-laptop.123.tmp", for: "export-laptop") == nil)
         #expect(BundlePath.writer(ofTemporary: ".export-laptop.tmp", for: "export-laptop") == nil)
-        let name = BundlePath.fileName(of: BundlePath.temporary(for: "d/export-laptop", pid: 99))
+        let name = PathText.fileName(of: BundlePath.temporary(for: "d/export-laptop", pid: 99))
         #expect(BundlePath.writer(ofTemporary: name, for: "export-laptop") == 99)
     }
 }
