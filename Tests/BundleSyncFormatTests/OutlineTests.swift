@@ -149,7 +149,7 @@ import Testing
             }
             let skipped = Self.verdict { () -> Int in
                 try bytes.withUnsafeBytes { buffer in
-                    var r = ByteCursor(buffer)
+                    var r = ByteReader(buffer)
                     try ValueCodec.skip(from: &r)
                     return r.offset
                 }
@@ -184,7 +184,7 @@ import Testing
                 }
                 let walked = Self.verdict { () -> [UInt64] in
                     try padded.withUnsafeBytes { buffer in
-                        var r = ByteCursor(buffer)
+                        var r = ByteReader(buffer)
                         return [try r.varint("v"), UInt64(r.offset)]
                     }
                 }

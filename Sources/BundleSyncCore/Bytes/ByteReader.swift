@@ -1,116 +1,105 @@
-/// Reads the fixed vocabulary of the bundle format from a byte buffer.
+/// Reads the fixed vocabulary of the bundle format (`bundlesync-format(5)`, "Primitive
+/// types") from bytes it owns or borrows.
 ///
-/// Every read is bounds-checked. A read past the end, an overlong varint or a length larger
-/// than what remains throws a ``BundleSyncError`` with code `.badData` naming what was
-/// expected, so hostile input can never index out of range or allocate on a lie.
+/// As with swift-nio's `ByteBuffer`, a read is a get at the reader index followed by a move
+/// of the index. Every get is bounds-checked first: a read past the end, an overlong varint
+/// or a length larger than what remains throws a ``BundleSyncError`` with code `.badData`
+/// naming what was expected, so hostile input can never index out of range or allocate on
+/// a lie.
+///
+/// A reader made from an array keeps the array alive. A reader made from borrowed bytes
+/// copies nothing: the validating walks of batches and snapshot chunks read frames in place
+/// this way, straight from the bundle reader's decompression buffer; those bytes must stay
+/// valid and unchanged while the reader is in use. Both read the same bytes the same way and
+/// throw the same errors.
+///
+/// The reads the row walks make for every row are `@inlinable`, so that the format layer
+/// compiles them into its loops.
 public struct ByteReader {
-    public let bytes: [UInt8]
-    public private(set) var offset: Int
-    private let end: Int
+    @usableFromInline let bytes: ReadableBytes
+    /// Where the next read starts.
+    @usableFromInline var readerIndex: Int
 
+    /// A reader over `bytes`, starting at `offset`.
+    @inlinable
     public init(_ bytes: [UInt8], offset: Int = 0) {
-        self.bytes = bytes
-        self.offset = offset
-        self.end = bytes.count
+        self.bytes = ReadableBytes(bytes)
+        readerIndex = offset
     }
 
-    public var remaining: Int { end - offset }
-    public var isAtEnd: Bool { offset == end }
+    /// A reader over borrowed bytes, which must outlive it unchanged.
+    @inlinable
+    package init(_ buffer: UnsafeRawBufferPointer) {
+        bytes = ReadableBytes(buffer)
+        readerIndex = 0
+    }
+
+    /// How many bytes have been read.
+    @inlinable public var offset: Int { readerIndex }
+    @inlinable public var remaining: Int { bytes.count - readerIndex }
+    @inlinable public var isAtEnd: Bool { readerIndex == bytes.count }
 
     /// The next byte, without consuming it; nil at the end.
-    public func peek() -> UInt8? { offset < end ? bytes[offset] : nil }
+    @inlinable
+    public func peek() -> UInt8? { readerIndex < bytes.count ? bytes.getByte(at: readerIndex) : nil }
 
-    private mutating func need(_ n: Int, _ what: String) throws {
-        guard n >= 0, n <= remaining else {
-            throw BundleSyncError.badData("truncated \(what) (expected \(n) bytes, \(remaining) remain)")
-        }
+    // MARK: - Reads: a get, then a move of the index
+
+    /// Throws unless `n` more bytes can be read.
+    @inlinable @inline(__always)
+    func need(_ n: Int, _ what: String) throws {
+        guard n >= 0, n <= remaining else { throw ReadFailure.truncated(what, expected: n, remaining: remaining) }
     }
 
+    @inlinable
     public mutating func u8(_ what: String) throws -> UInt8 {
         try need(1, what)
-        defer { offset += 1 }
-        return bytes[offset]
+        defer { readerIndex += 1 }
+        return bytes.getByte(at: readerIndex)
     }
 
-    public mutating func u16(_ what: String) throws -> UInt16 {
-        try need(2, what)
-        defer { offset += 2 }
-        return UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8
+    /// A little-endian integer of `T`'s width.
+    @inlinable
+    mutating func integer<T: FixedWidthInteger>(_ what: String, as: T.Type) throws -> T {
+        try need(MemoryLayout<T>.size, what)
+        defer { readerIndex += MemoryLayout<T>.size }
+        return bytes.getInteger(at: readerIndex, as: T.self)
     }
 
-    public mutating func u32(_ what: String) throws -> UInt32 {
-        try need(4, what)
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[offset + i]) << UInt32(8 * i) }
-        offset += 4
-        return v
-    }
-
-    public mutating func u64(_ what: String) throws -> UInt64 {
-        try need(8, what)
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << UInt64(8 * i) }
-        offset += 8
-        return v
-    }
-
-    public mutating func varint(_ what: String) throws -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let byte = try u8(what)
-            if shift == 63 && byte > 1 {
-                throw BundleSyncError.badData("overlong varint in \(what)")
-            }
-            result |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 {
-                // Canonical encoding: no superfluous trailing zero groups.
-                if byte == 0 && shift > 0 { throw BundleSyncError.badData("non-canonical varint in \(what)") }
-                return result
-            }
-            shift += 7
-            if shift > 63 { throw BundleSyncError.badData("overlong varint in \(what)") }
-        }
-    }
-
-    /// A varint that must not exceed `limit`; used for every length and count.
-    public mutating func count(_ what: String, limit: Int) throws -> Int {
-        let v = try varint(what)
-        guard v <= UInt64(limit) else {
-            throw BundleSyncError.badData("\(what) of \(v) exceeds the limit of \(limit)")
-        }
-        return Int(v)
-    }
-
-    /// A varint that fits SQLite's signed 64-bit integers, as every stored counter must
-    /// (sequence numbers, causal lengths).
-    public mutating func counter(_ what: String) throws -> UInt64 {
-        let v = try varint(what)
-        guard v <= UInt64(Int64.max) else { throw BundleSyncError.badData("\(what) \(v) is out of range") }
-        return v
-    }
-
-    public mutating func zigzag(_ what: String) throws -> Int64 {
-        let v = try varint(what)
-        return Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1)
-    }
+    public mutating func u16(_ what: String) throws -> UInt16 { try integer(what, as: UInt16.self) }
+    public mutating func u32(_ what: String) throws -> UInt32 { try integer(what, as: UInt32.self) }
+    @inlinable public mutating func u64(_ what: String) throws -> UInt64 { try integer(what, as: UInt64.self) }
 
     public mutating func raw(_ n: Int, _ what: String) throws -> [UInt8] {
         try need(n, what)
-        defer { offset += n }
-        return Array(bytes[offset..<offset + n])
+        let start = readerIndex
+        readerIndex += n
+        return bytes.withUnsafeBytes { Array(UnsafeRawBufferPointer(rebasing: $0[start..<start + n])) }
     }
 
+    /// Steps over `n` bytes, checking that they are there.
+    @inlinable
+    package mutating func skip(_ n: Int, _ what: String) throws {
+        try need(n, what)
+        readerIndex += n
+    }
+
+    /// A varint length, at most `limit`, then that many bytes: `what` names the bytes, and
+    /// "length of `what`" their length.
     public mutating func lengthPrefixed(_ what: String, limit: Int) throws -> [UInt8] {
         let n = try count("length of \(what)", limit: limit)
         return try raw(n, what)
     }
 
+    /// A length-prefixed UTF-8 string, validated in place.
     public mutating func string(_ what: String, limit: Int = 4096) throws -> String {
-        let data = try lengthPrefixed(what, limit: limit)
-        guard let s = String(validating: data, as: UTF8.self) else {
+        let n = try count("length of \(what)", limit: limit)
+        try need(n, what)
+        let start = readerIndex
+        guard let s = bytes.withUnsafeBytes({ String(validating: UnsafeRawBufferPointer(rebasing: $0[start..<start + n]), as: UTF8.self) }) else {
             throw BundleSyncError.badData("\(what) is not valid UTF-8")
         }
+        readerIndex += n
         return s
     }
 

@@ -47,12 +47,12 @@ public struct VersionVector: Hashable, Sendable {
         }
     }
 
-    package static func decode<R: ByteInput>(from r: inout R, what: String) throws -> VersionVector {
+    package static func decode(from r: inout ByteReader, what: String) throws -> VersionVector {
         let n = try r.count("\(what) entry count", limit: min(Limits.maxReplicas, r.remaining / (ReplicaID.byteCount + 1)))
         var v = VersionVector()
         var previous: ReplicaID?
         for _ in 0..<n {
-            let id = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "\(what) replica id"))!
+            let id = try r.readReplicaID("\(what) replica id")
             if let p = previous, !(p < id) { throw BundleSyncError.badData("\(what) is not in canonical order") }
             previous = id
             let seq = try r.counter("\(what) sequence number")

@@ -76,19 +76,7 @@ public struct Batch: Equatable, Sendable {
     public var cellCount: Int { tables.reduce(0) { $0 + $1.rows.reduce(0) { $0 + $1.cells.count } } }
 
     /// The smallest and largest HLC in the batch, or nil for an empty batch.
-    public var hlcRange: ClosedRange<HLC>? {
-        var lo: HLC?, hi: HLC?
-        for t in tables {
-            for r in t.rows {
-                for h in [r.rowHLC].compactMap({ $0 }) + r.cells.map(\.hlc) {
-                    lo = min(lo ?? h, h)
-                    hi = max(hi ?? h, h)
-                }
-            }
-        }
-        guard let lo, let hi else { return nil }
-        return lo...hi
-    }
+    public var hlcRange: ClosedRange<HLC>? { OutlineCounter.clockRange(of: tables, zeroClocksCount: true) }
 
     // MARK: - Encoding
 
@@ -101,29 +89,7 @@ public struct Batch: Equatable, Sendable {
         w.raw(previous.bytes)
         dependencies.encode(into: &w)
         w.varint(base.rawValue)
-        w.varint(tables.count)
-        for t in tables {
-            SectionHeader.encode(table: t.table, keyColumns: t.keyColumns, columns: t.columns, into: &w)
-            w.varint(t.rows.count)
-            for row in t.rows {
-                row.key.forEach { ValueCodec.encode($0, into: &w) }
-                w.varint(row.causalLength)
-                if let h = row.rowHLC {
-                    w.u8(1)
-                    w.varint(h.rawValue - base.rawValue)
-                } else {
-                    w.u8(0)
-                }
-                if row.isAlive {
-                    w.varint(row.cells.count)
-                    for c in row.cells {
-                        w.varint(c.column)
-                        w.varint(c.hlc.rawValue - base.rawValue)
-                        CellCodec.encode(c.value, c.merge, into: &w)
-                    }
-                }
-            }
-        }
+        RowGrammar(.batch(base: base.rawValue), container: "batch").encode(tables, into: &w)
         return w.bytes
     }
 
@@ -132,67 +98,40 @@ public struct Batch: Equatable, Sendable {
     /// - Throws: `.badData` for anything malformed: unknown version, bad lengths, cells that
     ///   are out of order or name a column that does not exist, trailing bytes.
     public static func decode(_ bytes: [UInt8]) throws -> Batch {
+        try bytes.withUnsafeBytes { buffer in
+            var builder = RowBuilder<TableChanges>()
+            let head = try walk(buffer, into: &builder)
+            return Batch(origin: head.origin, seq: head.seq, previous: head.previous, dependencies: head.dependencies,
+                         tables: builder.sections)
+        }
+    }
+
+    /// What a batch says before its rows.
+    package struct Head {
+        package var origin: ReplicaID
+        package var seq: UInt64
+        package var previous: Digest32
+        package var dependencies: VersionVector
+    }
+
+    /// Reads a batch's head, then walks its rows into `visitor`.
+    package static func walk<Visitor: RowVisitor>(_ bytes: UnsafeRawBufferPointer, into visitor: inout Visitor) throws -> Head {
         var r = ByteReader(bytes)
         let version = try r.u8("batch version")
         guard version == encodingVersion else {
             throw BundleSyncError.badData("unsupported batch encoding version \(version)")
         }
-        let origin = ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "batch origin"))!
+        let origin = try r.readReplicaID("batch origin")
         let seq = try r.counter("batch sequence number")
         guard seq > 0 else { throw BundleSyncError.badData("batch sequence number is zero") }
-        let previous = Digest32(bytes: try r.raw(32, "previous batch hash"))!
+        let previous = try r.readDigest("previous batch hash")
         let deps = try VersionVector.decode(from: &r, what: "batch dependencies")
         guard deps[origin] == 0 else {
             throw BundleSyncError.badData("batch \(seq) of \(origin.short) lists its own origin among its dependencies")
         }
         let base = try r.varint("batch base HLC")
-        func hlc(_ what: String) throws -> HLC {
-            let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
-            guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
-            return HLC(rawValue: sum)
-        }
-        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
-        var tables: [TableChanges] = []
-        var names = Set<String>()
-        var totalRows = 0
-        var totalCells = 0
-        for _ in 0..<tableCount {
-            let section = try SectionHeader.decode(from: &r, seen: &names, container: "batch")
-            let (name, keyColumns, columns) = (section.table, section.keyColumns, section.columns)
-            let (kc, cc) = (keyColumns.count, columns.count)
-            let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerBatch - totalRows, r.remaining))
-            totalRows += rowCount
-            var rows: [RowChange] = []
-            rows.reserveCapacity(min(rowCount, 1024))
-            for _ in 0..<rowCount {
-                var key: [SQLValue] = []
-                for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
-                let cl = try r.counter("causal length")
-                guard cl <= Self.maxCausalLength else { throw BundleSyncError.badData("causal length \(cl) is out of range") }
-                guard cl > 0 else { throw BundleSyncError.badData("a row in '\(shown(name))' has causal length zero") }
-                let flags = try r.u8("row flags")
-                guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved row flags are set") }
-                let rowHLC = flags & 1 == 1 ? try hlc("row HLC") : nil
-                var cells: [CellChange] = []
-                if cl % 2 == 1 {
-                    let n = try r.count("cell count", limit: min(cc, Limits.maxCellsPerBatch - totalCells))
-                    totalCells += n
-                    var last = -1
-                    for _ in 0..<n {
-                        let col = try r.count("cell column", limit: max(cc - 1, 0))
-                        guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
-                        last = col
-                        let h = try hlc("cell HLC")
-                        let (value, merge) = try CellCodec.decode(from: &r)
-                        cells.append(CellChange(column: col, hlc: h, value: value, merge: merge))
-                    }
-                }
-                rows.append(RowChange(key: key, causalLength: cl, rowHLC: rowHLC, cells: cells))
-            }
-            tables.append(TableChanges(table: name, keyColumns: keyColumns, columns: columns, rows: rows))
-        }
-        try r.expectEnd("the batch")
-        return Batch(origin: origin, seq: seq, previous: previous, dependencies: deps, tables: tables)
+        try RowGrammar(.batch(base: base), container: "batch").walk(&r, into: &visitor)
+        return Head(origin: origin, seq: seq, previous: previous, dependencies: deps)
     }
 
     package init(origin: ReplicaID, seq: UInt64, previous: Digest32, dependencies: VersionVector, tables: [TableChanges]) {

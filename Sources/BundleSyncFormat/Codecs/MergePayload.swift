@@ -28,8 +28,10 @@ public struct MergePayload: Equatable, Sendable {
         }
     }
 
-    /// Decodes the payload after its tag, validating the state.
-    package static func decode(from r: inout ByteReader) throws -> MergePayload {
+    /// Reads the payload after its tag, validating the state, and hands it to `sink`: the one
+    /// description of the grammar of merge payloads, for building them and for stepping over
+    /// them alike.
+    package static func read<Sink: ValueSink>(from r: inout ByteReader, _ sink: Sink.Type) throws -> Sink.Merge {
         let raw = try r.u8("merge rule")
         guard let rule = ColumnRule(rawValue: raw), rule != .lww else {
             throw BundleSyncError.badData("a merge payload has unknown rule \(raw)")
@@ -42,9 +44,8 @@ public struct MergePayload: Equatable, Sendable {
         }
         let flags = try r.u8("merge payload flags")
         guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved merge payload flags are set") }
-        var plain: SQLValue?
-        if flags & 1 == 1 { plain = try ValueCodec.decode(from: &r) }
-        return MergePayload(rule: rule, state: state, plain: plain)
+        let plain = flags & 1 == 1 ? try ValueCodec.read(from: &r, Sink.self) : nil
+        return Sink.merge(rule: rule, state: state, plain: plain)
     }
 
     /// A short description for `inspect`.
@@ -72,42 +73,18 @@ public struct MergePayload: Equatable, Sendable {
 
 /// The value of a cell as carried in a bundle: a plain value, or a merge payload.
 package enum CellCodec {
-    /// Checks one cell value and steps over it, as ``decode(from:)`` would read it.
-    ///
-    /// - Returns: The rule of a merge payload, or nil for a plain value.
-    package static func skip(from r: inout ByteCursor) throws -> ColumnRule? {
-        guard r.peek() == MergePayload.tag else {
-            try ValueCodec.skip(from: &r)
-            return nil
-        }
-        _ = try r.u8("value tag")
-        let raw = try r.u8("merge rule")
-        guard let rule = ColumnRule(rawValue: raw), rule != .lww else {
-            throw BundleSyncError.badData("a merge payload has unknown rule \(raw)")
-        }
-        let n = try r.count("length of merge state", limit: Limits.maxValueBytes)
-        let state = try r.raw(n, "merge state")
-        switch rule {
-        case .text: _ = try TextSequence.decode(state)
-        case .json: _ = try JSONDocument.decode(state)
-        case .lww: break
-        }
-        let flags = try r.u8("merge payload flags")
-        guard flags & ~1 == 0 else { throw BundleSyncError.badData("reserved merge payload flags are set") }
-        if flags & 1 == 1 { try ValueCodec.skip(from: &r) }
-        return rule
-    }
-
     package static func encode(_ value: SQLValue, _ merge: MergePayload?, into w: inout ByteWriter) {
         if let merge { merge.encode(into: &w) } else { ValueCodec.encode(value, into: &w) }
     }
 
-    package static func decode(from r: inout ByteReader) throws -> (SQLValue, MergePayload?) {
-        if r.peek() == MergePayload.tag {
-            _ = try r.u8("value tag")
-            let m = try MergePayload.decode(from: &r)
-            return (m.plain ?? .null, m)
-        }
-        return (try ValueCodec.decode(from: &r), nil)
+    /// Reads one cell's value, checking it, and hands it to `sink`.
+    ///
+    /// - Returns: The cell's value, and its merge payload when it carries one.
+    @inline(__always)
+    package static func read<Sink: ValueSink>(from r: inout ByteReader, _ sink: Sink.Type) throws -> (Sink.Value, Sink.Merge?) {
+        guard r.peek() == MergePayload.tag else { return (try ValueCodec.read(from: &r, Sink.self), nil) }
+        _ = try r.u8("value tag")
+        let merge = try MergePayload.read(from: &r, Sink.self)
+        return (Sink.value(of: merge), merge)
     }
 }

@@ -33,7 +33,7 @@ package struct SectionHeader {
 
     /// Reads a section header, refusing a table seen before in the same container, a
     /// section without key columns, and a column named twice.
-    package static func decode<R: ByteInput>(from r: inout R, seen: inout Set<String>, container: String) throws -> SectionHeader {
+    package static func decode(from r: inout ByteReader, seen: inout Set<String>, container: String) throws -> SectionHeader {
         let name = try r.string("table name", limit: Limits.maxNameBytes)
         guard seen.insert(name).inserted else {
             throw BundleSyncError.badData("table '\(shown(name))' appears twice in a \(container)")

@@ -74,26 +74,7 @@ public struct SnapshotChunk: Equatable, Sendable {
         w.u8(Self.encodingVersion)
         w.varint(origins.count)
         origins.forEach { w.raw($0.bytes) }
-        w.varint(tables.count)
-        for t in tables {
-            SectionHeader.encode(table: t.table, keyColumns: t.keyColumns, columns: t.columns, into: &w)
-            w.varint(t.rows.count)
-            for row in t.rows {
-                row.key.forEach { ValueCodec.encode($0, into: &w) }
-                w.varint(row.causalLength)
-                w.varint(row.rowHLC.rawValue)
-                w.varint(row.rowOrigin)
-                if row.isAlive {
-                    w.varint(row.cells.count)
-                    for c in row.cells {
-                        w.varint(c.column)
-                        w.varint(c.hlc.rawValue)
-                        w.varint(c.origin)
-                        CellCodec.encode(c.value, c.merge, into: &w)
-                    }
-                }
-            }
-        }
+        RowGrammar(.snapshot(origins: origins.count), container: "snapshot chunk").encode(tables, into: &w)
         return w.bytes
     }
 
@@ -101,6 +82,20 @@ public struct SnapshotChunk: Equatable, Sendable {
     ///
     /// - Throws: `.badData` for anything malformed.
     public static func decode(_ bytes: [UInt8]) throws -> SnapshotChunk {
+        try bytes.withUnsafeBytes { try decode($0) }
+    }
+
+    /// Decodes and validates a chunk in place.
+    package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> SnapshotChunk {
+        var builder = RowBuilder<Table>()
+        let origins = try walk(bytes, into: &builder)
+        return SnapshotChunk(origins: origins, tables: builder.sections)
+    }
+
+    /// Reads a chunk's origins, then walks its rows into `visitor`.
+    ///
+    /// - Returns: The origins.
+    package static func walk<Visitor: RowVisitor>(_ bytes: UnsafeRawBufferPointer, into visitor: inout Visitor) throws -> [ReplicaID] {
         var r = ByteReader(bytes)
         let version = try r.u8("snapshot chunk version")
         guard version == encodingVersion else {
@@ -108,59 +103,10 @@ public struct SnapshotChunk: Equatable, Sendable {
         }
         let originCount = try r.count("origin count", limit: min(Limits.maxReplicas, r.remaining / ReplicaID.byteCount))
         var origins: [ReplicaID] = []
-        for _ in 0..<originCount { origins.append(ReplicaID(bytes: try r.raw(ReplicaID.byteCount, "origin id"))!) }
+        for _ in 0..<originCount { origins.append(try r.readReplicaID("origin id")) }
         guard Set(origins).count == origins.count else { throw BundleSyncError.badData("a snapshot chunk lists an origin twice") }
-        func origin(_ what: String) throws -> Int {
-            let i = try r.count(what, limit: max(originCount - 1, 0))
-            guard i < originCount else { throw BundleSyncError.badData("\(what) names no origin") }
-            return i
-        }
-        func hlc(_ what: String) throws -> HLC {
-            let v = try r.varint(what)
-            guard v <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
-            return HLC(rawValue: v)
-        }
-        let tableCount = try r.count("table count", limit: min(Limits.maxTables, r.remaining))
-        var tables: [Table] = []
-        var names = Set<String>()
-        var totalRows = 0
-        var totalCells = 0
-        for _ in 0..<tableCount {
-            let section = try SectionHeader.decode(from: &r, seen: &names, container: "snapshot chunk")
-            let (name, keys, columns) = (section.table, section.keyColumns, section.columns)
-            let (kc, cc) = (keys.count, columns.count)
-            let rowCount = try r.count("row count", limit: min(Limits.maxRowsPerBatch - totalRows, r.remaining))
-            totalRows += rowCount
-            var rows: [Row] = []
-            rows.reserveCapacity(min(rowCount, 1024))
-            for _ in 0..<rowCount {
-                var key: [SQLValue] = []
-                for _ in 0..<kc { key.append(try ValueCodec.decode(from: &r)) }
-                let cl = try r.counter("causal length")
-                guard cl > 0, cl <= Batch.maxCausalLength else { throw BundleSyncError.badData("causal length \(cl) is out of range") }
-                let rowHLC = try hlc("row HLC")
-                let rowOrigin = try origin("row origin")
-                var cells: [Cell] = []
-                if cl % 2 == 1 {
-                    let n = try r.count("cell count", limit: min(cc, Limits.maxCellsPerBatch - totalCells))
-                    totalCells += n
-                    var last = -1
-                    for _ in 0..<n {
-                        let col = try r.count("cell column", limit: max(cc - 1, 0))
-                        guard col > last, col < cc else { throw BundleSyncError.badData("cells of a row in '\(shown(name))' are out of order") }
-                        last = col
-                        let h = try hlc("cell HLC")
-                        let o = try origin("cell origin")
-                        let (value, merge) = try CellCodec.decode(from: &r)
-                        cells.append(Cell(column: col, hlc: h, origin: o, value: value, merge: merge))
-                    }
-                }
-                rows.append(Row(key: key, causalLength: cl, rowHLC: rowHLC, rowOrigin: rowOrigin, cells: cells))
-            }
-            tables.append(Table(table: name, keyColumns: keys, columns: columns, rows: rows))
-        }
-        try r.expectEnd("the snapshot chunk")
-        return SnapshotChunk(origins: origins, tables: tables)
+        try RowGrammar(.snapshot(origins: originCount), container: "snapshot chunk").walk(&r, into: &visitor)
+        return origins
     }
 
     package init(origins: [ReplicaID], tables: [Table]) {

@@ -3,7 +3,9 @@ import BundleSyncMerge
 
 import CZstd
 
-// The only file that talks to zstd's C API.
+// The only file that talks to zstd's C API. Where correctness rests on what zstd does, its
+// documentation is quoted from its header, zstd.h, as of zstd 1.5.4:
+// https://github.com/facebook/zstd/blob/v1.5.4/lib/zstd.h
 
 /// A streaming zstd compressor.
 ///
@@ -17,6 +19,8 @@ package final class ZstdCompressor {
     package init(level: Int32 = 3) {
         ctx = ZSTD_createCCtx()
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        // zstd.h, ZSTD_c_checksumFlag:
+        // > A 32-bits checksum of content is written at end of frame (default:0)
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
     }
 
@@ -37,6 +41,14 @@ package final class ZstdCompressor {
                     return (r, outb.pos)
                 }
                 if produced > 0 { try sink(Array(out[0..<produced])) }
+                // zstd.h, ZSTD_compressStream2():
+                // > - @return provides a minimum amount of data remaining to be flushed from internal buffers
+                // >           or an error code, which can be tested using ZSTD_isError().
+                // >           if @return != 0, flush is not fully completed, there is still some data left within internal buffers.
+                // > [...]
+                // >           For ZSTD_e_end, @return == 0 when internal buffers are fully flushed and frame is completed.
+                // So the frame is whole once an `ZSTD_e_end` call returns 0; before the end, all
+                // of the input is taken once `pos` reaches `size`.
                 if finish ? remaining == 0 : inb.pos == inb.size { break }
             }
         }
@@ -61,6 +73,8 @@ package final class ZstdDecompressor {
     private var input = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var inputPos = 0
     private var inputEnd = 0
+    /// Whether the last call to ``decompress(into:)`` that consumed or produced anything
+    /// completed a frame (`ZSTD_decompressStream` returned 0).
     package private(set) var frameEnded = false
 
     /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
@@ -69,6 +83,10 @@ package final class ZstdDecompressor {
 
     package init() {
         ctx = ZSTD_createDCtx()
+        // zstd.h, ZSTD_d_windowLogMax:
+        // > Select a size limit (in power of 2) beyond which
+        // > the streaming API will refuse to allocate memory buffer
+        // > in order to protect the host from unreasonable memory requirements.
         ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, Self.maxWindowLog)
     }
 
@@ -122,11 +140,24 @@ package final class ZstdDecompressor {
         var inb = ZSTD_inBuffer(src: input.baseAddress, size: inputEnd, pos: inputPos)
         var outb = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
         let r = ZSTD_decompressStream(ctx, &outb, &inb)
+        // zstd.h, ZSTD_decompressStream():
+        // > Function will update both input and output `pos` fields exposing current state via these fields:
+        // > - `input.pos < input.size`, some input remaining and caller should provide remaining input
+        // >   on the next call.
+        // > - `output.pos < output.size`, decoder finished and flushed all remaining buffers.
+        // > [...]
+        // > @return : 0 when a frame is completely decoded and fully flushed,
+        // >           or an error code, which can be tested using ZSTD_isError(),
+        // >           or any other value > 0, which means there is some decoding or flushing to do to complete current frame.
+        // The streaming how-to adds that such a value is
+        // > the return value is a suggested next input size (just a hint for better latency)
+        // > that will never request more than the remaining frame size.
         if ZSTD_isError(r) != 0 {
             throw BundleSyncError.badData("the compressed body is corrupt (\(String(cString: ZSTD_getErrorName(r))))")
         }
-        // A call that consumed and produced nothing says nothing about frame ends
-        // (zstd then only hints at the next frame's header size).
+        // So the body ends on a frame boundary when the last call that did anything returned
+        // 0. A call that consumed and produced nothing says nothing about frame ends (after a
+        // frame, zstd then only hints at the next frame's header size).
         if inb.pos != inputPos || outb.pos > 0 { frameEnded = (r == 0) }
         inputPos = inb.pos
         return outb.pos

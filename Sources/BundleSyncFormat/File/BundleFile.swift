@@ -65,8 +65,8 @@ public enum BundleFile {
             var r = ByteReader(bytes)
             let t = Trailer(compressedLength: try r.u64("compressed length"),
                             uncompressedLength: try r.u64("uncompressed length"),
-                            contentDigest: Digest32(bytes: try r.raw(32, "content digest"))!,
-                            fileDigest: Digest32(bytes: try r.raw(32, "file digest"))!,
+                            contentDigest: try r.readDigest("content digest"),
+                            fileDigest: try r.readDigest("file digest"),
                             signature: try r.raw(64, "bundle signature"))
             guard try r.raw(8, "end magic") == BundleFile.endMagic else {
                 throw BundleSyncError.badData("the trailer's end marker is damaged or missing (truncated or appended data)")

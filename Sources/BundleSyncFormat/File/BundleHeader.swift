@@ -100,7 +100,7 @@ public struct BundleHeader: Equatable, Sendable {
 
     package static func decode(_ bytes: [UInt8]) throws -> BundleHeader {
         var r = ByteReader(bytes)
-        let exporter = ReplicaID(bytes: try r.raw(16, "exporter id"))!
+        let exporter = try r.readReplicaID("exporter id")
         let exporterKey = try r.raw(32, "exporter public key")
         guard ReplicaID(publicKey: exporterKey) == exporter else {
             throw BundleSyncError.badData("the exporter id does not match its public key")
@@ -157,9 +157,9 @@ public struct BundleHeader: Equatable, Sendable {
         var batches: [BatchEntry] = []
         batches.reserveCapacity(min(batchCount, 1024))
         for _ in 0..<batchCount {
-            let origin = ReplicaID(bytes: try r.raw(16, "batch origin"))!
+            let origin = try r.readReplicaID("batch origin")
             let seq = try r.counter("batch sequence number")
-            let hash = Digest32(bytes: try r.raw(32, "batch hash"))!
+            let hash = try r.readDigest("batch hash")
             let length = try r.count("batch length", limit: Limits.maxBatchBytes)
             guard keys[origin] != nil else {
                 throw BundleSyncError.badData("batch \(origin.short)#\(seq) has no public key in the header")
@@ -172,12 +172,12 @@ public struct BundleHeader: Equatable, Sendable {
             let n = try r.count("snapshot head count", limit: min(Limits.maxReplicas, r.remaining / 49))
             var list: [SnapshotHead] = []
             for _ in 0..<n {
-                let origin = ReplicaID(bytes: try r.raw(16, "snapshot head origin"))!
+                let origin = try r.readReplicaID("snapshot head origin")
                 if let last = list.last, !(last.origin < origin) { throw BundleSyncError.badData("snapshot heads are not in canonical order") }
                 let seq = try r.counter("snapshot head sequence number")
                 guard seq > 0 else { throw BundleSyncError.badData("a snapshot head is zero") }
                 guard keys[origin] != nil else { throw BundleSyncError.badData("snapshot head \(origin.short) has no public key in the header") }
-                list.append(SnapshotHead(origin: origin, seq: seq, hash: Digest32(bytes: try r.raw(32, "snapshot head hash"))!))
+                list.append(SnapshotHead(origin: origin, seq: seq, hash: try r.readDigest("snapshot head hash")))
             }
             heads = list
         }

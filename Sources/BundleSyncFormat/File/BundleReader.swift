@@ -47,47 +47,47 @@ public final class BundleReader {
         self.path = path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw BundleSyncError(.noInput, "'\(path)' does not exist")
+            throw BundleSyncError(.noInput, "'\(path)' does not exist", bundle: path)
         }
-        guard !isDir.boolValue else { throw BundleSyncError(.usage, "'\(path)' is a directory") }
+        guard !isDir.boolValue else { throw BundleSyncError(.usage, "'\(path)' is a directory", bundle: path) }
         guard let h = FileHandle(forReadingAtPath: path) else {
-            throw BundleSyncError(.noInput, "'\(path)' cannot be opened for reading")
+            throw BundleSyncError(.noInput, "'\(path)' cannot be opened for reading", bundle: path)
         }
         handle = h
         let size = Int((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.int64Value ?? 0)
         fileSize = size
-        guard size > 0 else { throw BundleSyncError.badData("'\(path)' is empty") }
+        guard size > 0 else { throw BundleSyncError(.badData, "'\(path)' is empty", bundle: path) }
 
         func readExactly(_ n: Int, _ what: String) throws -> [UInt8] {
             let d = (try? h.read(upToCount: n)) ?? nil
             let bytes = d.map { [UInt8]($0) } ?? []
-            guard bytes.count == n else { throw BundleSyncError.badData("'\(path)' is truncated (\(what) incomplete)") }
+            guard bytes.count == n else { throw BundleSyncError(.badData, "'\(path)' is truncated (\(what) incomplete)", bundle: path) }
             return bytes
         }
 
         let prefixLen = min(size, BundleFile.prefixLength)
         let prefix = try readExactly(prefixLen, "prefix")
         guard prefix.count >= BundleFile.magic.count, Array(prefix.prefix(8)) == BundleFile.magic else {
-            throw BundleSyncError.badData("'\(path)' does not look like a bundlesync bundle")
+            throw BundleSyncError(.badData, "'\(path)' does not look like a bundlesync bundle", bundle: path)
         }
         guard prefix.count == BundleFile.prefixLength else {
-            throw BundleSyncError.badData("'\(path)' is truncated (expected at least \(BundleFile.prefixLength + BundleFile.trailerLength) bytes, found \(size))")
+            throw BundleSyncError(.badData, "'\(path)' is truncated (expected at least \(BundleFile.prefixLength + BundleFile.trailerLength) bytes, found \(size))", bundle: path)
         }
         var pr = ByteReader(prefix, offset: 8)
         let version = try pr.u16("format version")
         guard version == BundleFile.formatVersion else {
-            throw BundleSyncError.badData("'\(path)' uses bundle format version \(version), which this release cannot read",
-                                          hint: "upgrade bundlesync on this device")
+            throw BundleSyncError(.badData, "'\(path)' uses bundle format version \(version), which this release cannot read",
+                                  hint: "upgrade bundlesync on this device", bundle: path)
         }
         let flags = try pr.u16("flags")
-        guard flags == 0 else { throw BundleSyncError.badData("'\(path)' sets reserved flags \(flags)") }
+        guard flags == 0 else { throw BundleSyncError(.badData, "'\(path)' sets reserved flags \(flags)", bundle: path) }
         headerLength = Int(try pr.u32("header length"))
         let minimum = BundleFile.prefixLength + headerLength + BundleFile.trailerLength
         guard headerLength <= Limits.maxHeaderBytes else {
-            throw BundleSyncError.badData("'\(path)' declares a header of \(headerLength) bytes, over the limit")
+            throw BundleSyncError(.badData, "'\(path)' declares a header of \(headerLength) bytes, over the limit", bundle: path)
         }
         guard size >= minimum else {
-            throw BundleSyncError.badData("'\(path)' is truncated (expected at least \(minimum) bytes, found \(size))")
+            throw BundleSyncError(.badData, "'\(path)' is truncated (expected at least \(minimum) bytes, found \(size))", bundle: path)
         }
         let headerBytes = try readExactly(headerLength, "header")
         var fileHasher = Hasher256()
@@ -96,33 +96,33 @@ public final class BundleReader {
         do {
             header = try BundleHeader.decode(headerBytes)
         } catch let e as BundleSyncError {
-            throw e.prefixed("'\(path)': header at offset \(BundleFile.prefixLength): ")
+            throw e.prefixed("header at offset \(BundleFile.prefixLength): ").about(bundle: path)
         }
         try h.seek(toOffset: UInt64(size - BundleFile.trailerLength))
         do {
             trailer = try BundleFile.Trailer.decode(try readExactly(BundleFile.trailerLength, "trailer"))
         } catch let e as BundleSyncError {
-            throw e.prefixed("'\(path)': ")
+            throw e.about(bundle: path)
         }
         compressedRemaining = size - minimum
         guard trailer.compressedLength == UInt64(compressedRemaining) else {
-            throw BundleSyncError.badData("'\(path)' is truncated or has data appended (the body should be \(trailer.compressedLength) bytes, found \(compressedRemaining))")
+            throw BundleSyncError(.badData, "'\(path)' is truncated or has data appended (the body should be \(trailer.compressedLength) bytes, found \(compressedRemaining))", bundle: path)
         }
         if header.isSnapshot {
             // Chunks are written as the state is read, so only the trailer knows their total;
             // the expansion cap below still bounds it before anything is decompressed.
             guard trailer.uncompressedLength <= UInt64(Int.max / 2) else {
-                throw BundleSyncError.badData("'\(path)': the trailer's body length is out of range")
+                throw BundleSyncError(.badData, "'\(path)': the trailer's body length is out of range", bundle: path)
             }
             expectedContentLength = Int(trailer.uncompressedLength)
         } else {
             expectedContentLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
         }
         guard trailer.uncompressedLength == UInt64(expectedContentLength) else {
-            throw BundleSyncError.badData("'\(path)': the trailer's body length disagrees with the header's batch list")
+            throw BundleSyncError(.badData, "'\(path)': the trailer's body length disagrees with the header's batch list", bundle: path)
         }
         guard expectedContentLength <= compressedRemaining * BundleFile.maxExpansionRatio + BundleFile.expansionSlack else {
-            throw BundleSyncError.badData("'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedRemaining) compressed bytes; refusing a likely decompression bomb")
+            throw BundleSyncError(.badData, "'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedRemaining) compressed bytes; refusing a likely decompression bomb", bundle: path)
         }
         try h.seek(toOffset: UInt64(BundleFile.prefixLength + headerLength))
         // Hashing a large body on a second core, beside decompressing and checking it, hides
@@ -149,14 +149,14 @@ public final class BundleReader {
             let produced = try decompressor.decompress(into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<end + cap]))
             if produced > 0 {
                 guard consumed + end - start + produced <= expectedContentLength else {
-                    throw BundleSyncError.badData("'\(path)': the body expands beyond its declared \(expectedContentLength) bytes")
+                    throw BundleSyncError(.badData, "'\(path)': the body expands beyond its declared \(expectedContentLength) bytes", bundle: path)
                 }
                 end += produced
                 continue
             }
             if decompressor.hasPendingInput { continue }
             guard compressedRemaining > 0 else {
-                throw BundleSyncError.badData("'\(path)': the body ends early (truncated inside \(what))")
+                throw BundleSyncError(.badData, "'\(path)': the body ends early (truncated inside \(what))", bundle: path)
             }
             try readCompressed(orThrow: "'\(path)' is truncated inside \(what)")
         }
@@ -203,7 +203,7 @@ public final class BundleReader {
             }
             return got
         }
-        guard !piece.isEmpty else { throw BundleSyncError.badData(message()) }
+        guard !piece.isEmpty else { throw BundleSyncError(.badData, message(), bundle: path) }
         fileTicket = digests.hash(piece, into: Self.fileStream)
         compressedRemaining -= piece.count
     }
@@ -231,10 +231,10 @@ public final class BundleReader {
         while true {
             try fill(n, what)
             if buffer[start + n - 1] & 0x80 == 0 { break }
-            guard n < 10 else { throw BundleSyncError.badData("'\(path)': overlong \(what)") }
+            guard n < 10 else { throw BundleSyncError(.badData, "'\(path)': overlong \(what)", bundle: path) }
             n += 1
         }
-        var r = ByteCursor(take(n))
+        var r = ByteReader(take(n))
         return try r.count(what, limit: Limits.maxBatchBytes)
     }
 
@@ -249,7 +249,7 @@ public final class BundleReader {
             try readNextBatch { bytes, signature, hash in
                 let signed = SignedBatch(bytes: Array(bytes), signature: Array(signature), hash: hash)
                 let batch = try Batch.decode(signed.bytes)
-                return ((signed, batch), (batch.origin, batch.seq, batch.previous, batch.tables.map { SectionHeader(table: $0.table, keyColumns: $0.keyColumns, columns: $0.columns, cells: $0.rows.lazy.flatMap(\.cells).map { ($0.column, $0.merge) }) }))
+                return ((signed, batch), (batch.origin, batch.seq, batch.previous, batch.tables.map(\.header)))
             }.map { ($0.entry, $0.read.0, $0.read.1) }
         }
     }
@@ -265,12 +265,12 @@ public final class BundleReader {
         }
     }
 
-    /// Runs `body`, making sure any error names this file.
+    /// Runs `body`, making sure any error it throws is about this file (and names it).
     private func namingFile<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
-        } catch let e as BundleSyncError where !e.message.contains("'\(path)'") {
-            throw e.prefixed("'\(path)': ")
+        } catch let e as BundleSyncError {
+            throw e.about(bundle: path)
         }
     }
 
@@ -289,7 +289,7 @@ public final class BundleReader {
         let label = "batch \(index + 1) (\(entry.origin.short)#\(entry.seq))"
         let length = try takeVarint("length of \(label)")
         guard length == entry.length else {
-            throw BundleSyncError.badData("'\(path)': \(label) at body offset \(consumed) has length \(length), the header says \(entry.length)")
+            throw BundleSyncError(.badData, "'\(path)': \(label) at body offset \(consumed) has length \(length), the header says \(entry.length)", bundle: path)
         }
         try fill(length, label)
         try fill(length + Signature.byteCount, "signature of \(label)")
@@ -299,34 +299,34 @@ public final class BundleReader {
         hasher.update(bytes)
         let hash = hasher.finalize()
         guard hash == entry.hash else {
-            throw BundleSyncError.badData("'\(path)': \(label) does not match its hash in the header (corrupt, reordered or replaced)")
+            throw BundleSyncError(.badData, "'\(path)': \(label) does not match its hash in the header (corrupt, reordered or replaced)", bundle: path)
         }
         guard let key = header.keys[entry.origin],
               Signature.isValid(Array(signature), domain: .batch, message: hash.bytes, publicKey: key) else {
-            throw BundleSyncError.badData("'\(path)': \(label) has a bad signature from its origin")
+            throw BundleSyncError(.badData, "'\(path)': \(label) has a bad signature from its origin", bundle: path)
         }
         let read: T, facts: BatchFacts
         do {
             (read, facts) = try parse(bytes, signature, hash)
         } catch let e as BundleSyncError {
-            throw e.prefixed("'\(path)': \(label): ")
+            throw e.prefixed("\(label): ").about(bundle: path)
         }
         guard facts.origin == entry.origin, facts.seq == entry.seq else {
-            throw BundleSyncError.badData("'\(path)': \(label) names a different origin or number inside")
+            throw BundleSyncError(.badData, "'\(path)': \(label) names a different origin or number inside", bundle: path)
         }
         for section in facts.sections {
             try section.check(against: header.tables, label: label)
         }
         if let last = lastHashByOrigin[entry.origin] {
             guard entry.seq > last.seq else {
-                throw BundleSyncError.badData("'\(path)': \(label) repeats or reorders the history of \(entry.origin.short)")
+                throw BundleSyncError(.badData, "'\(path)': \(label) repeats or reorders the history of \(entry.origin.short)", bundle: path)
             }
             if entry.seq == last.seq + 1 && facts.previous != last.hash {
-                throw BundleSyncError.badData("'\(path)': \(label) breaks the hash chain (it names \(facts.previous.short) as its predecessor, the bundle holds \(last.hash.short))")
+                throw BundleSyncError(.badData, "'\(path)': \(label) breaks the hash chain (it names \(facts.previous.short) as its predecessor, the bundle holds \(last.hash.short))", bundle: path)
             }
         }
         if entry.seq == 1 && facts.previous != .zero {
-            throw BundleSyncError.badData("'\(path)': \(label) is its origin's first batch but names a predecessor")
+            throw BundleSyncError(.badData, "'\(path)': \(label) is its origin's first batch but names a predecessor", bundle: path)
         }
         lastHashByOrigin[entry.origin] = (entry.seq, entry.hash)
         index += 1
@@ -338,8 +338,8 @@ public final class BundleReader {
     /// Reads and checks the next chunk of a snapshot bundle, or returns nil after the last.
     public func nextSnapshotChunk() throws -> SnapshotChunk? {
         try readNextChunk { bytes in
-            let chunk = try SnapshotChunk.decode(Array(bytes))
-            return (chunk, chunk.origins, chunk.tables.map { SectionHeader(table: $0.table, keyColumns: $0.keyColumns, columns: $0.columns, cells: $0.rows.lazy.flatMap(\.cells).map { ($0.column, $0.merge) }) })
+            let chunk = try SnapshotChunk.decode(bytes)
+            return (chunk, chunk.origins, chunk.tables.map(\.header))
         }
     }
 
@@ -380,36 +380,36 @@ public final class BundleReader {
 
     private func checkEnd() throws {
         guard header.isSnapshot ? consumed == expectedContentLength : index == header.batches.count else {
-            throw BundleSyncError.badData("'\(path)': only \(index) of \(header.batches.count) batches were read")
+            throw BundleSyncError(.badData, "'\(path)': only \(index) of \(header.batches.count) batches were read", bundle: path)
         }
         // Drain: nothing may follow the last frame, neither uncompressed nor compressed bytes.
         var scratch = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let extra = try scratch.withUnsafeMutableBytes { try decompressor.decompress(into: $0) }
             if extra > 0 {
-                throw BundleSyncError.badData("'\(path)': the body holds data after its last batch")
+                throw BundleSyncError(.badData, "'\(path)': the body holds data after its last batch", bundle: path)
             }
             if decompressor.hasPendingInput { continue }
             if compressedRemaining == 0 { break }
             try readCompressed(orThrow: "'\(path)' is truncated")
         }
         guard end == start else {
-            throw BundleSyncError.badData("'\(path)': the body holds data after its last batch")
+            throw BundleSyncError(.badData, "'\(path)': the body holds data after its last batch", bundle: path)
         }
         guard decompressor.frameEnded else {
-            throw BundleSyncError.badData("'\(path)': the compressed body is truncated")
+            throw BundleSyncError(.badData, "'\(path)': the compressed body is truncated", bundle: path)
         }
         handTakenBytesToDigest()
         let digest = digests.finish()
         guard digest[Self.fileStream] == trailer.fileDigest else {
-            throw BundleSyncError.badData("'\(path)': the file digest does not match (the file was altered after export)")
+            throw BundleSyncError(.badData, "'\(path)': the file digest does not match (the file was altered after export)", bundle: path)
         }
         guard digest[Self.contentStream] == trailer.contentDigest else {
-            throw BundleSyncError.badData("'\(path)': the content digest does not match")
+            throw BundleSyncError(.badData, "'\(path)': the content digest does not match", bundle: path)
         }
         guard Signature.isValid(trailer.signature, domain: .bundle, message: BundleFile.signedMessage(trailer: trailer),
                                 publicKey: header.exporterKey) else {
-            throw BundleSyncError.badData("'\(path)': the exporter's signature is not valid")
+            throw BundleSyncError(.badData, "'\(path)': the exporter's signature is not valid", bundle: path)
         }
     }
 }

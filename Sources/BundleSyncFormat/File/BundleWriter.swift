@@ -28,9 +28,8 @@ package final class BundleWriter {
     package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
         finalPath = path
         displayPath = shownAs ?? path
-        let dir = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
-        tempPath = (dir.isEmpty ? "" : dir + "/") + ".\(base).\(getpid()).tmp"
+        let dir = PathText.directory(of: path)
+        tempPath = BundlePath.temporary(for: path)
         guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
             throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
                                   hint: "check that the directory exists, is writable and has space")
@@ -129,17 +128,23 @@ package final class BundleWriter {
             throw BundleSyncError(.cannotCreate, "cannot move the finished bundle to '\(target)': \(reason)")
         }
         finished = true
-        syncDirectory(of: target)
+        // The bundle is complete under its name once renamed. A directory that cannot be
+        // flushed (some file systems refuse fsync on one) leaves only the rename less durable
+        // after a power cut, so the export stands.
+        try? syncDirectory(of: target)
         return target
     }
 
-    /// Makes the rename durable.
-    private func syncDirectory(of path: String) {
-        let dir = (path as NSString).deletingLastPathComponent
+    /// Makes the rename of `path` into place durable by flushing its directory.
+    private func syncDirectory(of path: String) throws {
+        let dir = PathText.directory(of: path)
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
+        guard fd >= 0 else {
+            throw BundleSyncError(.io, "cannot open the directory of '\(path)' to flush it", cause: .errno(errno), bundle: path)
+        }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else {
+            throw BundleSyncError(.io, "cannot flush the directory of '\(path)'", cause: .errno(errno), bundle: path)
         }
     }
 }
