@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 /// Replicas whose application changes under them still converge: columns added at random
-/// rounds on each replica (so bundles cross between application versions), tables rebuilt
+/// rounds on each replica (so bundles and snapshots cross between application versions,
+/// and are held and relayed by replicas that do not track what they change), tables rebuilt
 /// the twelve-step way, an application trigger that writes another tracked table, and
 /// values that SQLite compares as equal (0.0 and -0.0), among random writes delivered late,
 /// out of order and twice.
@@ -66,7 +67,7 @@ private struct DriftRun {
             for r in (0..<count).shuffled(using: &rng) {
                 try drift(r, round: round)
                 for _ in 0..<(2 + int(0..<5)) { try write(r) }
-                pool.append(try replicas[r].export(to: stick))
+                pool.append(try replicas[r].export(chance(0.3) ? ["--full"] : [], to: stick))
             }
             for r in (0..<count).shuffled(using: &rng) {
                 let some = pool.shuffled(using: &rng).prefix(int(1..<(pool.count + 1)))
@@ -76,7 +77,8 @@ private struct DriftRun {
         // Every application is updated in the end; then everyone exchanges everything, twice.
         for r in 0..<count { try drift(r, round: Int.max) }
         for _ in 0..<2 {
-            let bundles = try (0..<count).map { try replicas[$0].export(to: tmp.dir("final")) }
+            var bundles: [String] = []
+            for r in 0..<count { bundles.append(try replicas[r].export(chance(0.5) ? ["--full"] : [], to: tmp.dir("final"))) }
             for r in 0..<count { try replicas[r].importing(bundles.shuffled(using: &rng) + pool.shuffled(using: &rng).prefix(3)) }
         }
         let list = (["id"] + Self.baseColumns + Self.addedColumns).joined(separator: ", ")

@@ -243,8 +243,10 @@ import Testing
         #expect(try b.rows("SELECT a, b FROM t") == [[.integer(9), .integer(2)]])
         let held = try b.status()["held"] as? [[String: Any]] ?? []
         #expect(held.map { $0["what"] as? String } == ["column 'c' of 't'", "table 'u'"])
-        // B, still on the old version, relays everything to C, which verifies and holds it.
+        // B, still on the old version, relays everything to C as a snapshot, which C
+        // verifies and holds.
         let relayed = try b.export(["--full"], to: stick)
+        #expect(try CLI.ok(["inspect", relayed]).contains("snapshot"))
         try CLI.ok(["verify", relayed])
         try c.importing([relayed])
         #expect(try c.rows("SELECT a FROM t") == [[.integer(9)]])

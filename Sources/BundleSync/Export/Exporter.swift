@@ -60,20 +60,15 @@ package struct Exporter {
             for (origin, held) in vector.entries where held > base[origin] {
                 if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
             }
-            let holding = !(try store.history.heldBatches().isEmpty)
-            if case .full = target { snapshot = !(holding && complete) }
+            if case .full = target { snapshot = true }
             if !complete { snapshot = true }
-            if snapshot && holding {
-                throw BundleSyncError(.failure, "'\(db.path)' holds changes to tables or columns it does not track, and a snapshot of its tables would leave them out",
-                                      hint: "track them here first (see 'bundlesync status'), or export from a replica that tracks them",
-                                      database: db.path)
-            }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
             if snapshot {
                 keys.merge(try store.replicas.publicKeys()) { mine, _ in mine }
-                schemas = store.catalog.tracked.map(\.schema)
+                let held = try store.history.heldBatches().flatMap(\.items) + store.history.heldChunks().flatMap(\.items)
+                schemas = try Set(store.catalog.tracked.map(\.name) + held.map(\.table)).sorted().compactMap { try declaredSchema(of: $0) }
             } else {
                 var touched = Set<String>()
                 for b in missing {

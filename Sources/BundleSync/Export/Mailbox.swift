@@ -51,11 +51,10 @@ public struct Mailbox {
     @discardableResult
     public func removeStaleTemporaryFiles() -> [String] {
         let fm = FileManager.default
-        let prefix = ".\(Self.provisionalName(of: store.name))."
         var removed: [String] = []
-        for file in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] where file.hasPrefix(prefix) && file.hasSuffix(".tmp") {
-            let pid = Int32(file.dropFirst(prefix.count).dropLast(4)) ?? 0
-            guard pid != getpid(), pid <= 0 || kill(pid, 0) != 0 else { continue }
+        for file in (try? fm.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let pid = BundlePath.writer(ofTemporary: file, for: Self.provisionalName(of: store.name)),
+                  pid != getpid(), pid <= 0 || kill(pid, 0) != 0 else { continue }
             let path = PathText.join(directory, file)
             if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
         }

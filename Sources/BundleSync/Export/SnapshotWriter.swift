@@ -82,6 +82,29 @@ package struct SnapshotWriter {
             }
         }
         try flush()
+        return rows + (try writeHeld(to: writer))
+    }
+
+    /// Appends what this replica holds for tables and columns it does not track: its held
+    /// snapshot chunks as they came, and each held batch as a chunk of the same rows and
+    /// clocks, so that a replica that joins from this snapshot loses none of it.
+    private func writeHeld(to writer: BundleWriter) throws -> Int {
+        var rows = 0
+        for held in try store.history.heldChunks() {
+            try writer.append(held.chunk)
+            rows += held.chunk.rowCount
+        }
+        for held in try store.history.heldBatches() {
+            let batch = try Batch.decode(try store.history.load(origin: held.originIndex, seq: held.seq).bytes)
+            let chunk = SnapshotChunk(origins: [batch.origin], tables: batch.tables.map { section in
+                SnapshotChunk.Table(table: section.table, keyColumns: section.keyColumns, columns: section.columns, rows: section.rows.map { row in
+                    SnapshotChunk.Row(key: row.key, causalLength: row.causalLength, rowHLC: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, rowOrigin: 0,
+                                      cells: row.cells.map { SnapshotChunk.Cell(column: $0.column, hlc: $0.hlc, origin: 0, value: $0.value, merge: $0.merge) })
+                })
+            })
+            try writer.append(chunk)
+            rows += chunk.rowCount
+        }
         return rows
     }
 }

@@ -117,7 +117,7 @@ package struct Importer {
                 }
                 // Batches kept here are relayed as they came, so the way their tables were
                 // declared is kept where this replica does not track all of a table.
-                for declared in reader.header.tables where !reader.header.isSnapshot {
+                for declared in reader.header.tables {
                     let local = store.catalog[declared.name]
                     if local == nil || declared.columns.contains(where: { local?.ordinal(of: $0.name) == nil }) {
                         try history.rememberDeclared(declared)
@@ -125,7 +125,11 @@ package struct Importer {
                 }
                 while let chunk = try reader.nextSnapshotChunk() {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-                    try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
+                    let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
+                    if !held.isEmpty {
+                        try history.hold(chunk, items: held)
+                        heldItems.formUnion(held)
+                    }
                     outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
                     for t in chunk.tables {
                         for r in t.rows { newest = max(newest, ([r.rowHLC] + r.cells.map(\.hlc)).max()!) }
@@ -281,13 +285,12 @@ package struct Importer {
 
     /// Refuses a bundle whose tables disagree with this replica's on a key or a merge rule.
     ///
-    /// A table or column this replica does not track is no reason to refuse a bundle of
-    /// batches: its changes are held until it is tracked here (SPEC §3.7). A snapshot
-    /// carries no batches to hold, so one that touches such a table or column is refused.
+    /// A table or column this replica does not track is no reason to refuse a bundle: its
+    /// changes are held until it is tracked here (SPEC §3.7).
     package func checkSchema(of header: BundleHeader) throws {
         for t in header.tables {
-            guard header.isSnapshot || store.catalog[t.name] != nil else { continue }
-            try checkTable(name: t.name, keyColumns: t.keyColumns, columns: header.isSnapshot ? t.columns.map(\.name) : [])
+            guard store.catalog[t.name] != nil else { continue }
+            try checkTable(name: t.name, keyColumns: t.keyColumns)
             let local = store.catalog[t.name]!
             for c in t.columns {
                 if let i = local.ordinal(of: c.name), local.schema.columns[i].rule != c.rule {
@@ -303,18 +306,9 @@ package struct Importer {
         "'\(path)' changes \(held.map(\.description).joined(separator: ", ")), not tracked here: those changes are kept and applied once \(held.count == 1 ? "it is" : "they are") tracked (see 'bundlesync status')"
     }
 
-    private func checkTable(name: String, keyColumns: [String], columns: [String]) throws {
-        guard let local = store.catalog[name] else {
-            throw BundleSyncError.badData("the bundle changes table '\(shown(name))', which this replica does not track",
-                                          hint: "create the table with the same columns and run 'bundlesync track DB \(shown(name))', then import again")
-        }
-        guard local.schema.keyColumns == keyColumns else {
-            throw BundleSyncError.badData("table '\(shown(name))' is keyed by (\(keyColumns.map(shown).joined(separator: ", "))) in the bundle but by (\(local.schema.keyColumns.joined(separator: ", "))) here",
-                                          hint: "every replica must give the table the same primary key")
-        }
-        for c in columns where local.ordinal(of: c) == nil {
-            throw BundleSyncError.badData("the bundle changes column '\(shown(c))' of '\(shown(name))', which this replica does not track",
-                                          hint: "add it with 'ALTER TABLE \(shown(name)) ADD COLUMN \(shown(c)) ...' and run 'bundlesync track DB \(shown(name))', then import again")
-        }
+    private func checkTable(name: String, keyColumns: [String]) throws {
+        guard let local = store.catalog[name], local.schema.keyColumns != keyColumns else { return }
+        throw BundleSyncError.badData("table '\(shown(name))' is keyed by (\(keyColumns.map(shown).joined(separator: ", "))) in the bundle but by (\(local.schema.keyColumns.joined(separator: ", "))) here",
+                                      hint: "every replica must give the table the same primary key")
     }
 }

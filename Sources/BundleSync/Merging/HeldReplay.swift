@@ -15,14 +15,15 @@ package struct HeldReplay {
         self.store = store
     }
 
+    /// Whether `item` is tracked here now.
+    private func isTracked(_ item: HeldItem) -> Bool {
+        guard let t = store.catalog[item.table] else { return false }
+        return item.column.map { t.ordinal(of: $0) != nil } ?? true
+    }
+
     /// The held batches that hold something tracked here now.
     package func due() throws -> [HeldBatch] {
-        try store.history.heldBatches().filter { batch in
-            batch.items.contains { item in
-                guard let t = store.catalog[item.table] else { return false }
-                return item.column.map { t.ordinal(of: $0) != nil } ?? true
-            }
-        }
+        try store.history.heldBatches().filter { $0.items.contains(where: isTracked) }
     }
 
     /// Merges `batches` again. Must run inside `withoutCapture`.
@@ -41,8 +42,13 @@ package struct HeldReplay {
                 try store.history.hold(origin: held.originIndex, seq: held.seq, items: still)
             }
         }
+        for held in try store.history.heldChunks() where held.items.contains(where: isTracked) {
+            let still = try RowMerger(store: store, tiesWin: true).merge(held.chunk, keys: [:])
+            try store.history.updateHeld(chunk: held.id, items: still)
+            if still.isEmpty { released += 1 }
+        }
         if released > 0 {
-            store.notices.append("\(released == 1 ? "1 held batch is" : "\(released) held batches are") applied now that what \(released == 1 ? "it" : "they") changed is tracked here")
+            store.notices.append("\(released == 1 ? "1 held batch or snapshot chunk is" : "\(released) held batches or snapshot chunks are") applied now that what \(released == 1 ? "it" : "they") changed is tracked here")
         }
         return released
     }
@@ -50,7 +56,8 @@ package struct HeldReplay {
     /// Merges again, in a transaction of its own, every held batch that is due.
     package func run() throws {
         let batches = try due()
-        guard !batches.isEmpty else { return }
+        let chunks = try store.history.heldChunks().contains { $0.items.contains(where: isTracked) }
+        guard !batches.isEmpty || chunks else { return }
         try store.withoutCapture { try replay(batches) }
     }
 }

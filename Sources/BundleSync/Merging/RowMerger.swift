@@ -39,9 +39,7 @@ package struct RowMerger {
             }
             let ordinals = section.columns.map { t.ordinal(of: $0) }
             let unlisted = Self.unlisted(t, ordinals)
-            for (i, name) in section.columns.enumerated() where ordinals[i] == nil {
-                if section.rows.contains(where: { $0.cells.contains { $0.column == i } }) { held.append(HeldItem(table: t.name, column: name)) }
-            }
+            held += Self.unknownColumns(t, section.columns, ordinals, used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } })
             try store.captureOff(onlyFor: t)
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
@@ -56,22 +54,40 @@ package struct RowMerger {
     }
 
     /// Merges one snapshot chunk: the same rules, with every cell carrying its own origin.
-    package func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws {
+    ///
+    /// Tables and columns this replica does not track are left out and returned, as for a
+    /// batch.
+    @discardableResult
+    package func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws -> [HeldItem] {
         let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
+        var held: [HeldItem] = []
         for section in chunk.tables {
-            let (t, ordinals) = try store.catalog.resolve(section.table, columns: section.columns)
+            guard let t = store.catalog[section.table] else {
+                held.append(HeldItem(table: section.table, column: nil))
+                continue
+            }
+            let ordinals = section.columns.map { t.ordinal(of: $0) }
+            held += Self.unknownColumns(t, section.columns, ordinals, used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } })
             let unlisted = Self.unlisted(t, ordinals)
             try store.captureOff(onlyFor: t)
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
-                let cells = row.cells.map {
-                    IncomingCell(ordinal: ordinals[$0.column], stamp: .init(hlc: $0.hlc, origin: origins[$0.origin].index),
-                                 id: origins[$0.origin].id, value: $0.value, merge: $0.merge)
+                let cells = row.cells.compactMap { c in
+                    ordinals[c.column].map {
+                        IncomingCell(ordinal: $0, stamp: .init(hlc: c.hlc, origin: origins[c.origin].index),
+                                     id: origins[c.origin].id, value: c.value, merge: c.merge)
+                    }
                 }
                 try mergeRow(t, key: row.key, causalLength: row.causalLength,
                              rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells, unlisted: unlisted)
             }
         }
+        return held
+    }
+
+    /// The columns of a section this replica does not track and whose cells it uses.
+    private static func unknownColumns(_ t: TrackedTable, _ names: [String], _ ordinals: [Int?], used: (Int) -> Bool) -> [HeldItem] {
+        names.indices.filter { ordinals[$0] == nil && used($0) }.map { HeldItem(table: t.name, column: names[$0]) }
     }
 
     /// A cell arriving from a batch or a snapshot: its local column, clock, writer and value.

@@ -38,7 +38,7 @@ public struct StatusReport: Sendable {
     public var atHome: Bool
     public var tables: [TableSchema]
     /// Tables and columns not tracked here whose changes this replica holds, with how many
-    /// batches hold them.
+    /// batches or snapshot chunks hold them.
     public var held: [(what: String, batches: Int)]
 
     public var pendingChanges: Int { pendingByTable.values.reduce(0, +) }
@@ -64,8 +64,8 @@ public struct StatusReport: Sendable {
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
             var counts: [String: Int] = [:]
-            for batch in try store.history.heldBatches() {
-                for item in batch.items { counts[item.description, default: 0] += 1 }
+            for items in try store.history.heldBatches().map(\.items) + store.history.heldChunks().map(\.items) {
+                for item in items { counts[item.description, default: 0] += 1 }
             }
             held = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         }

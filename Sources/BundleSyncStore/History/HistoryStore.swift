@@ -192,13 +192,8 @@ extension HistoryStore {
     /// Records that a stored batch holds changes to `items`.
     package func hold(origin: Int64, seq: UInt64, items: [HeldItem]) throws {
         try db.execute("CREATE TABLE IF NOT EXISTS \(Self.heldTable)(origin INTEGER NOT NULL, seq INTEGER NOT NULL, items BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID")
-        var w = ByteWriter()
-        for item in items.sorted(by: { ($0.table, $0.column ?? "") < ($1.table, $1.column ?? "") }) {
-            w.string(item.table)
-            w.string(item.column ?? "")
-        }
         try db.run("INSERT OR REPLACE INTO \(Self.heldTable)(origin, seq, items) VALUES (?, ?, ?)",
-                   [.integer(origin), .integer(Int64(seq)), .blob(w.bytes)])
+                   [.integer(origin), .integer(Int64(seq)), .blob(Self.encode(items))])
     }
 
     /// Remembers how a bundle declared a table this replica holds changes to, so that it can
@@ -233,14 +228,7 @@ extension HistoryStore {
             SELECT h.origin, h.seq, h.items FROM \(Self.heldTable) h
             LEFT JOIN _bundlesync_batches b ON b.origin = h.origin AND b.seq = h.seq ORDER BY b.applied_order
             """).map { row in
-            var r = ByteReader(row[2].blobBytes)
-            var items: [HeldItem] = []
-            while !r.isAtEnd {
-                let table = try r.string("held table")
-                let column = try r.string("held column")
-                items.append(HeldItem(table: table, column: column.isEmpty ? nil : column))
-            }
-            return HeldBatch(originIndex: row[0].integer ?? 0, seq: UInt64(row[1].integer ?? 0), items: items)
+            HeldBatch(originIndex: row[0].integer ?? 0, seq: UInt64(row[1].integer ?? 0), items: try Self.decodeItems(row[2].blobBytes))
         }
     }
 
@@ -256,6 +244,63 @@ extension SQLValue {
         switch self {
         case .blob(let b), .text(let b): b
         default: []
+        }
+    }
+}
+
+/// A snapshot chunk applied here only in part, kept whole until what it holds is tracked.
+package struct HeldChunk: Sendable {
+    package var id: Int64
+    package var chunk: SnapshotChunk
+    package var items: [HeldItem]
+}
+
+extension HistoryStore {
+    private static let heldChunksTable = "_bundlesync_held_chunks"
+
+    static func encode(_ items: [HeldItem]) -> [UInt8] {
+        var w = ByteWriter()
+        for item in items.sorted(by: { ($0.table, $0.column ?? "") < ($1.table, $1.column ?? "") }) {
+            w.string(item.table)
+            w.string(item.column ?? "")
+        }
+        return w.bytes
+    }
+
+    static func decodeItems(_ bytes: [UInt8]) throws -> [HeldItem] {
+        var r = ByteReader(bytes)
+        var items: [HeldItem] = []
+        while !r.isAtEnd {
+            let table = try r.string("held table")
+            let column = try r.string("held column")
+            items.append(HeldItem(table: table, column: column.isEmpty ? nil : column))
+        }
+        return items
+    }
+
+    /// Keeps a snapshot chunk some of whose rows or cells belong to `items`.
+    package func hold(_ chunk: SnapshotChunk, items: [HeldItem]) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS \(Self.heldChunksTable)(id INTEGER PRIMARY KEY, chunk BLOB NOT NULL, length INTEGER NOT NULL, items BLOB NOT NULL)")
+        let bytes = chunk.encoded()
+        try db.run("INSERT INTO \(Self.heldChunksTable)(chunk, length, items) VALUES (?, ?, ?)",
+                   [.blob(try ZstdCompressor.compress(bytes)), .integer(Int64(bytes.count)), .blob(Self.encode(items))])
+    }
+
+    /// The held snapshot chunks, oldest first.
+    package func heldChunks() throws -> [HeldChunk] {
+        guard try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(Self.heldChunksTable)]) != nil else { return [] }
+        return try db.rows("SELECT id, chunk, length, items FROM \(Self.heldChunksTable) ORDER BY id").map { row in
+            let bytes = try ZstdDecompressor.decompress(row[1].blobBytes, limit: Int(row[2].integer ?? 0))
+            return HeldChunk(id: row[0].integer ?? 0, chunk: try SnapshotChunk.decode(bytes), items: try Self.decodeItems(row[3].blobBytes))
+        }
+    }
+
+    /// Records what a held chunk still holds; with nothing left, forgets it.
+    package func updateHeld(chunk id: Int64, items: [HeldItem]) throws {
+        if items.isEmpty {
+            try db.run("DELETE FROM \(Self.heldChunksTable) WHERE id = ?", [.integer(id)])
+        } else {
+            try db.run("UPDATE \(Self.heldChunksTable) SET items = ? WHERE id = ?", [.blob(Self.encode(items)), .integer(id)])
         }
     }
 }
