@@ -20,7 +20,7 @@ struct Sync: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
-        try Replica.checkMailbox(dir)
+        try Mailbox.requireFolder(dir)
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])

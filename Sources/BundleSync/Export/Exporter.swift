@@ -67,7 +67,7 @@ package struct Exporter {
             var schemas: [TableSchema]
             if snapshot {
                 keys.merge(try store.replicas.publicKeys()) { mine, _ in mine }
-                let held = try store.history.heldBatches().flatMap(\.items) + store.history.heldChunks().flatMap(\.items)
+                let held = try store.held.heldBatches().flatMap(\.items) + store.held.heldChunks().flatMap(\.items)
                 schemas = try Set(store.catalog.tracked.map(\.name) + held.map(\.table)).sorted().compactMap { try declaredSchema(of: $0) }
             } else {
                 var touched = Set<String>()
@@ -142,7 +142,7 @@ package struct Exporter {
     /// it holds changes to as bundles declared them; or, for a table it does not track, as
     /// the bundles it holds declared it.
     private func declaredSchema(of table: String) throws -> TableSchema? {
-        let held = try store.history.declared(table)
+        let held = try store.held.declared(table)
         guard var schema = store.catalog[table]?.schema else { return held }
         for c in held?.columns ?? [] where !schema.columns.contains(where: { $0.name == c.name }) { schema.columns.append(c) }
         return schema

@@ -21,6 +21,9 @@ public struct Mailbox {
         self.directory = directory
     }
 
+    /// Refuses a shared folder that is not an existing directory, before anything is done.
+    public static func requireFolder(_ directory: String) throws { try ExportDestination.requireDirectory(directory) }
+
     /// The name an export into a folder writes under, before its final name is known.
     package static func provisionalName(of replica: String) -> String { "export-\(replica)" }
 

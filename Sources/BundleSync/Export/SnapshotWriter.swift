@@ -90,11 +90,11 @@ package struct SnapshotWriter {
     /// clocks, so that a replica that joins from this snapshot loses none of it.
     private func writeHeld(to writer: BundleWriter) throws -> Int {
         var rows = 0
-        for held in try store.history.heldChunks() {
+        for held in try store.held.heldChunks() {
             try writer.append(held.chunk)
             rows += held.chunk.rowCount
         }
-        for held in try store.history.heldBatches() {
+        for held in try store.held.heldBatches() {
             let batch = try Batch.decode(try store.history.load(origin: held.originIndex, seq: held.seq).bytes)
             let chunk = SnapshotChunk(origins: [batch.origin], tables: batch.tables.map { section in
                 SnapshotChunk.Table(table: section.table, keyColumns: section.keyColumns, columns: section.columns, rows: section.rows.map { row in

@@ -120,14 +120,14 @@ package struct Importer {
                 for declared in reader.header.tables {
                     let local = store.catalog[declared.name]
                     if local == nil || declared.columns.contains(where: { local?.ordinal(of: $0.name) == nil }) {
-                        try history.rememberDeclared(declared)
+                        try store.held.rememberDeclared(declared)
                     }
                 }
                 while let chunk = try reader.nextSnapshotChunk() {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
                     let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
                     if !held.isEmpty {
-                        try history.hold(chunk, items: held)
+                        try store.held.hold(chunk, items: held)
                         heldItems.formUnion(held)
                     }
                     outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
@@ -157,7 +157,7 @@ package struct Importer {
                         let held = try RowMerger(store: store).merge(batch, originIndex: origin)
                         try history.store(signed, batch: batch, origin: origin, applied: true)
                         if !held.isEmpty {
-                            try history.hold(origin: origin, seq: batch.seq, items: held)
+                            try store.held.hold(origin: origin, seq: batch.seq, items: held)
                             heldItems.formUnion(held)
                         }
                         outcome.applied += 1
@@ -222,7 +222,7 @@ package struct Importer {
                 guard try isApplicable(batch, head: head) else { continue }
                 let held = try RowMerger(store: store).merge(batch, originIndex: p.originIndex)
                 try history.markApplied(origin: p.originIndex, seq: p.seq, hash: p.hash)
-                if !held.isEmpty { try history.hold(origin: p.originIndex, seq: p.seq, items: held) }
+                if !held.isEmpty { try store.held.hold(origin: p.originIndex, seq: p.seq, items: held) }
                 released += 1
                 progress?(ProgressEvent(phase: "applying", kind: .detail("applied parked batch \(p.seq) of \(p.origin.short)")))
                 advanced = true

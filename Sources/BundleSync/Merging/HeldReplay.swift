@@ -23,7 +23,7 @@ package struct HeldReplay {
 
     /// The held batches that hold something tracked here now.
     package func due() throws -> [HeldBatch] {
-        try store.history.heldBatches().filter { $0.items.contains(where: isTracked) }
+        try store.held.heldBatches().filter { $0.items.contains(where: isTracked) }
     }
 
     /// Merges `batches` again. Must run inside `withoutCapture`.
@@ -36,15 +36,15 @@ package struct HeldReplay {
             let batch = try Batch.decode(try store.history.load(origin: held.originIndex, seq: held.seq).bytes)
             let still = try RowMerger(store: store, tiesWin: true).merge(batch, originIndex: held.originIndex)
             if still.isEmpty {
-                try store.history.release(origin: held.originIndex, seq: held.seq)
+                try store.held.release(origin: held.originIndex, seq: held.seq)
                 released += 1
             } else {
-                try store.history.hold(origin: held.originIndex, seq: held.seq, items: still)
+                try store.held.hold(origin: held.originIndex, seq: held.seq, items: still)
             }
         }
-        for held in try store.history.heldChunks() where held.items.contains(where: isTracked) {
+        for held in try store.held.heldChunks() where held.items.contains(where: isTracked) {
             let still = try RowMerger(store: store, tiesWin: true).merge(held.chunk, keys: [:])
-            try store.history.updateHeld(chunk: held.id, items: still)
+            try store.held.updateHeld(chunk: held.id, items: still)
             if still.isEmpty { released += 1 }
         }
         if released > 0 {
@@ -56,7 +56,7 @@ package struct HeldReplay {
     /// Merges again, in a transaction of its own, every held batch that is due.
     package func run() throws {
         let batches = try due()
-        let chunks = try store.history.heldChunks().contains { $0.items.contains(where: isTracked) }
+        let chunks = try store.held.heldChunks().contains { $0.items.contains(where: isTracked) }
         guard !batches.isEmpty || chunks else { return }
         try store.withoutCapture { try replay(batches) }
     }

@@ -37,10 +37,8 @@ public final class Replica {
     }
 
     public var db: Database { store.db }
-    public var identity: Identity { store.identity }
     public var id: ReplicaID { store.id }
     public var name: String { store.name }
-    public var trackedTables: [TrackedTable] { store.catalog.tracked }
 
     // MARK: - Opening
 
@@ -124,7 +122,7 @@ public final class Replica {
         try withoutCapture {
             if try problems.isEmpty && store.catalog.exists(table) { try Sealer(store: store, progress: progress).sealPending() }
             // History that changed the table is still relayed, declared as it was tracked.
-            try store.history.rememberDeclared(t.schema)
+            try store.held.rememberDeclared(t.schema)
             try store.catalog.remove(t)
         }
     }
@@ -132,8 +130,6 @@ public final class Replica {
     /// This replica's own bundles in a shared folder.
     public func mailbox(_ directory: String) -> Mailbox { Mailbox(store: store, directory: directory) }
 
-    /// Refuses a shared folder that is not an existing directory, before anything is done.
-    public static func checkMailbox(_ directory: String) throws { try ExportDestination.requireDirectory(directory) }
 
     /// The trust list.
     public var trust: TrustList { TrustList(store: store) }
@@ -149,11 +145,6 @@ public final class Replica {
 
     // MARK: - Identity and copies
 
-    /// Whether this file is where the replica was made (not a copy elsewhere).
-    public var isAtHome: Bool {
-        get throws { try Home.isAtHome(db) }
-    }
-
     /// Settles a copied or moved replica file.
     ///
     /// - Parameters:
@@ -164,7 +155,7 @@ public final class Replica {
     /// - Returns: Whether the identity changed.
     @discardableResult
     public func reidentify(moved: Bool, newName: String? = nil) throws -> Bool {
-        if try isAtHome {
+        if try Home.isAtHome(db) {
             if moved { return false }
             throw BundleSyncError.usage("'\(db.path)' is where replica '\(name)' was made; it is not a copy",
                                         hint: "run 'bundlesync reidentify' on the copy instead")

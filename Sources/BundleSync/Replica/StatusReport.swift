@@ -60,11 +60,11 @@ public struct StatusReport: Sendable {
             parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
             (historyBatches, historyBytes) = try store.history.totals()
             pendingByTable = try store.catalog.pendingChanges()
-            trustOnly = try store.trustOnly
+            trustOnly = try TrustList(store: store).isEnforced
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
             var counts: [String: Int] = [:]
-            for items in try store.history.heldBatches().map(\.items) + store.history.heldChunks().map(\.items) {
+            for items in try store.held.heldBatches().map(\.items) + store.held.heldChunks().map(\.items) {
                 for item in items { counts[item.description, default: 0] += 1 }
             }
             held = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }

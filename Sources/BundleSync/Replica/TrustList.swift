@@ -23,11 +23,13 @@ public struct TrustList {
 
     /// Whether only replicas on the trust list may contribute history. Off by default.
     public var isEnforced: Bool {
-        get throws { try store.trustOnly }
+        get throws { try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'trust_only'")?.integer.map { $0 != 0 } ?? false }
     }
 
     public func enforce(_ on: Bool) throws {
-        try store.withoutCapture { try store.setTrustOnly(on) }
+        try store.withoutCapture {
+            try db.run("INSERT OR REPLACE INTO _bundlesync_meta(key, value) VALUES ('trust_only', ?)", [.integer(on ? 1 : 0)])
+        }
     }
 
     /// Puts a replica on the trust list, or takes it off.

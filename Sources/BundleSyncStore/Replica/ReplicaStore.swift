@@ -22,6 +22,7 @@ package final class ReplicaStore {
     package let cellStates: CellStateStore
     package let rows: RowWriter
     package let history: HistoryStore
+    package let held: HeldStore
     /// Warnings for the person at the keyboard, gathered while commands work (rows that
     /// could not be synced, capture that was repaired); the command line prints them.
     package var notices: [String] = []
@@ -39,7 +40,8 @@ package final class ReplicaStore {
         clocks = ClockStore(db: db, texts: texts)
         cellStates = CellStateStore(db: db, texts: texts)
         rows = RowWriter(db: db, texts: texts)
-        history = HistoryStore(db: db, replicas: replicas)
+        held = HeldStore(db: db)
+        history = HistoryStore(db: db, replicas: replicas, held: held)
     }
 
     // MARK: - Opening
@@ -148,18 +150,6 @@ package final class ReplicaStore {
 
     package func advanceClock(to hlc: HLC) throws {
         try db.run("UPDATE _bundlesync_meta SET value = max(value, ?) WHERE key = 'hlc'", [.integer(Int64(bitPattern: hlc.rawValue))])
-    }
-
-    /// Whether only replicas on the trust list may contribute history (off by default).
-    package var trustOnly: Bool {
-        get throws {
-            guard case .integer(let v)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'trust_only'") else { return false }
-            return v != 0
-        }
-    }
-
-    package func setTrustOnly(_ on: Bool) throws {
-        try db.run("INSERT OR REPLACE INTO _bundlesync_meta(key, value) VALUES ('trust_only', ?)", [.integer(on ? 1 : 0)])
     }
 
     // MARK: - Own transactions
