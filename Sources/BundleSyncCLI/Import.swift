@@ -94,8 +94,10 @@ enum BundlePaths {
             // so the others are still handled.
             if FileManager.default.fileExists(atPath: p, isDirectory: &isDir) && isDir.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []
+                // Only regular files: a FIFO or a device named like a bundle is not one.
                 out += names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
                     .map { PathText.join(p, $0) }
+                    .filter { var st = stat(); return stat($0, &st) == 0 && st.st_mode & S_IFMT == S_IFREG }
             } else {
                 out.append(p)
             }

@@ -64,6 +64,23 @@ import Testing
         #expect(quiet.status == 0)
     }
 
+    @Test func aFIFOIsRefusedNotWaitedOn() throws {
+        let tmp = TempDir()
+        let a = try replica(tmp)
+        let folder = tmp.dir("stick")
+        _ = try a.export(to: folder)
+        let fifo = PathText.join(folder, "b-1-00000000.bsync")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for args in [["verify", fifo], ["inspect", fifo], ["import", a.db, fifo]] {
+            let r = try CLI.run(args, wrapper: ["timeout", "20"])
+            #expect(r.status == 64, "\(args[0]): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("is not a regular file"), "\(args[0]): \(r.stderr)")
+        }
+        // In a folder, it is not taken for a bundle at all.
+        let sync = try CLI.run(["sync", a.db, folder], wrapper: ["timeout", "20"])
+        #expect(sync.status == 0, "\(sync.stderr)")
+    }
+
     @Test func helpForACommandThatDoesNotExistIsAUsageError() throws {
         let r = try CLI.run(["help", "nosuch"])
         #expect(r.status == 64)
