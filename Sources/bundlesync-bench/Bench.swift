@@ -30,7 +30,7 @@ struct Options {
             return args[i]
         }
         func fail(_ m: String) -> Never {
-            FileHandle.standardError.write(Data("bundlesync-bench: \(m)\n\(usage)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("bundlesync-bench: \(m)\n\(usage)\n".utf8))
             exit(64)
         }
         while i < args.count {
@@ -66,7 +66,7 @@ enum Bench {
         do {
             try Run(options).go()
         } catch {
-            FileHandle.standardError.write(Data("bundlesync-bench: \(error)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("bundlesync-bench: \(error)\n".utf8))
             exit(1)
         }
     }
@@ -85,12 +85,12 @@ final class Run {
         self.o = o
         w = Workload(rows: o.rows, seed: o.seed)
         let parent = o.dir ?? NSTemporaryDirectory()
-        root = (parent as NSString).appendingPathComponent("bundlesync-bench-\(o.rows)-\(getpid())")
+        root = PathText.join(parent, "bundlesync-bench-\(o.rows)-\(getpid())")
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         createdRoot = true
     }
 
-    func file(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
+    func file(_ name: String) -> String { PathText.join(root, name) }
 
     /// Copies a closed (checkpointed) database file.
     func copy(_ from: String, _ to: String) throws {
@@ -248,7 +248,7 @@ final class Run {
             tBaseVerify = min(tBaseVerify, tb)
             if r.bytes != bodyBytes { throw BenchError("baseline decompressed \(r.bytes) bytes, the trailer says \(bodyBytes)") }
         }
-        let verifyName = (verifyPath as NSString).lastPathComponent
+        let verifyName = PathText.fileName(of: verifyPath)
         Progress.steps.append(("verify \(verifyName) (BundleSummary.read), best of \(verifyReps)", tVerify))
         Progress.steps.append(("baseline: zstd -d + SHA-256 of the body of \(verifyName), best of \(verifyReps)", tBaseVerify))
         log("verify: \(fixed(tVerify, 3)) s; baseline \(fixed(tBaseVerify, 3)) s")
@@ -322,7 +322,7 @@ final class Run {
             ("full (snapshot) bundle", "\(grouped(full.rows)) rows, \(bytesText(full.bytes))"),
             ("session changeset", "\(bytesText(changeset.count)) raw, \(bytesText(compressed.count)) zstd -3"),
             ("reference: changeset apply", "sqlite3changeset_apply of the same delta: \(fixed(tApply, 3)) s, \(perSecond(Double(cells), tApply, "cells")); bundlesync import \(fixed(tImport, 3)) s"),
-            ("verified file", "\((verifyPath as NSString).lastPathComponent): \(bytesText(verifyBytes)), body \(bytesText(bodyBytes)) uncompressed"),
+            ("verified file", "\(PathText.fileName(of: verifyPath)): \(bytesText(verifyBytes)), body \(bytesText(bodyBytes)) uncompressed"),
             ("base database file", bytesText(baseFileBytes)),
             ("bookkeeping after track", breakdown(bkTrack)),
             ("bookkeeping after full export", breakdown(bkExport)),

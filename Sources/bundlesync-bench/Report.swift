@@ -9,7 +9,7 @@ func now() -> Double {
 }
 
 func log(_ message: String) {
-    FileHandle.standardError.write(Data("[\(fixed(now() - Progress.start, 1).leftPadded(7)) s] \(message)\n".utf8))
+    try? FileHandle.standardError.write(contentsOf: Data("[\(fixed(now() - Progress.start, 1).leftPadded(7)) s] \(message)\n".utf8))
 }
 
 enum Progress {

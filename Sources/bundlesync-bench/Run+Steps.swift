@@ -221,7 +221,7 @@ extension Run {
 
     func bundlesyncBinary() -> String? {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let p = ((exe as NSString).deletingLastPathComponent as NSString).appendingPathComponent("bundlesync")
+        let p = PathText.join(PathText.directory(of: exe), "bundlesync")
         return FileManager.default.isExecutableFile(atPath: p) ? p : nil
     }
 

@@ -5,17 +5,7 @@ import Foundation
 // top of them. Everything is a pure function of the seed and the row index, so every copy
 // of the database (replica, baselines) receives exactly the same rows and the same writes.
 
-/// SplitMix64: small, fast, and good enough for test data.
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return mix64(state)
-    }
-
+extension SplitMix64 {
     /// Uniform in `0..<n` (n > 0; the tiny modulo bias does not matter here).
     mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 

@@ -159,7 +159,7 @@ import Testing
     }
 
     @Test func varintsAreReadAsTheReaderReadsThem() {
-        var rng = SeededRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var cases: [[UInt8]] = []
         for length in 1...11 {
             for last: UInt8 in [0, 1, 2, 0x7f] {

@@ -70,7 +70,7 @@ import Testing
     }
 
     @Test func statesMergeInAnyOrderAndSurviveTheirEncoding() throws {
-        var rng = SeededRandom(seed: 99)
+        var rng = SplitMix64(seed: 99)
         let keys = ["a", "b", "c"]
         func randomDoc(_ depth: Int) -> String {
             if depth == 0 || rng.next() % 3 == 0 {

@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func aStateAndItsDeltasMergeInAnyCausalOrderToTheSameText() throws {
-        var rng = SeededRandom(seed: 0x5EED_7E47)
+        var rng = SplitMix64(seed: 0x5EED_7E47)
         for round in 0..<100 {
             try convergenceRound(&rng, replicas: 2 + round % 3)
         }
@@ -81,7 +81,7 @@ import Testing
     /// One round: each replica inserts unique tokens and deletes whole pieces it sees; deltas
     /// travel in a random order that respects what each writer had seen, some twice. Every
     /// replica ends with the same text, holding exactly the tokens nobody deleted, each once.
-    private func convergenceRound(_ rng: inout SeededRandom, replicas n: Int) throws {
+    private func convergenceRound(_ rng: inout SplitMix64, replicas n: Int) throws {
         struct Delta { var bytes: [UInt8]; var deps: Set<Int>; var clock: UInt64 }
         var states = Array(repeating: TextSequence.empty, count: n)
         var seen = Array(repeating: Set<Int>(), count: n)
@@ -161,7 +161,7 @@ import Testing
 
     @Test func aLargeTextWithAOneWordEditMakesASmallDelta() throws {
         var words: [String] = []
-        var rng = SeededRandom(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var size = 0
         while size < 1_000_000 {
             words.append(String(repeating: "x", count: Int(rng.next() % 8) + 1) + (rng.next() % 12 == 0 ? "\n" : ""))
@@ -204,7 +204,7 @@ import Testing
     }
 
     @Test func myersFindsAShortestEditScript() throws {
-        var rng = SeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<2000 {
             let a = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
             let b = (0..<Int(rng.next() % 12)).map { _ in Int(rng.next() % 4) }
