@@ -28,7 +28,7 @@ struct Import: ParsableCommand {
     func run() throws {
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
-        let files = BundlePaths.expand(paths)
+        let files = BundlePaths.expand(paths, sayingWhereNone: true)
         var options = ImportOptions()
         if let maxClockSkew {
             options.clockSkewBound = maxClockSkew * 1000
@@ -45,6 +45,7 @@ struct Import: ParsableCommand {
                     d["parked_because"] = "earlier history of a batch's origin, or history it depends on, has not arrived; 'bundlesync status' names what each parked batch waits for"
                 }
                 if let rows = o.snapshotRows { d["snapshot_rows"] = rows }
+                if !o.forks.isEmpty { d["forks"] = o.forks.map(\.message) }
                 return d
             }]))
         }
@@ -59,6 +60,10 @@ enum ImportReport {
         var worst: Int32 = 0
         for o in outcomes {
             o.warnings.forEach(Diagnostics.warn)
+            for fork in o.forks {
+                Diagnostics.report(fork)
+                worst = max(worst, ExitStatus.code(for: fork.code))
+            }
             switch o.status {
             case .refused:
                 if let e = o.error {
@@ -86,6 +91,22 @@ func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 
 
 /// Expands directories into the bundle files they hold.
 enum BundlePaths {
+    /// Says so, for each directory given that holds no bundle.
+    static func expand(_ paths: [String], sayingWhereNone: Bool) -> [String] {
+        let files = expand(paths)
+        if sayingWhereNone {
+            for p in paths where isDirectory(p) && !files.contains(where: { PathText.directory(of: $0) == p }) {
+                Diagnostics.note("'\(p)' holds no *.bsync file")
+            }
+        }
+        return files
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
     static func expand(_ paths: [String]) -> [String] {
         var out: [String] = []
         for p in paths {

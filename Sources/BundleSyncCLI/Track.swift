@@ -36,7 +36,7 @@ struct Track: ParsableCommand {
         for (rule, names) in [(ColumnRule.lww, lwwColumns), (.text, textColumns), (.json, jsonColumns)] {
             for name in names {
                 if let other = rules[name], other != rule {
-                    throw ValidationError("column '\(name)' is given two rules, --\(other) and --\(rule)")
+                    throw ValidationError("column '\(shown(name))' is given two rules, --\(other) and --\(rule)")
                 }
                 rules[name] = rule
             }
@@ -51,20 +51,20 @@ struct Track: ParsableCommand {
         }
         let report = try replica.track(table: table, rules: rules, renamed: renamed)
         for (old, new) in renamed.sorted(by: { $0.key < $1.key }) {
-            Diagnostics.note("'\(new)' of '\(table)' syncs as '\(old)', the name other replicas know")
+            Diagnostics.note("'\(shown(new))' of '\(shown(table))' syncs as '\(shown(old))', the name other replicas know")
         }
         report.warnings.forEach(Diagnostics.warn)
         if report.newlyTracked {
-            Diagnostics.note("tracking '\(table)': \(report.existingRows) existing rows become this replica's changes")
+            Diagnostics.note("tracking '\(shown(table))': \(report.existingRows) existing rows become this replica's changes")
         } else {
             if !report.addedColumns.isEmpty {
-                Diagnostics.note("'\(table)' now also syncs \(report.addedColumns.map { "'\($0)'" }.joined(separator: ", "))")
+                Diagnostics.note("'\(shown(table))' now also syncs \(report.addedColumns.map { "'\(shown($0))'" }.joined(separator: ", "))")
             }
             for c in report.changedRules {
-                Diagnostics.note("'\(c)' of '\(table)' now merges by '\(rules[c]!)'; give every replica the same rule")
+                Diagnostics.note("'\(shown(c))' of '\(shown(table))' now merges by '\(rules[c]!)'; give every replica the same rule")
             }
             if report.addedColumns.isEmpty && report.changedRules.isEmpty {
-                Diagnostics.note("'\(table)' is already tracked; nothing changed")
+                Diagnostics.note("'\(shown(table))' is already tracked; nothing changed")
             }
         }
     }

@@ -21,6 +21,6 @@ struct Untrack: ParsableCommand {
     func run() throws {
         let replica = try Opened.replica(db)
         try replica.untrack(table: table)
-        Diagnostics.note("'\(table)' is no longer synced; its rows stay as they are")
+        Diagnostics.note("'\(shown(table))' is no longer synced; its rows stay as they are")
     }
 }

@@ -26,7 +26,11 @@ struct Verify: ParsableCommand {
         replica?.progress = progress
         var worst: Int32 = 0
         var reports: [[String: Any]] = []
-        for path in BundlePaths.expand(paths) {
+        let files = BundlePaths.expand(paths)
+        guard !files.isEmpty else {
+            throw BundleSyncError(.noInput, "no bundle to verify: \(paths.map { "'\($0)'" }.joined(separator: ", ")) \(paths.count == 1 ? "holds" : "hold") no *.bsync file")
+        }
+        for path in files {
             do {
                 let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
                 if !json, let heads = s.header.snapshotHeads {
@@ -38,7 +42,7 @@ struct Verify: ParsableCommand {
             } catch let e as BundleSyncError {
                 let code = ExitStatus.code(for: e.code)
                 worst = max(worst, code)
-                let message = e.message.contains(path) ? e.message : "'\(path)': \(e.message)"
+                let message = e.about(bundle: path).message
                 if !json { output("\(path): FAILED: \(message)") }
                 Diagnostics.report(BundleSyncError(e.code, message, hint: e.hint))
                 reports.append(["path": path, "ok": false, "error": message, "exit_code": Int(code)])

@@ -81,6 +81,33 @@ import Testing
         #expect(sync.status == 0, "\(sync.stderr)")
     }
 
+    @Test func aFolderWithoutBundlesIsSaidToBeEmpty() throws {
+        let tmp = TempDir()
+        let a = try replica(tmp)
+        let empty = tmp.dir("empty")
+        let v = try CLI.run(["verify", empty])
+        #expect(v.status == 66, "\(v.stderr)")
+        #expect(v.stderr.contains("no *.bsync file"), "\(v.stderr)")
+        let i = try CLI.run(["import", a.db, empty])
+        #expect(i.status == 0, "\(i.stderr)")
+        #expect(i.stderr.contains("holds no *.bsync file"), "\(i.stderr)")
+    }
+
+    @Test func demoRefusesAFolderThatIsNotEmptyAndTrackEscapesNames() throws {
+        let tmp = TempDir()
+        let busy = tmp.dir("busy")
+        try "mine".write(toFile: tmp.file("busy/notes.txt"), atomically: true, encoding: .utf8)
+        let d = try CLI.run(["demo", busy])
+        #expect(d.status == 73, "\(d.stderr)")
+        #expect(d.stderr.contains("is not empty"))
+        let db = tmp.file("n.db")
+        try App.execute(db, "CREATE TABLE \"two\nlines\"(id TEXT PRIMARY KEY, v)")
+        try CLI.ok(["init", db])
+        let t = try CLI.run(["track", db, "two\nlines"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stderr.contains("'two\\u{a}lines'"), "\(t.stderr)")
+    }
+
     @Test func helpForACommandThatDoesNotExistIsAUsageError() throws {
         let r = try CLI.run(["help", "nosuch"])
         #expect(r.status == 64)

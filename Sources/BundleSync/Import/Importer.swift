@@ -28,6 +28,8 @@ public struct ImportOutcome: Sendable {
     public var snapshotRows: Int?
     public var warnings: [String] = []
     public var error: BundleSyncError?
+    /// Parked batches found to fork their origin's history once it arrived, and dropped.
+    public var forks: [BundleSyncError] = []
 }
 
 /// Options for `import`.
@@ -170,7 +172,7 @@ package struct Importer {
                 }
                 try reader.finish()
                 if !heldItems.isEmpty { outcome.warnings.append(Self.holdingNotice(heldItems.sorted { $0.description < $1.description }, path: path)) }
-                outcome.released = try applyParked()
+                outcome.released = try applyParked(forks: &outcome.forks)
                 outcome.parked = max(0, outcome.parked - outcome.released)
             } else {
                 outcome.known = check.header.batches.count
@@ -185,7 +187,9 @@ package struct Importer {
                 outcome.warnings.append(message)
             }
             try store.advanceClock(to: newest)
-            if check.header.exporter != store.id { try replicas.remember(exporterOf: check.header, heardAt: now) }
+            if check.header.exporter != store.id {
+                try replicas.remember(exporterOf: check.header, heardAt: now, broughtHistory: !allKnown)
+            }
             if outcome.applied + outcome.released > 0 { outcome.status = .applied }
             else if outcome.parked > 0 { outcome.status = .parked }
             return outcome
@@ -203,7 +207,7 @@ package struct Importer {
     }
 
     /// Merges parked batches whose history has arrived, until none is left that can be.
-    private func applyParked() throws -> Int {
+    private func applyParked(forks: inout [BundleSyncError]) throws -> Int {
         var released = 0
         var advanced = true
         while advanced {
@@ -215,8 +219,12 @@ package struct Importer {
                 let batch = try Batch.decode(signed.bytes)
                 guard batch.previous == head.hash else {
                     // It was parked before its predecessor arrived, and that predecessor is
-                    // not the one it names: a fork. Drop it rather than block all imports.
+                    // not the one it names: a fork. It is dropped, so that it does not block
+                    // every later import, and reported as the fork it is.
                     try history.dropParked(origin: p.originIndex, seq: p.seq)
+                    var e = chainError(origin: p.origin, seq: p.seq, previous: batch.previous, heldHead: head.hash)
+                    e.message += "; the parked batch is dropped"
+                    forks.append(e)
                     continue
                 }
                 guard try isApplicable(batch, head: head) else { continue }

@@ -12,6 +12,9 @@ public enum Demo {
     /// - Returns: Whether every replica ended with the same digest.
     public static func run(in directory: String, seed: UInt64 = UInt64(Date().timeIntervalSince1970), say: (String) -> Void) throws -> Bool {
         let fm = FileManager.default
+        if let existing = try? fm.contentsOfDirectory(atPath: directory), !existing.isEmpty {
+            throw BundleSyncError(.cannotCreate, "'\(directory)' is not empty", hint: "give 'bundlesync demo' an empty or new directory")
+        }
         try? fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let stick = PathText.join(directory, "usb-stick")
         let names = ["north", "south", "ship"]

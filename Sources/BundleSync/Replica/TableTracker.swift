@@ -39,12 +39,12 @@ package struct TableTracker {
         let shape = try catalog.shape(of: table)
         if !renamed.isEmpty { try store.withoutCapture { try followRenames(table, renamed, shape: shape) } }
         for name in rules.keys where !shape.columns.contains(name) {
-            throw BundleSyncError.usage("'\(table)' has no non-key column '\(name)'")
+            throw BundleSyncError.usage("'\(shown(table))' has no non-key column '\(shown(name))'")
         }
         var warnings: [String] = []
         if shape.keyColumns.count == 1, shape.declaredType[shape.keyColumns[0]]?.uppercased() == "INTEGER" {
             let auto = catalog.isAutoincrement(table: table, column: shape.keyColumns[0]) ? " AUTOINCREMENT" : ""
-            warnings.append("'\(table)' is keyed by an auto-assigned INTEGER PRIMARY KEY\(auto): two devices that insert rows will pick the same keys, and the rows will overwrite each other\nhint: give new rows random keys, such as a UUID or randomblob(16), or keys that embed the device")
+            warnings.append("'\(shown(table))' is keyed by an auto-assigned INTEGER PRIMARY KEY\(auto): two devices that insert rows will pick the same keys, and the rows will overwrite each other\nhint: give new rows random keys, such as a UUID or randomblob(16), or keys that embed the device")
         }
 
         return try store.withoutCapture {
@@ -65,14 +65,14 @@ package struct TableTracker {
     /// syncing under the name bundles know it by.
     private func followRenames(_ table: String, _ renamed: [String: String], shape: TableShape) throws {
         guard var t = store.catalog[table] else {
-            throw BundleSyncError.usage("'\(table)' is not tracked yet; --renamed follows a tracked table's columns")
+            throw BundleSyncError.usage("'\(shown(table))' is not tracked yet; --renamed follows a tracked table's columns")
         }
         for (old, new) in renamed.sorted(by: { $0.key < $1.key }) {
             guard let ordinal = t.ordinal(ofLocal: old) else {
-                throw BundleSyncError.usage("'\(table)' syncs no column called '\(old)'")
+                throw BundleSyncError.usage("'\(shown(table))' syncs no column called '\(shown(old))'")
             }
             guard shape.columns.contains(new), t.ordinal(ofLocal: new) == nil else {
-                throw BundleSyncError.usage("'\(table)' has no new column '\(new)' to follow '\(old)'",
+                throw BundleSyncError.usage("'\(shown(table))' has no new column '\(shown(new))' to follow '\(shown(old))'",
                                             hint: "rename the column in the table first (ALTER TABLE \(table) RENAME COLUMN \(old) TO \(new))")
             }
             t = try store.catalog.rename(t, column: t.schema.columns[ordinal].name, to: new)
@@ -84,17 +84,17 @@ package struct TableTracker {
     private func retrack(_ existing: TrackedTable, shape: TableShape, rules: [String: ColumnRule], warnings: [String]) throws -> TrackReport {
         let table = existing.name
         guard existing.schema.keyColumns == shape.keyColumns else {
-            throw BundleSyncError.usage("the primary key of '\(table)' changed since it was tracked",
+            throw BundleSyncError.usage("the primary key of '\(shown(table))' changed since it was tracked",
                                         hint: "bundlesync cannot follow a key change; sync a new table instead")
         }
         for c in existing.sqlNames where !shape.columns.contains(c) {
-            throw BundleSyncError.usage("column '\(c)' of '\(table)' was dropped, but it is synced",
+            throw BundleSyncError.usage("column '\(shown(c))' of '\(shown(table))' was dropped, but it is synced",
                                         hint: "bundlesync cannot sync a dropped column; add it back, or name its new name with --renamed OLD=NEW")
         }
         let known = Set(existing.sqlNames)
         let added = shape.columns.filter { !known.contains($0) }
         for name in added where existing.ordinal(of: name) != nil {
-            throw BundleSyncError.usage("new column '\(name)' of '\(table)' has the name under which a renamed column syncs",
+            throw BundleSyncError.usage("new column '\(shown(name))' of '\(shown(table))' has the name under which a renamed column syncs",
                                         hint: "give the new column another name")
         }
         var changedRules: [String] = []

@@ -166,10 +166,19 @@ package final class ReplicaDirectory {
 
     /// Remembers what a bundle's exporter held, so the next export to it carries only what
     /// it lacks.
-    package func remember(exporterOf header: BundleHeader, heardAt now: Int64) throws {
+    ///
+    /// The peer counts as heard from at `now` only when the bundle brought news: history
+    /// new here, or a vector that says more than the one known. An old bundle left on a
+    /// stick says nothing about whether its exporter is still around.
+    package func remember(exporterOf header: BundleHeader, heardAt now: Int64, broughtHistory: Bool) throws {
+        let known = try existingIndex(of: header.exporter).map { try peerVector($0) }
+        let news = broughtHistory || known.map { !$0.dominates(header.exporterVector) } ?? true
         let peer = try index(of: header.exporter, publicKey: header.exporterKey)
-        try db.run("UPDATE _bundlesync_replicas SET name = coalesce(name, ?), last_heard = max(coalesce(last_heard, 0), ?) WHERE idx = ?",
-                   [.text(header.exporterName), .integer(now), .integer(peer)])
+        try db.run("""
+            UPDATE _bundlesync_replicas SET name = coalesce(name, ?),
+              last_heard = CASE WHEN ? OR last_heard IS NULL THEN max(coalesce(last_heard, 0), ?) ELSE last_heard END
+            WHERE idx = ?
+            """, [.text(header.exporterName), .integer(news ? 1 : 0), .integer(now), .integer(peer)])
         for (origin, seq) in header.exporterVector.sorted {
             let o = try index(of: origin, publicKey: header.keys[origin])
             try db.run("""

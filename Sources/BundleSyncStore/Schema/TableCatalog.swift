@@ -100,7 +100,7 @@ package final class TableCatalog {
     ///   (SPEC §3.8).
     package func shape(of table: String) throws -> TableShape {
         guard !table.hasPrefix(Bookkeeping.prefix) else {
-            throw BundleSyncError.usage("'\(table)' is bundlesync's own bookkeeping and cannot be tracked")
+            throw BundleSyncError.usage("'\(shown(table))' is bundlesync's own bookkeeping and cannot be tracked")
         }
         guard !table.lowercased().hasPrefix("sqlite_") else {
             throw BundleSyncError.usage("'\(shown(table))' is SQLite's own internal table and cannot be tracked",
@@ -117,11 +117,11 @@ package final class TableCatalog {
         }
         if let sql = try db.scalar("SELECT sql FROM sqlite_schema WHERE name = ?", [.text(table)])?.string,
            sql.uppercased().hasPrefix("CREATE VIRTUAL") {
-            throw BundleSyncError.usage("'\(table)' is a virtual table, which bundlesync cannot track")
+            throw BundleSyncError.usage("'\(shown(table))' is a virtual table, which bundlesync cannot track")
         }
         let shape = try columns(of: table)
         guard !shape.keyColumns.isEmpty else {
-            throw BundleSyncError.usage("table '\(table)' has no PRIMARY KEY",
+            throw BundleSyncError.usage("table '\(shown(table))' has no PRIMARY KEY",
                                         hint: "bundlesync identifies rows by primary key; add one (a random key such as a UUID is best)")
         }
         try refuseUnmergeableConstraints(table: table)
@@ -163,7 +163,7 @@ package final class TableCatalog {
             guard let origin = row[1].string, origin != "pk", let index = row[0].string else { continue }
             let cols = try db.rows("SELECT name FROM pragma_index_info(?)", [.text(index)]).compactMap { $0[0].string }
             throw BundleSyncError.usage(
-                "'\(table)' has a UNIQUE constraint on (\(cols.joined(separator: ", "))) besides its primary key, which sync cannot honour",
+                "'\(shown(table))' has a UNIQUE constraint on (\(cols.joined(separator: ", "))) besides its primary key, which sync cannot honour",
                 hint: "two devices can insert the same value under different keys; make that column the primary key, or drop the UNIQUE constraint and check duplicates in the application")
         }
     }
