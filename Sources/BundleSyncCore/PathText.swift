@@ -1,4 +1,4 @@
-/// Paths as plain strings, split and joined without Foundation's `NSString` path methods,
+/// Paths as plain strings, split and joined in plain string code, not by Foundation's path methods,
 /// which trap on some inputs in corelibs Foundation.
 package enum PathText {
     /// The last component of `path` ("b.bsync" of "a/b.bsync"; the path itself without a
