@@ -91,8 +91,9 @@ package struct SnapshotWriter {
     private func writeHeld(to writer: BundleWriter) throws -> Int {
         var rows = 0
         for held in try store.held.heldChunks() {
-            try writer.append(held.chunk)
-            rows += held.chunk.rowCount
+            let chunk = try store.held.chunk(held.id)
+            try writer.append(chunk)
+            rows += chunk.rowCount
         }
         for held in try store.held.heldBatches() {
             let batch = try Batch.decode(try store.history.load(origin: held.originIndex, seq: held.seq).bytes)

@@ -43,7 +43,7 @@ package struct HeldReplay {
             }
         }
         for held in try store.held.heldChunks() where held.items.contains(where: isTracked) {
-            let still = try RowMerger(store: store, tiesWin: true).merge(held.chunk, keys: [:])
+            let still = try RowMerger(store: store, tiesWin: true).merge(try store.held.chunk(held.id), keys: [:])
             try store.held.updateHeld(chunk: held.id, items: still)
             if still.isEmpty { released += 1 }
         }

@@ -33,14 +33,8 @@ package struct RowMerger {
         let originID = batch.origin
         var held: [HeldItem] = []
         for section in batch.tables {
-            guard let t = store.catalog[section.table] else {
-                held.append(HeldItem(table: section.table, column: nil))
-                continue
-            }
-            let ordinals = section.columns.map { t.ordinal(of: $0) }
-            let unlisted = Self.unlisted(t, ordinals)
-            held += Self.unknownColumns(t, section.columns, ordinals, used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } })
-            try store.captureOff(onlyFor: t)
+            guard let (t, ordinals, unlisted) = try open(section.table, section.columns,
+                                                         used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } }, held: &held) else { continue }
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
                 let cells = row.cells.compactMap { c in
@@ -62,14 +56,8 @@ package struct RowMerger {
         let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
         var held: [HeldItem] = []
         for section in chunk.tables {
-            guard let t = store.catalog[section.table] else {
-                held.append(HeldItem(table: section.table, column: nil))
-                continue
-            }
-            let ordinals = section.columns.map { t.ordinal(of: $0) }
-            held += Self.unknownColumns(t, section.columns, ordinals, used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } })
-            let unlisted = Self.unlisted(t, ordinals)
-            try store.captureOff(onlyFor: t)
+            guard let (t, ordinals, unlisted) = try open(section.table, section.columns,
+                                                         used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } }, held: &held) else { continue }
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
                 let cells = row.cells.compactMap { c in
@@ -85,9 +73,21 @@ package struct RowMerger {
         return held
     }
 
-    /// The columns of a section this replica does not track and whose cells it uses.
-    private static func unknownColumns(_ t: TrackedTable, _ names: [String], _ ordinals: [Int?], used: (Int) -> Bool) -> [HeldItem] {
-        names.indices.filter { ordinals[$0] == nil && used($0) }.map { HeldItem(table: t.name, column: names[$0]) }
+    /// Starts merging a section of `table` naming `columns`: the tracked table, the local
+    /// ordinal of each column (nil when not tracked here), and the local columns the section
+    /// does not list; capture is switched off for this table alone. A table not tracked
+    /// here, and columns not tracked whose cells the section `used`, go to `held`.
+    private func open(_ table: String, _ columns: [String], used: (Int) -> Bool, held: inout [HeldItem])
+        throws -> (TrackedTable, [Int?], unlisted: [Int])? {
+        guard let t = store.catalog[table] else {
+            held.append(HeldItem(table: table, column: nil))
+            return nil
+        }
+        let ordinals = columns.map { t.ordinal(of: $0) }
+        held += columns.indices.filter { ordinals[$0] == nil && used($0) }.map { HeldItem(table: t.name, column: columns[$0]) }
+        let listed = Set(ordinals.compactMap { $0 })
+        try store.captureOff(onlyFor: t)
+        return (t, ordinals, t.schema.columns.indices.filter { !listed.contains($0) })
     }
 
     /// A cell arriving from a batch or a snapshot: its local column, clock, writer and value.
@@ -97,13 +97,6 @@ package struct RowMerger {
         var id: ReplicaID
         var value: SQLValue
         var merge: MergePayload?
-    }
-
-    /// The local columns a section does not list: its writer did not track them, so its
-    /// writes say nothing about them.
-    private static func unlisted(_ t: TrackedTable, _ ordinals: [Int?]) -> [Int] {
-        let listed = Set(ordinals.compactMap { $0 })
-        return t.schema.columns.indices.filter { !listed.contains($0) }
     }
 
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
@@ -119,11 +112,11 @@ package struct RowMerger {
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
             var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
-            // A column the writer did not track was not written by it: such a cell starts
-            // unwritten, so that any real write of it wins.
-            for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
             if t.hasMergeColumns { try store.cellStates.drop(t, key: key) }
             if causalLength % 2 == 1 {
+                // A column the writer did not track was not written by it: such a cell
+                // starts unwritten, so that any real write of it wins.
+                for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
                 var values = cells.map(\.value)
                 for (i, c) in cells.enumerated() {
                     clock.setCell(c.ordinal, c.stamp)

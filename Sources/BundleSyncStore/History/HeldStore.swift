@@ -104,7 +104,6 @@ extension SQLValue {
 /// A snapshot chunk applied here only in part, kept whole until what it holds is tracked.
 package struct HeldChunk: Sendable {
     package var id: Int64
-    package var chunk: SnapshotChunk
     package var items: [HeldItem]
 }
 
@@ -142,10 +141,16 @@ extension HeldStore {
     /// The held snapshot chunks, oldest first.
     package func heldChunks() throws -> [HeldChunk] {
         guard try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(Self.heldChunksTable)]) != nil else { return [] }
-        return try db.rows("SELECT id, chunk, length, items FROM \(Self.heldChunksTable) ORDER BY id").map { row in
-            let bytes = try ZstdDecompressor.decompress(row[1].blobBytes, limit: Int(row[2].integer ?? 0))
-            return HeldChunk(id: row[0].integer ?? 0, chunk: try SnapshotChunk.decode(bytes), items: try Self.decodeItems(row[3].blobBytes))
+        return try db.rows("SELECT id, items FROM \(Self.heldChunksTable) ORDER BY id").map { row in
+            HeldChunk(id: row[0].integer ?? 0, items: try Self.decodeItems(row[1].blobBytes))
         }
+    }
+
+    /// A held chunk's rows, decompressed and decoded only when they are needed.
+    package func chunk(_ id: Int64) throws -> SnapshotChunk {
+        let row = try db.rows("SELECT chunk, length FROM \(Self.heldChunksTable) WHERE id = ?", [.integer(id)])
+        guard let row = row.first else { throw BundleSyncError(.failure, "held snapshot chunk \(id) is missing", database: db.path) }
+        return try SnapshotChunk.decode(try ZstdDecompressor.decompress(row[0].blobBytes, limit: Int(row[1].integer ?? 0)))
     }
 
     /// Records what a held chunk still holds; with nothing left, forgets it.
