@@ -28,7 +28,9 @@ package struct CaptureCheck {
     private enum Finding {
         case fine
         case problem(BundleSyncError)
-        case repair(added: [String], triggersMissing: Bool, triggersStale: Bool)
+        /// New columns to pick up, and whether triggers were missing (rather than only out
+        /// of date); the triggers are installed afresh either way.
+        case repair(added: [String], triggersMissing: Bool)
     }
 
     /// Checks every tracked table and repairs what can be repaired.
@@ -42,8 +44,7 @@ package struct CaptureCheck {
             switch try inspect(t) {
             case .fine: continue
             case .problem(let e): problems.append(e)
-            case .repair(let added, let missing, let stale):
-                if !added.isEmpty || missing || stale { repairs.append((t, added, missing)) }
+            case .repair(let added, let missing): repairs.append((t, added, missing))
             }
         }
         guard !repairs.isEmpty else { return problems }
@@ -84,7 +85,7 @@ package struct CaptureCheck {
         let missing = expected.contains { installed[$0.name] == nil }
         let stale = !missing && expected.contains { installed[$0.name] != $0.sql }
         guard !added.isEmpty || missing || stale else { return .fine }
-        return .repair(added: added, triggersMissing: missing, triggersStale: stale)
+        return .repair(added: added, triggersMissing: missing)
     }
 
     /// The capture triggers on `t` that exist, by name, with their SQL.
