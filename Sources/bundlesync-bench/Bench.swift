@@ -126,10 +126,11 @@ final class Run {
         }
         let bkExport = try bookkeeping(aPath)
         try checkpoint(a)
-        // Copies of A in its steady state (everything sealed) for figures 5 and 6.
+        // Copies of A in its steady state (everything sealed) for figures 5, 5b and 6.
         let t5Path = file("fig5-tracked.db"), r1Path = file("fig6-1pct.db"), r100Path = file("fig6-100pct.db")
-        try step("copy replica A for figures 5 and 6") {
-            for p in [t5Path, r1Path, r100Path] { try copy(aPath, p) }
+        let t5bPath = file("fig5b-tracked.db")
+        try step("copy replica A for figures 5, 5b and 6") {
+            for p in [t5Path, t5bPath, r1Path, r100Path] { try copy(aPath, p) }
         }
 
         // MARK: Replica B holds the base state; A learns B as a peer
@@ -283,6 +284,36 @@ final class Run {
             bundlesync: perSecond(nWrites, tTracked, "writes") + " (tracked)", baseline: perSecond(nWrites, tUntracked, "writes") + " (untracked)",
             ratio: ratioText(writeRatio), target: "≤ 2.0× (cost)", meets: meets(writeRatio <= 2.0)))
 
+        // MARK: Figure 5b: the small-update delta as SQL text, one transaction
+        let small = w.smallUpdateDelta()
+        let script = "BEGIN;\n" + small.map(\.sqlText).joined(separator: "\n") + "\nCOMMIT;\n"
+        let smallReps = o.rows <= 200_000 ? 5 : 3
+        var smallTracked: [(wall: Double, cpu: Double)] = [], smallUntracked: [(wall: Double, cpu: Double)] = []
+        var smallCaptured = 0
+        try step("application writes: the small-update delta (\(grouped(small.count)) statements as SQL text, one transaction), tracked vs untracked, \(smallReps) rounds") {
+            let trackedWork = file("fig5b-tracked-run.db"), untrackedWork = file("fig5b-untracked-run.db")
+            for round in 0..<smallReps {
+                try copy(t5bPath, trackedWork)
+                try copy(basePath, untrackedWork)
+                for isTracked in round % 2 == 0 ? [false, true] : [true, false] {
+                    let db = try RawDB(isTracked ? trackedWork : untrackedWork)
+                    let t = try timedWithCPU { try db.exec(script) }
+                    if isTracked { smallTracked.append(t) } else { smallUntracked.append(t) }
+                }
+            }
+            smallCaptured = try logRows(trackedWork)
+            for p in [trackedWork, untrackedWork] { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: p + suffix) } }
+        }
+        if smallCaptured == 0 { notes.append("The capture triggers logged nothing in figure 5b (benchmark bug?).") }
+        let smallWall = median(smallTracked.map(\.wall)) / median(smallUntracked.map(\.wall))
+        let smallCPU = median(smallTracked.map(\.cpu)) / median(smallUntracked.map(\.cpu))
+        let nSmall = Double(small.count)
+        figures.append(Figure(
+            number: "5b", name: "app write cost with capture triggers, small-update delta as SQL text",
+            bundlesync: perSecond(nSmall, median(smallTracked.map(\.wall)), "statements") + " (tracked)",
+            baseline: perSecond(nSmall, median(smallUntracked.map(\.wall)), "statements") + " (untracked)",
+            ratio: ratioText(smallWall), target: "≤ 1.5× (cost)", meets: meets(smallWall <= 1.5)))
+
         // MARK: Figure 6: export cost 1% vs 100%
         let (rows1, t1) = try step("export after 1% of rows changed (replica after one full export)") { try exportAfterChange(r1Path, everyRow: false, name: "fig6-1pct.bsync") }
         let (rows100, t100) = try step("export after 100% of rows changed (replica after one full export)") { try exportAfterChange(r100Path, everyRow: true, name: "fig6-100pct.bsync") }
@@ -326,6 +357,7 @@ final class Run {
             ("base database file", bytesText(baseFileBytes)),
             ("bookkeeping after track", breakdown(bkTrack)),
             ("bookkeeping after full export", breakdown(bkExport)),
+            ("figure 5b writes", "\(grouped(small.count)) statements (10% of rows: one or two of n, r / v, note updated; 2% deleted; 5% inserted), one sqlite3_exec of the SQL text in one transaction, median of \(smallReps) rounds on fresh copies; \(grouped(smallCaptured)) capture-log rows; wall: tracked \(fixed(median(smallTracked.map(\.wall)), 3)) s, untracked \(fixed(median(smallUntracked.map(\.wall)), 3)) s; CPU: tracked \(fixed(median(smallTracked.map(\.cpu)), 3)) s, untracked \(fixed(median(smallUntracked.map(\.cpu)), 3)) s (\(ratioText(smallCPU)))"),
             ("figure 5 writes", "\(grouped(3 * writes)) statements per side (3 rounds), \(grouped(captured)) capture-log rows; tracked \(fixed(tTracked, 3)) s, untracked \(fixed(tUntracked, 3)) s"),
             ("SQLite default page cache", "\(grouped(cacheKiB)) KiB (PRAGMA cache_size = -\(cacheKiB))"),
             ("A and B converged", converged ? "yes (equal digests)" : "NO"),

@@ -29,6 +29,32 @@ func step<T>(_ label: String, _ body: () throws -> T) rethrows -> T {
     return result
 }
 
+/// The process's CPU time (user and system), in seconds.
+#if os(Linux)
+private let RUSAGE_SELF_WHO = RUSAGE_SELF.rawValue
+#else
+private let RUSAGE_SELF_WHO = RUSAGE_SELF
+#endif
+
+func cpuTime() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF_WHO, &u)
+    return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+}
+
+/// Times `body` in wall-clock and CPU seconds, without recording it as a step.
+func timedWithCPU(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+    let t0 = now(), c0 = cpuTime()
+    try body()
+    return (now() - t0, cpuTime() - c0)
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    guard !s.isEmpty else { return .nan }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
 /// Times `body` without recording it as a step.
 func timed<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let t0 = now()

@@ -261,3 +261,75 @@ struct Workload {
         return ops
     }
 }
+
+extension Workload {
+    /// The small-update delta an application typically writes: 10% of rows get one or two
+    /// of their small columns updated (items: n, r; events: v, note), 2% are deleted and 5%
+    /// are new, shuffled, one statement per row.
+    func smallUpdateDelta() -> [Op] {
+        var r = SplitMix64(seed: mix64(seed ^ 0x5A11))
+        var ops: [Op] = []
+        let small = [[0, 1], [0, 1]] // indices into each table's columns
+        for t in 0..<2 {
+            let n = count(table: t)
+            let spec = TableSpec.all[t]
+            let nu = Int((Double(n) * 0.10).rounded()), nd = Int((Double(n) * 0.02).rounded())
+            let ni = Int((Double(n) * 0.05).rounded())
+            var perm = Array(0..<n)
+            for i in 0..<min(n, nu + nd) { perm.swapAt(i, i + r.int(n - i)) }
+            for i in 0..<min(n, nu) {
+                let idx = perm[i]
+                let cols = r.bool(0.5) ? small[t] : [small[t][r.int(2)]]
+                ops.append(Op(table: t, kind: .update, key: key(table: t, idx), columns: cols,
+                              values: cols.map { value(table: t, idx, column: $0, version: 200) }))
+            }
+            for i in min(n, nu)..<min(n, nu + nd) {
+                ops.append(Op(table: t, kind: .delete, key: key(table: t, perm[i]), columns: [], values: []))
+            }
+            for i in 0..<ni {
+                let row = row(table: t, n + 90_000_000 + i)
+                ops.append(Op(table: t, kind: .insert, key: Array(row.prefix(spec.keyColumns.count)),
+                              columns: Array(0..<spec.columns.count), values: Array(row.dropFirst(spec.keyColumns.count))))
+            }
+        }
+        for i in ops.indices.dropLast() { ops.swapAt(i, i + r.int(ops.count - i)) }
+        return ops
+    }
+}
+
+extension SQLValue {
+    /// The value as an SQL literal, as a program writing SQL text would spell it.
+    var sqlLiteral: String {
+        switch self {
+        case .null: return "NULL"
+        case .integer(let x): return String(x)
+        case .real(let x): return "\(x)"
+        case .text(let b): return "'" + String(decoding: b, as: UTF8.self).replacingOccurrences(of: "'", with: "''") + "'"
+        case .blob(let b):
+            let digits = Array("0123456789abcdef".utf8)
+            var hex = [UInt8]()
+            hex.reserveCapacity(b.count * 2)
+            for byte in b {
+                hex.append(digits[Int(byte >> 4)])
+                hex.append(digits[Int(byte & 15)])
+            }
+            return "X'" + String(decoding: hex, as: UTF8.self) + "'"
+        }
+    }
+}
+
+extension Op {
+    /// The write as one SQL statement with its values inline, as the `sqlite3` shell runs it.
+    var sqlText: String {
+        let spec = TableSpec.all[table]
+        let match = zip(spec.keyColumns, key).map { "\($0) = \($1.sqlLiteral)" }.joined(separator: " AND ")
+        switch kind {
+        case .insert:
+            return "INSERT INTO \(spec.name)(\(spec.allColumns.joined(separator: ", "))) VALUES (\((key + values).map(\.sqlLiteral).joined(separator: ", ")));"
+        case .update:
+            return "UPDATE \(spec.name) SET \(zip(columns, values).map { "\(spec.columns[$0]) = \($1.sqlLiteral)" }.joined(separator: ", ")) WHERE \(match);"
+        case .delete:
+            return "DELETE FROM \(spec.name) WHERE \(match);"
+        }
+    }
+}

@@ -15,6 +15,7 @@ import Testing
         "bundle size",
         "verify, MB/s",
         "app write cost with capture triggers",
+        "small-update delta as SQL text",
         "export cost when 1% changed vs 100% changed",
         "peak memory importing",
         "bookkeeping on disk, right after track",
@@ -42,7 +43,7 @@ import Testing
         for figure in Self.figures {
             #expect(out.contains(figure), "the table does not mention '\(figure)':\n\(out)")
         }
-        for number in ["1", "2", "3", "4", "5", "6", "7", "8a", "8b"] {
+        for number in ["1", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b"] {
             #expect(out.contains("\n| \(number) "), "the table has no row \(number)")
         }
         #expect(out.contains("skipped (use --big-bundle-mb 1024)"))
