@@ -104,7 +104,7 @@ package struct CellMerger {
             FROM \(Database.quote(t.clockTable)) c JOIN \(t.quotedTable) u ON \(join) WHERE c.cl % 2 = 1
             """)
         defer { s.reset() }
-        let logCells = "INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall) VALUES (\(Array(repeating: "?", count: keyCount).joined(separator: ", ")), \(LogOp.update(ordinal: ordinal).code), \(LogOp.update(ordinal: ordinal).mask), \(CaptureTriggers.wallExpression))"
+        let logCells = "INSERT INTO \(Database.quote(t.logTable))(\(t.logColumns)) VALUES (\(Array(repeating: "?", count: keyCount).joined(separator: ", ")), \(LogOp.update(ordinal: ordinal).code), \(CaptureTriggers.wallExpression))"
         while try s.step() {
             let row = (0..<(keyCount + 4)).map { s.value($0) }
             let key = Array(row[0..<keyCount])

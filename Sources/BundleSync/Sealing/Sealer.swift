@@ -71,9 +71,9 @@ package struct Sealer {
             // its current row and its clock (sealing never writes the user table, so reading
             // it alongside is safe).
             let keyList = t.keyNames.joined(separator: ", ")
-            let s = try db.statement("SELECT seq, \(keyList), op, mask, wall FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), seq")
+            let s = try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
             let current = try store.rows.currentStateStatement(t)
-            var group: [(op: Int64, mask: Int64, wall: Int64)] = []
+            var group: [(change: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
             var maxSeq: Int64 = 0
             // JSON written in another form than the canonical one, rewritten once the log is read.
@@ -115,7 +115,7 @@ package struct Sealer {
                     try flushGroup()
                     groupKey = (0..<keyCount).map { s.value(1 + $0) }
                 }
-                group.append((s.int(1 + keyCount), s.int(2 + keyCount), s.int(3 + keyCount)))
+                group.append((s.int(1 + keyCount), s.int(2 + keyCount)))
             }
             try flushGroup()
             builder.closeTable()
@@ -126,7 +126,7 @@ package struct Sealer {
                 try store.rows.rewrite(t, key: f.key, ordinal: f.ordinal, value: .text(f.value))
             }
             if maxSeq > 0 {
-                try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE seq <= ?", [.integer(maxSeq)])
+                try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE rowid <= ?", [.integer(maxSeq)])
             }
         }
         if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
@@ -135,14 +135,14 @@ package struct Sealer {
     }
 
     /// Folds one key's logged operations into a row change and updates its clock row.
-    private func fold(_ t: TrackedTable, key: [SQLValue], before: RowClock?, ops: [(op: Int64, mask: Int64, wall: Int64)],
+    private func fold(_ t: TrackedTable, key: [SQLValue], before: RowClock?, ops: [(change: Int64, wall: Int64)],
                       values: [SQLValue]?, hlc: (Int64) -> HLC) throws -> RowChange? {
         let startLength = before?.causalLength ?? 0
         var length = startLength
         var rowWall: Int64?
         var columnWall = [Int64?](repeating: nil, count: t.schema.columns.count)
-        for (op, mask, wall) in ops {
-            switch LogOp(code: op) {
+        for (change, wall) in ops {
+            switch LogOp(code: change) {
             case .insert:
                 if length % 2 == 0 {
                     length += 1
@@ -155,10 +155,10 @@ package struct Sealer {
                     rowWall = wall
                 }
                 for i in columnWall.indices { columnWall[i] = nil }
-            case let update?:
-                for i in columnWall.indices where update.changes(i, mask: mask) { columnWall[i] = wall }
-            case nil:
-                throw BundleSyncError.failure("the capture log of '\(t.name)' holds an unknown operation \(op)")
+            case .update(let ordinal)? where ordinal < columnWall.count:
+                columnWall[ordinal] = wall
+            case .update?, nil:
+                throw BundleSyncError.failure("the capture log of '\(t.name)' holds an unknown change \(change)")
             }
         }
         // The table itself is the truth: reconcile if the log disagrees (for example, rows

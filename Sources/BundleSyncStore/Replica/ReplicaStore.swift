@@ -156,12 +156,22 @@ package final class ReplicaStore {
 
     /// Runs `body` in one write transaction with capture off, so the replica's own writes to
     /// tracked tables are never logged as local changes.
+    ///
+    /// Capture is off because the transaction drops the capture triggers when it begins and
+    /// creates them again before it commits (``TableCatalog/holdCapture()``): the
+    /// application's writes, on any connection, meet triggers with no condition to check,
+    /// and a transaction that rolls back or never commits leaves the triggers as they were.
     package func withoutCapture<T>(_ body: () throws -> T) throws -> T {
-        try db.writeTransaction {
-            try db.run("INSERT INTO _bundlesync_capture_off(x) VALUES (0)")
-            let result = try body()
-            try db.run("DELETE FROM _bundlesync_capture_off")
-            return result
+        do {
+            return try db.writeTransaction {
+                try catalog.holdCapture()
+                let result = try body()
+                try catalog.resumeCapture()
+                return result
+            }
+        } catch {
+            catalog.forgetHeldCapture()
+            throw error
         }
     }
 
@@ -169,7 +179,7 @@ package final class ReplicaStore {
     /// off for every table again), so that writes an application's triggers make to other
     /// tracked tables while bundlesync writes `t` are captured.
     package func captureOff(onlyFor t: TrackedTable?) throws {
-        try db.run("UPDATE _bundlesync_capture_off SET x = ?", [.integer(t.map { -$0.id } ?? 0)])
+        try catalog.captureOn(exceptFor: t?.name)
     }
 
     /// Takes a new identity (see `Replica.reidentify`): records its key and name and makes it

@@ -16,7 +16,8 @@ package enum Bookkeeping {
         key TEXT PRIMARY KEY,
         value
     ) WITHOUT ROWID;
-    -- Holds a row only inside bundlesync's own transactions; capture triggers skip while it does.
+    -- Earlier releases' capture triggers skipped while it held a row; unused since capture is
+    -- held off by dropping the triggers inside bundlesync's own transactions.
     CREATE TABLE IF NOT EXISTS _bundlesync_capture_off(x);
     CREATE TABLE IF NOT EXISTS _bundlesync_replicas(
         idx INTEGER PRIMARY KEY,

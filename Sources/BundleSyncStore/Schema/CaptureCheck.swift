@@ -11,7 +11,8 @@ import BundleSyncFormat
 /// - capture triggers that are missing (a table rebuilt by SQLite's twelve-step ALTER, or
 ///   triggers dropped by hand) are installed again, and every row is sent again, since
 ///   writes made while capture was off cannot be told apart; a warning says so;
-/// - triggers of an earlier release, or rewritten by SQLite, are installed afresh;
+/// - triggers of an earlier release, or rewritten by SQLite, are installed afresh, and a
+///   capture log of an earlier release is rewritten in this release's layout;
 /// - a dropped table, a synced column that is gone (renamed or dropped) or a changed key
 ///   are problems that block sync of the replica until settled, each with the command
 ///   that settles it.
@@ -29,7 +30,7 @@ package struct CaptureCheck {
         case fine
         case problem(BundleSyncError)
         /// New columns to pick up, and whether triggers were missing (rather than only out
-        /// of date); the triggers are installed afresh either way.
+        /// of date); the triggers are installed afresh either way, and the log upgraded.
         case repair(added: [String], triggersMissing: Bool)
     }
 
@@ -80,43 +81,36 @@ package struct CaptureCheck {
                                             hint: "bundlesync cannot stop syncing a column: add it back with 'ALTER TABLE \(shown(t.name)) ADD COLUMN ...', or run 'bundlesync untrack \(path) \(shown(t.name))'",
                                             database: path))
         }
-        let installed = try installedTriggers(t)
+        let installed = try store.catalog.installedTriggers(t)
         let expected = CaptureTriggers.statements(t)
-        let missing = expected.contains { installed[$0.name] == nil }
-        let stale = !missing && expected.contains { installed[$0.name] != $0.sql }
+        // Missing: some write went uncaptured (a table rebuilt, a trigger dropped by hand).
+        // Stale: every write was captured, by triggers other than this release's.
+        let missing = !CaptureTriggers.complete(Set(installed.keys), for: t)
+        let stale = !missing && (installed.count != expected.count || expected.contains { installed[$0.name] != $0.sql })
         guard !added.isEmpty || missing || stale else { return .fine }
         return .repair(added: added, triggersMissing: missing)
-    }
-
-    /// The capture triggers on `t` that exist, by name, with their SQL.
-    private func installedTriggers(_ t: TrackedTable) throws -> [String: String] {
-        var out: [String: String] = [:]
-        for row in try db.rows("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?", [.text(t.name)]) {
-            if let name = row[0].string, let sql = row[1].string { out[name] = sql }
-        }
-        return out
     }
 
     private func repair(_ t: TrackedTable, added: [String], triggersMissing: Bool) throws {
         var schema = t.schema
         for name in added { schema.columns.append(.init(name: name, rule: .lww)) }
+        _ = try store.catalog.upgradeLog(t)
         let now = try store.catalog.update(t, to: schema)
         try store.clocks.markUnwritten(now, ordinals: added.compactMap { now.ordinal(of: $0) }, origin: store.selfIndex)
-        let log = "INSERT INTO \(Database.quote(now.logTable))(\(now.keyNames.joined(separator: ", ")), op, mask, wall)"
+        let log = "INSERT INTO \(Database.quote(now.logTable))(\(now.logColumns))"
         if triggersMissing {
             // Writes made while capture was off cannot be told from the rows as they were:
             // every present row is sent again, and rows that vanished are deleted.
             let match = zip(now.schema.keyColumns, now.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
-            try db.run("\(log) SELECT \(now.schema.keyColumns.map { "u.\(Database.quote($0))" }.joined(separator: ", ")), \(LogOp.insertCode), -1, \(CaptureTriggers.wallExpression) FROM \(now.quotedTable) u")
+            try db.run("\(log) SELECT \(now.schema.keyColumns.map { "u.\(Database.quote($0))" }.joined(separator: ", ")), \(LogOp.insertCode), \(CaptureTriggers.wallExpression) FROM \(now.quotedTable) u")
             let present = db.changes
-            try db.run("\(log) SELECT \(now.keyNames.map { "c.\($0)" }.joined(separator: ", ")), \(LogOp.deleteCode), 0, \(CaptureTriggers.wallExpression) FROM \(Database.quote(now.clockTable)) c WHERE c.cl % 2 = 1 AND NOT EXISTS (SELECT 1 FROM \(now.quotedTable) u WHERE \(match))")
+            try db.run("\(log) SELECT \(now.keyNames.map { "c.\($0)" }.joined(separator: ", ")), \(LogOp.deleteCode), \(CaptureTriggers.wallExpression) FROM \(Database.quote(now.clockTable)) c WHERE c.cl % 2 = 1 AND NOT EXISTS (SELECT 1 FROM \(now.quotedTable) u WHERE \(match))")
             let vanished = db.changes
             store.notices.append("capture of '\(t.name)' was off (its triggers were missing, as after a table rebuild); they are installed again, and its \(present == 1 ? "1 row is" : "\(present) rows are") sent again as this replica's writes\(vanished > 0 ? ", \(vanished) vanished row\(vanished == 1 ? "" : "s") as deletes" : "")\nhint: writes made meanwhile cannot be told apart, so concurrent edits of these rows made elsewhere lose to these; after rebuilding a tracked table, run any bundlesync command before the application writes again")
         } else {
             for name in added {
                 guard let ordinal = now.ordinal(of: name) else { continue }
-                let (code, mask) = LogOp.update(ordinal: ordinal)
-                try db.run("\(log) SELECT \(now.keyList), \(code), \(mask), \(CaptureTriggers.wallExpression) FROM \(now.quotedTable) WHERE \(Database.quote(name)) IS NOT NULL")
+                try db.run("\(log) SELECT \(now.keyList), \(LogOp.update(ordinal: ordinal).code), \(CaptureTriggers.wallExpression) FROM \(now.quotedTable) WHERE \(Database.quote(name)) IS NOT NULL")
             }
         }
         if !added.isEmpty {

@@ -1,48 +1,35 @@
 import BundleSyncCore
 
-/// What one row of a table's capture log records.
+/// What one row of a table's capture log records, from its `change` column.
 ///
-/// An UPDATE names the columns it changed as a bitmask over a group of 62 columns: group g
-/// covers the columns 62·g to 62·g + 61, and is logged with op `4 + g`, so a table of any
-/// width records exactly which columns each write changed. A narrow table logs one row per
-/// UPDATE, as before. Op 2 is the mask of earlier releases, in which column i used bit
-/// i mod 62; log rows written by their triggers are still read that way.
-package enum LogOp {
+/// Each log row is one write: the row's key, `change` (an insert, a delete, or the local
+/// ordinal of the one column an UPDATE changed) and `wall`, the time of the write as a
+/// Julian day. An UPDATE that changes several columns logs one row per column, in the same
+/// statement and at the same time, so a table of any width records exactly which columns
+/// each write changed.
+package enum LogOp: Equatable {
     case insert
     case delete
-    /// The columns of `group` whose bits are set in the row's mask changed.
-    case update(group: Int)
-    /// Earlier releases' mask: column i changed when bit i mod 62 is set.
-    case sharedBitsUpdate
+    /// The column of this local ordinal changed.
+    case update(ordinal: Int)
 
-    package static let insertCode: Int64 = 1
-    package static let sharedBitsUpdateCode: Int64 = 2
-    package static let deleteCode: Int64 = 3
-    package static let firstGroupCode: Int64 = 4
+    package static let insertCode: Int64 = -1
+    package static let deleteCode: Int64 = -2
 
     package init?(code: Int64) {
         switch code {
         case Self.insertCode: self = .insert
-        case Self.sharedBitsUpdateCode: self = .sharedBitsUpdate
         case Self.deleteCode: self = .delete
-        case Self.firstGroupCode...: self = .update(group: Int(code - Self.firstGroupCode))
+        case 0...: self = .update(ordinal: Int(code))
         default: return nil
         }
     }
 
-    /// The op code and mask that log a write to column `ordinal` alone.
-    package static func update(ordinal: Int) -> (code: Int64, mask: Int64) {
-        (firstGroupCode + Int64(ordinal / CaptureTriggers.maskBits), Int64(1) << Int64(ordinal % CaptureTriggers.maskBits))
-    }
-
-    /// Whether the logged write changed column `ordinal`.
-    package func changes(_ ordinal: Int, mask: Int64) -> Bool {
+    package var code: Int64 {
         switch self {
-        case .insert: true
-        case .delete: false
-        case .sharedBitsUpdate: mask & (Int64(1) << Int64(ordinal % CaptureTriggers.maskBits)) != 0
-        case .update(let group):
-            ordinal / CaptureTriggers.maskBits == group && mask & (Int64(1) << Int64(ordinal % CaptureTriggers.maskBits)) != 0
+        case .insert: Self.insertCode
+        case .delete: Self.deleteCode
+        case .update(let ordinal): Int64(ordinal)
         }
     }
 }
@@ -50,85 +37,81 @@ package enum LogOp {
 /// The capture triggers: plain built-in SQL, so any application on any connection, with no
 /// extension loaded, has its writes recorded.
 ///
-/// Each trigger appends rows to the table's log: the key, the operation, a bitmask of the
-/// columns an UPDATE changed (see ``LogOp``), and the wall time in milliseconds. Sealing
-/// later folds the log into clocks and batches. The triggers do nothing while
-/// `_bundlesync_capture_off` holds a row, which bundlesync does only inside its own
-/// transactions.
+/// SQLite compiles a statement's triggers each time it prepares the statement, so what the
+/// triggers say is paid by every statement an application prepares (the `sqlite3` shell and
+/// most scripts prepare each one afresh); they say as little as they can:
+///
+/// - no condition on whether capture is on: bundlesync's own transactions drop the triggers
+///   when they begin and create them again before they commit (``TableCatalog/holdCapture()``),
+///   so a crash or a rollback never leaves them missing;
+/// - one trigger per synced column, `AFTER UPDATE OF` that column alone, so a statement
+///   compiles only the triggers of the columns it sets; it logs only when the value changed,
+///   compared byte for byte, and for columns without a type (where SQLite keeps 1 and 1.0
+///   apart) by storage class too;
+/// - the time as `julianday('now')`, converted to milliseconds when the log is sealed;
+/// - a log table of the key, the change and the time, with SQLite's own rowid as its order.
 package enum CaptureTriggers {
-    /// Columns per mask: an SQLite integer holds 63 bits besides its sign; 62 keep every
-    /// mask positive.
-    package static let maskBits = 62
-
-    /// Wall time in milliseconds since the Unix epoch, in built-in SQL.
+    /// The wall time of a write, in built-in SQL: a Julian day.
     ///
     /// > "The julianday() function returns the Julian day - the fractional number of days
     /// > since noon in Greenwich on November 24, 4714 B.C." (https://www.sqlite.org/lang_datefunc.html)
-    /// 2440587.5 is the Julian day of 1970-01-01T00:00Z.
-    package static let wallExpression = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
-    /// Capture is off for every table while `_bundlesync_capture_off` holds a row of zero or
-    /// more (earlier releases wrote 1), and off for one table alone while it holds minus that
-    /// table's id: what an application's trigger writes into another tracked table while an
-    /// import writes this one is then captured as this replica's change.
-    package static func enabledCondition(_ t: TrackedTable) -> String {
-        "NOT EXISTS (SELECT 1 FROM _bundlesync_capture_off WHERE x >= 0 OR x = -\(t.id))"
+    package static let wallExpression = "julianday('now')"
+    /// The log's wall time in milliseconds since the Unix epoch, in SQL. 2440587.5 is the
+    /// Julian day of 1970-01-01T00:00Z; SQLite keeps 'now' in whole milliseconds, so the
+    /// round trip is exact.
+    package static func wallMilliseconds(_ column: String) -> String {
+        "CAST(round((\(column) - 2440587.5) * 86400000.0) AS INTEGER)"
     }
-    package static let kinds = ["ins", "upd", "updkey", "del"]
 
-    package static func dropSQL(_ t: TrackedTable) -> String {
-        kinds.map { "DROP TRIGGER IF EXISTS \(Database.quote(Bookkeeping.trigger(t.id, $0)));" }.joined(separator: "\n")
+    /// The names of the capture triggers of table `id` start with this.
+    package static func namePrefix(_ id: Int64) -> String { Bookkeeping.trigger(id, "") }
+
+    /// Whether `names` (the bundlesync triggers present on a table) capture every write:
+    /// this release's set, or the four triggers of earlier releases.
+    package static func complete(_ names: Set<String>, for t: TrackedTable) -> Bool {
+        Set(statements(t).map(\.name)).isSubset(of: names)
+            || Set(["ins", "upd", "updkey", "del"].map { Bookkeeping.trigger(t.id, $0) }).isSubset(of: names)
     }
 
     package static func createSQL(_ t: TrackedTable) -> String {
         statements(t).map { $0.sql + ";" }.joined(separator: "\n")
     }
 
+    /// Whether a write changed column `c`: by bytes (its declared collation aside), and by
+    /// storage class where the column has no type, so 1 → 1.0 is a write there; -0.0 and 0.0
+    /// are one value, as to SQLite.
+    private static func differs(_ c: String, collated: Bool, typed: Bool) -> String {
+        let q = Database.quote(c)
+        let value = "NEW.\(q) IS NOT OLD.\(q)\(collated ? " COLLATE BINARY" : "")"
+        return typed ? value : "(\(value) OR typeof(NEW.\(q)) != typeof(OLD.\(q)))"
+    }
+
     /// Each trigger's name and its CREATE statement, as `sqlite_schema` keeps it.
     package static func statements(_ t: TrackedTable) -> [(name: String, sql: String)] {
         let log = Database.quote(t.logTable)
         let table = t.quotedTable
-        let cols = "(\(t.keyNames.joined(separator: ", ")), op, mask, wall)"
         func keys(_ row: String) -> String { t.schema.keyColumns.map { "\(row).\(Database.quote($0))" }.joined(separator: ", ") }
-        func differs(_ c: String) -> String {
-            let q = Database.quote(c)
-            return "(NEW.\(q) IS NOT OLD.\(q) COLLATE BINARY OR typeof(NEW.\(q)) != typeof(OLD.\(q)))"
+        func insert(_ row: String, _ change: Int64) -> String {
+            "INSERT INTO \(log) VALUES (\(keys(row)), \(change), \(wallExpression));"
         }
-        let keyChanged = t.schema.keyColumns.map(differs).joined(separator: " OR ")
-        // One mask per group of 62 columns; a group whose columns did not change logs nothing.
-        let columns = t.sqlNames
-        let groups = stride(from: 0, to: max(columns.count, 1), by: maskBits).enumerated().map { g, start -> String in
-            let mask = columns.isEmpty ? "0" : columns[start..<min(start + maskBits, columns.count)].enumerated().map { i, c in
-                "(CASE WHEN \(differs(c)) THEN \(Int64(1) << Int64(i)) ELSE 0 END)"
-            }.joined(separator: " | ")
-            return "SELECT \(LogOp.firstGroupCode + Int64(g)) AS g, \(mask) AS m"
-        }.joined(separator: " UNION ALL ")
-        let name = { (kind: String) in Database.quote(Bookkeeping.trigger(t.id, kind)) }
-        return [
-            (Bookkeeping.trigger(t.id, "ins"), """
-            CREATE TRIGGER \(name("ins")) AFTER INSERT ON \(table) WHEN \(enabledCondition(t))
-            BEGIN
-              INSERT INTO \(log)\(cols) VALUES (\(keys("NEW")), \(LogOp.insertCode), -1, \(wallExpression));
-            END
-            """),
-            (Bookkeeping.trigger(t.id, "upd"), """
-            CREATE TRIGGER \(name("upd")) AFTER UPDATE ON \(table) WHEN \(enabledCondition(t)) AND NOT (\(keyChanged))
-            BEGIN
-              INSERT INTO \(log)\(cols) SELECT \(keys("NEW")), g, m, \(wallExpression) FROM (\(groups)) WHERE m != 0;
-            END
-            """),
-            (Bookkeeping.trigger(t.id, "updkey"), """
-            CREATE TRIGGER \(name("updkey")) AFTER UPDATE ON \(table) WHEN \(enabledCondition(t)) AND (\(keyChanged))
-            BEGIN
-              INSERT INTO \(log)\(cols) VALUES (\(keys("OLD")), \(LogOp.deleteCode), 0, \(wallExpression));
-              INSERT INTO \(log)\(cols) VALUES (\(keys("NEW")), \(LogOp.insertCode), -1, \(wallExpression));
-            END
-            """),
-            (Bookkeeping.trigger(t.id, "del"), """
-            CREATE TRIGGER \(name("del")) AFTER DELETE ON \(table) WHEN \(enabledCondition(t))
-            BEGIN
-              INSERT INTO \(log)\(cols) VALUES (\(keys("OLD")), \(LogOp.deleteCode), 0, \(wallExpression));
-            END
+        let keyChanged = t.schema.keyColumns.map { differs($0, collated: true, typed: false) }.joined(separator: " OR ")
+        let name = { (kind: String) in Bookkeeping.trigger(t.id, kind) }
+        var out = [
+            (name("ins"), "CREATE TRIGGER \(Database.quote(name("ins"))) AFTER INSERT ON \(table) BEGIN \(insert("NEW", LogOp.insertCode)) END"),
+            (name("del"), "CREATE TRIGGER \(Database.quote(name("del"))) AFTER DELETE ON \(table) BEGIN \(insert("OLD", LogOp.deleteCode)) END"),
+            (name("key"), """
+            CREATE TRIGGER \(Database.quote(name("key"))) AFTER UPDATE OF \(t.keyList) ON \(table) WHEN \(keyChanged) \
+            BEGIN \(insert("OLD", LogOp.deleteCode)) \(insert("NEW", LogOp.insertCode)) END
             """),
         ]
+        for (ordinal, column) in t.sqlNames.enumerated() {
+            let kind = "c\(ordinal)"
+            let check = differs(column, collated: t.columnCollated(ordinal), typed: t.columnTyped(ordinal))
+            out.append((name(kind), """
+            CREATE TRIGGER \(Database.quote(name(kind))) AFTER UPDATE OF \(Database.quote(column)) ON \(table) WHEN \(check) \
+            BEGIN \(insert("NEW", Int64(ordinal))) END
+            """))
+        }
+        return out
     }
 }

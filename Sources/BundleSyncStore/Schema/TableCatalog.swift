@@ -51,7 +51,27 @@ package final class TableCatalog {
            case .blob(let b) = bytes, var r = Optional(ByteReader(b)) {
             while !r.isAtEnd, let synced = try? r.string("synced name"), let local = try? r.string("local name") { t.renamed[synced] = local }
         }
+        for (ordinal, column) in t.sqlNames.enumerated() {
+            if (db.collation(table: schema.name, column: column) ?? "BINARY").uppercased() != "BINARY" { t.collatedColumns.insert(ordinal) }
+            if Self.hasTypeAffinity(db.declaredType(table: schema.name, column: column)) { t.typedColumns.insert(ordinal) }
+        }
         return t
+    }
+
+    /// Whether a column of this declared type has INTEGER, REAL, NUMERIC or TEXT affinity,
+    /// under which SQLite never stores an integral REAL beside the INTEGER of the same value.
+    ///
+    /// > "If the declared type contains the string "BLOB" or if no type is specified then
+    /// > the column has affinity BLOB." (https://www.sqlite.org/datatype3.html, 3.1)
+    /// > "When a REAL is inserted into a NUMERIC column [...] if the value can be expressed
+    /// > exactly as an integer, it is converted into an integer"; REAL affinity "forces
+    /// > integer values into floating point representation"; TEXT affinity stores numbers as
+    /// > text. ANY is left out: a STRICT table stores it as given.
+    static func hasTypeAffinity(_ declared: String) -> Bool {
+        let type = declared.uppercased()
+        if type.isEmpty || type.contains("ANY") { return false }
+        if ["INT", "CHAR", "CLOB", "TEXT"].contains(where: type.contains) { return true }
+        return !type.contains("BLOB")
     }
 
     private static func renamesKey(_ id: Int64) -> String { "renamed_columns:\(id)" }
@@ -196,47 +216,183 @@ package final class TableCatalog {
         let t = describe(id: id, schema: schema)
         try db.execute("""
             CREATE TABLE \(Database.quote(t.clockTable))(\(t.keyColumnDefinitions), cl INTEGER NOT NULL, hlc INTEGER NOT NULL, origin INTEGER NOT NULL, cells BLOB, PRIMARY KEY(\(t.keyNames.joined(separator: ", ")))) WITHOUT ROWID;
-            CREATE TABLE \(Database.quote(t.logTable))(seq INTEGER PRIMARY KEY, \(t.keyColumnDefinitions), op INTEGER NOT NULL, mask INTEGER NOT NULL, wall INTEGER NOT NULL);
+            \(Self.logTableSQL(t, name: t.logTable));
             """)
-        try db.execute(CaptureTriggers.createSQL(t))
+        try installTriggers(t)
         try db.run("""
-            INSERT INTO \(Database.quote(t.logTable))(\(t.keyNames.joined(separator: ", ")), op, mask, wall)
-            SELECT \(t.keyList), \(LogOp.insertCode), -1, \(CaptureTriggers.wallExpression) FROM \(t.quotedTable)
+            INSERT INTO \(Database.quote(t.logTable))(\(t.logColumns))
+            SELECT \(t.keyList), \(LogOp.insertCode), \(CaptureTriggers.wallExpression) FROM \(t.quotedTable)
             """)
         let rows = db.changes
         try reload()
         return (tables[schema.name]!, rows)
     }
 
+    /// The capture log of a table: a rowid table (the rowid orders the writes) of the key,
+    /// the change (see ``LogOp``) and the wall time as a Julian day; narrow, since every
+    /// captured write inserts a row, and without constraints, which SQLite would check and
+    /// compile into every statement's triggers.
+    static func logTableSQL(_ t: TrackedTable, name: String) -> String {
+        "CREATE TABLE \(Database.quote(name))(\(t.keyColumnDefinitions), change, wall)"
+    }
+
+    /// Rewrites a log table of an earlier release (seq, key, op, mask, wall in milliseconds)
+    /// in this release's layout, one row per changed column, in the same order. Must run
+    /// while capture is held.
+    ///
+    /// - Returns: Whether the table had the earlier layout.
+    package func upgradeLog(_ t: TrackedTable) throws -> Bool {
+        guard try db.scalar("SELECT 1 FROM pragma_table_info(?) WHERE name = 'op'", [.text(t.logTable)]) != nil else { return false }
+        let log = Database.quote(t.logTable), copy = "temp._bundlesync_upgraded_log"
+        let keys = t.keyNames.joined(separator: ", ")
+        let wall = "wall / 86400000.0 + 2440587.5"
+        // Op 1 inserts, 3 deletes; 4 + g a mask over columns 62g to 62g + 61; 2 (older
+        // releases) a mask in which column i used bit i mod 62. The rows are copied aside
+        // rather than the table renamed, which would make SQLite check every view and
+        // trigger of the application's schema.
+        try db.execute("""
+            DROP TABLE IF EXISTS \(copy);
+            CREATE TEMP TABLE _bundlesync_upgraded_log AS
+            WITH RECURSIVE o(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM o WHERE i < \(max(t.schema.columns.count - 1, 0)))
+            SELECT \(keys), change, wall FROM (
+              SELECT seq, -1 AS sub, \(keys), CASE op WHEN 1 THEN \(LogOp.insertCode) ELSE \(LogOp.deleteCode) END AS change, \(wall) AS wall
+              FROM \(log) WHERE op IN (1, 3)
+              UNION ALL
+              SELECT seq, o.i AS sub, \(keys), o.i, \(wall) FROM \(log) JOIN o
+              WHERE (op = 2 OR (op >= 4 AND o.i / 62 = op - 4)) AND (mask >> (o.i % 62)) & 1 = 1
+            ) ORDER BY seq, sub;
+            DROP TABLE \(log);
+            \(Self.logTableSQL(t, name: t.logTable));
+            INSERT INTO \(log)(\(t.logColumns)) SELECT \(keys), change, wall FROM \(copy) ORDER BY rowid;
+            DROP TABLE \(copy);
+            """)
+        db.clearStatementCache()
+        return true
+    }
+
     /// Records a tracked table's new schema (columns added, rules changed) and reinstalls its
     /// capture triggers to match.
     package func update(_ t: TrackedTable, to schema: TableSchema) throws -> TrackedTable {
         try db.run("UPDATE _bundlesync_tables SET schema = ? WHERE id = ?", [.blob(schema.encoded), .integer(t.id)])
-        var changed = t
-        changed.schema = schema
-        try db.execute(CaptureTriggers.dropSQL(changed))
-        try db.execute(CaptureTriggers.createSQL(changed))
         try reload()
-        return tables[schema.name]!
+        let changed = tables[schema.name]!
+        try installTriggers(changed)
+        return changed
     }
 
     /// Installs a tracked table's capture triggers afresh.
     package func reinstallTriggers(_ t: TrackedTable) throws {
-        try db.execute(CaptureTriggers.dropSQL(t))
-        try db.execute(CaptureTriggers.createSQL(t))
+        try installTriggers(t)
         db.clearStatementCache()
     }
 
     /// Stops tracking a table: drops its capture triggers and its bookkeeping tables. The
     /// user's rows stay as they are.
     package func remove(_ t: TrackedTable) throws {
-        try db.execute(CaptureTriggers.dropSQL(t))
+        try dropTriggers(t)
         for table in [t.clockTable, t.logTable, t.mergeTable] {
             try db.execute("DROP TABLE IF EXISTS \(Database.quote(table))")
         }
         try db.run("DELETE FROM _bundlesync_tables WHERE id = ?", [.integer(t.id)])
         try db.run("DELETE FROM _bundlesync_meta WHERE key = ?", [.text(Self.renamesKey(t.id))])
         try reload()
+    }
+
+    // MARK: - Capture triggers
+
+    /// The capture triggers of tracked tables held off in the running transaction, by the
+    /// table they are on, with the SQL that installs them again; nil while capture is on.
+    private var held: [String: [(name: String, sql: String)]]?
+    /// Tables among `held` whose triggers are installed again for now (``captureOn(exceptFor:)``).
+    private var liveWhileHeld: Set<String> = []
+    /// Whether the database holds triggers of the application's own, which could write to
+    /// tracked tables while bundlesync writes one.
+    private var applicationTriggers = false
+
+    /// The capture triggers on `table` that exist, by name, with their SQL: every trigger
+    /// whose name starts with bundlesync's prefix for the table's id.
+    package func installedTriggers(_ t: TrackedTable) throws -> [String: String] {
+        var out: [String: String] = [:]
+        let prefix = CaptureTriggers.namePrefix(t.id)
+        for row in try db.rows("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, length(?1)) = ?1", [.text(prefix)]) {
+            if let name = row[0].string, let sql = row[1].string { out[name] = sql }
+        }
+        return out
+    }
+
+    /// Drops the triggers of `t` that exist now, and forgets any held for it.
+    private func dropTriggers(_ t: TrackedTable) throws {
+        for name in try installedTriggers(t).keys.sorted() { try db.execute("DROP TRIGGER IF EXISTS \(Database.quote(name))") }
+        held?[t.name] = nil
+        liveWhileHeld.remove(t.name)
+    }
+
+    /// Installs the capture triggers of `t` in place of those it has; while capture is held,
+    /// they are installed when it resumes.
+    private func installTriggers(_ t: TrackedTable) throws {
+        let wasLive = liveWhileHeld.contains(t.name)
+        try dropTriggers(t)
+        let statements = CaptureTriggers.statements(t)
+        if held != nil {
+            held?[t.name] = statements
+            guard wasLive else { return }
+            liveWhileHeld.insert(t.name)
+        }
+        for s in statements { try db.execute(s.sql) }
+    }
+
+    /// Holds capture off for the write transaction that has just begun: drops every capture
+    /// trigger, to be installed again by ``resumeCapture()`` before the transaction commits.
+    /// Dropping a trigger is part of the transaction like any other write: if it rolls back,
+    /// or the process dies before it commits, the triggers were never gone.
+    package func holdCapture() throws {
+        precondition(held == nil, "capture is already held")
+        precondition(db.isInTransaction, "capture held outside a transaction")
+        var out: [String: [(name: String, sql: String)]] = [:]
+        applicationTriggers = false
+        for row in try db.rows("SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY rowid") {
+            guard let name = row[0].string, let table = row[1].string, let sql = row[2].string else { continue }
+            if name.hasPrefix(Bookkeeping.prefix) {
+                out[table, default: []].append((name, sql))
+            } else {
+                applicationTriggers = true
+            }
+        }
+        for name in out.values.joined().map(\.name) { try db.execute("DROP TRIGGER \(Database.quote(name))") }
+        held = out
+        liveWhileHeld = []
+    }
+
+    /// While capture is held: installs the held triggers again on every table but `table`
+    /// (nil: on none), so that what the application's own triggers write into other tracked
+    /// tables while bundlesync writes `table` is captured. Without application triggers,
+    /// nothing else can write while bundlesync does, and the triggers stay off.
+    package func captureOn(exceptFor table: String?) throws {
+        guard let held, applicationTriggers else { return }
+        let wanted = table.map { t in Set(held.keys.filter { $0 != t }) } ?? []
+        for name in liveWhileHeld.subtracting(wanted) {
+            for trigger in held[name] ?? [] { try db.execute("DROP TRIGGER IF EXISTS \(Database.quote(trigger.name))") }
+        }
+        for name in wanted.subtracting(liveWhileHeld) {
+            for trigger in held[name] ?? [] { try db.execute(trigger.sql) }
+        }
+        liveWhileHeld = wanted
+    }
+
+    /// Installs every held trigger again; the transaction may then commit.
+    package func resumeCapture() throws {
+        guard let held else { return }
+        for (table, triggers) in held.sorted(by: { $0.key < $1.key }) where !liveWhileHeld.contains(table) {
+            for trigger in triggers { try db.execute(trigger.sql) }
+        }
+        self.held = nil
+        liveWhileHeld = []
+    }
+
+    /// After a rollback, which put the triggers back by itself.
+    package func forgetHeldCapture() {
+        held = nil
+        liveWhileHeld = []
     }
 
     /// Local changes captured but not yet sealed into a batch, by table.

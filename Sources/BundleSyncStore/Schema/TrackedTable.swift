@@ -19,6 +19,13 @@ public struct TrackedTable: Sendable {
     /// The name of each synced column in this replica's table, where it was renamed here
     /// (`track --renamed`); bundles keep the synced name.
     package var renamed: [String: String] = [:]
+    /// Local ordinals of the synced columns declared with a collation other than BINARY,
+    /// whose capture compares text byte for byte all the same.
+    package var collatedColumns: Set<Int> = []
+    /// Local ordinals of the synced columns with a type, whose affinity stores 1.0 as 1 (or 1
+    /// as 1.0, or either as text): there a value compares equal only to a value of its own
+    /// storage class, so capture need not compare classes (see ``CaptureTriggers``).
+    package var typedColumns: Set<Int> = []
 
     public var name: String { schema.name }
     package var clockTable: String { Bookkeeping.clockTable(id) }
@@ -50,6 +57,11 @@ public struct TrackedTable: Sendable {
     // MARK: - SQL fragments
 
     package var quotedTable: String { Database.quote(name) }
+    /// The columns bundlesync names when it writes capture-log rows itself.
+    package var logColumns: String { (keyNames + ["change", "wall"]).joined(separator: ", ") }
+
+    package func columnCollated(_ ordinal: Int) -> Bool { collatedColumns.contains(ordinal) }
+    package func columnTyped(_ ordinal: Int) -> Bool { typedColumns.contains(ordinal) }
     package var keyList: String { schema.keyColumns.map(Database.quote).joined(separator: ", ") }
     package var keyNames: [String] { (0..<schema.keyColumns.count).map { "k\($0)" } }
     package var keyMatch: String { schema.keyColumns.map { "\(Database.quote($0)) = ?" }.joined(separator: " AND ") }
