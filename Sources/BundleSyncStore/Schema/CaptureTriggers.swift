@@ -48,14 +48,16 @@ package enum LogOp: Equatable {
 ///   compiles only the triggers of the columns it sets; it logs only when the value changed,
 ///   compared byte for byte, and for columns without a type (where SQLite keeps 1 and 1.0
 ///   apart) by storage class too;
-/// - the time as `julianday('now')`, converted to milliseconds when the log is sealed;
+/// - the time as `julianday()`, converted to milliseconds when the log is sealed;
 /// - a log table of the key, the change and the time, with SQLite's own rowid as its order.
 package enum CaptureTriggers {
     /// The wall time of a write, in built-in SQL: a Julian day.
     ///
     /// > "The julianday() function returns the Julian day - the fractional number of days
-    /// > since noon in Greenwich on November 24, 4714 B.C." (https://www.sqlite.org/lang_datefunc.html)
-    package static let wallExpression = "julianday('now')"
+    /// > since noon in Greenwich on November 24, 4714 B.C." "The first six date and time
+    /// > functions take an optional time-value as an argument" (https://www.sqlite.org/lang_datefunc.html):
+    /// without one, the time is now, with no 'now' to parse or compile.
+    package static let wallExpression = "julianday()"
     /// The log's wall time in milliseconds since the Unix epoch, in SQL. 2440587.5 is the
     /// Julian day of 1970-01-01T00:00Z; SQLite keeps 'now' in whole milliseconds, so the
     /// round trip is exact.
