@@ -162,15 +162,20 @@ package final class ReplicaStore {
     /// application's writes, on any connection, meet triggers with no condition to check,
     /// and a transaction that rolls back or never commits leaves the triggers as they were.
     package func withoutCapture<T>(_ body: () throws -> T) throws -> T {
+        var holding = false
         do {
             return try db.writeTransaction {
                 try catalog.holdCapture()
+                holding = true
                 let result = try body()
                 try catalog.resumeCapture()
+                holding = false
                 return result
             }
         } catch {
-            catalog.forgetHeldCapture()
+            // The rollback put the triggers back; forget what this call held (and only
+            // this call: one that could not begin its transaction held nothing).
+            if holding { catalog.forgetHeldCapture() }
             throw error
         }
     }
