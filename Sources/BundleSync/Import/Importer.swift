@@ -64,7 +64,13 @@ package struct Importer {
     /// - Throws: Only for the replica itself (for example, a copied replica file with local
     ///   changes that must not be sealed); problems with a bundle are in its outcome.
     package func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
-        if try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
+        // Local changes are sealed first, unless a bundle shows that this file was put back
+        // from a backup: then they wait for the new identity it takes (see RestoreCheck).
+        let restoring = try paths.contains { p in
+            guard let header = try? BundleReader(path: p).header else { return false }
+            return try RestoreCheck(store: store).showsRestore(header)
+        }
+        if !restoring, try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
         return paths.map { path in
             do {
                 return try importBundle(path, options: options)
@@ -104,12 +110,17 @@ package struct Importer {
         try check.finish()
         progress?(ProgressEvent(phase: "verifying \(label)", kind: .finished))
         try TrustList(store: store).check(check.header, path: path)
+        _ = try RestoreCheck(store: store).check(check.header, path: path)
 
         var outcome = ImportOutcome(path: path, status: .skipped, exporter: check.header.exporterName)
         let now = HLC.nowMilliseconds()
         return try store.withoutCapture {
             try sealer.sealPending()
+            // The latest time this replica had already seen: writes stamped up to there (and
+            // a little past, for overwrites of such writes) are explained by history it holds.
+            let seenBefore = try store.clock
             var newest = HLC.zero
+            var newestOrigin = check.header.exporter
             var heldItems = Set<HeldItem>()
             if !allKnown {
                 // Pass 2: the same checks again as the bytes are read, then merge.
@@ -154,7 +165,10 @@ package struct Importer {
                         outcome.known += 1 // held here once, since pruned
                         continue
                     }
-                    if let range = batch.hlcRange { newest = max(newest, range.upperBound) }
+                    if let range = batch.hlcRange, range.upperBound > newest {
+                        newest = range.upperBound
+                        newestOrigin = entry.origin
+                    }
                     if try isApplicable(batch, head: head) {
                         let held = try RowMerger(store: store).merge(batch, originIndex: origin)
                         try history.store(signed, batch: batch, origin: origin, applied: true)
@@ -178,22 +192,37 @@ package struct Importer {
                 outcome.known = check.header.batches.count
             }
             if check.header.isSnapshot && outcome.applied > 0 { outcome.applied = 1 }
-            if newest.milliseconds > now + options.clockSkewBound {
+            if newest.milliseconds > now + options.clockSkewBound && !Self.isExplained(newest, seen: seenBefore) {
                 let ahead = Double(newest.milliseconds - now) / 3_600_000
-                let message = "'\(path)' holds writes timestamped \(String(format: "%.1f", ahead)) h ahead of this device's clock"
+                let writer = newestOrigin == check.header.exporter ? "'\(shown(check.header.exporterName))' (\(newestOrigin.short))" : try replicas.label(of: newestOrigin)
+                let message = "'\(path)' holds writes of replica \(writer) timestamped \(Self.describe(hours: ahead)) ahead of this device's clock (\(newest))"
                 if options.refuseClockSkew {
-                    throw BundleSyncError(.badData, message, hint: "fix the clock of the device that wrote them, or raise --max-clock-skew", bundle: path)
+                    throw BundleSyncError(.badData, message, hint: "set the clock of \(writer) right; to accept the writes it made meanwhile, import this file once without --max-clock-skew", bundle: path)
                 }
-                outcome.warnings.append(message)
+                outcome.warnings.append(message + "; they win conflicts over writes made before that time, and this replica's own clock does not follow them")
             }
             try store.advanceClock(to: newest)
             if check.header.exporter != store.id {
-                try replicas.remember(exporterOf: check.header, heardAt: now, broughtHistory: !allKnown)
+                // Batches pruned here count as known: an old bundle is no news of its exporter.
+                try replicas.remember(exporterOf: check.header, heardAt: now,
+                                      broughtHistory: outcome.applied + outcome.parked + outcome.released > 0)
             }
             if outcome.applied + outcome.released > 0 { outcome.status = .applied }
             else if outcome.parked > 0 { outcome.status = .parked }
             return outcome
         }
+    }
+
+    /// Whether a timestamp ahead of the wall clock is explained by what a replica has seen:
+    /// no later than its clock, plus room for overwrites of the writes stamped there (each
+    /// overwrite is stamped just after the write it replaces).
+    static func isExplained(_ hlc: HLC, seen: HLC) -> Bool {
+        hlc.rawValue <= seen.rawValue &+ (UInt64(1) << 32)
+    }
+
+    static func describe(hours: Double) -> String {
+        if hours >= 48 { return String(format: "%.0f days", hours / 24) }
+        return String(format: "%.1f h", hours)
     }
 
     /// A batch can be merged now when it continues its origin's history here and everything

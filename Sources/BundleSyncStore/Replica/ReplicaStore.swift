@@ -42,6 +42,24 @@ package final class ReplicaStore {
         rows = RowWriter(db: db, texts: texts)
         held = HeldStore(db: db)
         history = HistoryStore(db: db, replicas: replicas, held: held)
+        db.onCommit { [weak self] in try? self?.noteHead() }
+    }
+
+    /// The head last written to the ``HeadJournal``.
+    private var notedHead: HeadJournal?
+
+    /// This replica's own head, as the ``HeadJournal`` records it.
+    package func ownHead() throws -> HeadJournal {
+        let head = try replicas.head(of: selfIndex)
+        return HeadJournal(id: id, seq: head.seq, hash: head.hash)
+    }
+
+    /// Rewrites the ``HeadJournal`` when the replica's own head moved.
+    package func noteHead() throws {
+        let head = try ownHead()
+        guard head != notedHead else { return }
+        head.write(for: db.path)
+        notedHead = head
     }
 
     // MARK: - Opening

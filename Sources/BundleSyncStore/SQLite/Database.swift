@@ -20,6 +20,7 @@ public final class Database {
     /// Called after every rollback of a write transaction, so in-memory mirrors of tables
     /// follow the transaction.
     private var rollbackHandlers: [() -> Void] = []
+    private var commitHandlers: [() -> Void] = []
 
     /// Opens a database.
     ///
@@ -131,6 +132,7 @@ public final class Database {
         do {
             let result = try body()
             try execute("COMMIT")
+            commitHandlers.forEach { $0() }
             return result
         } catch {
             try? execute("ROLLBACK")
@@ -142,6 +144,11 @@ public final class Database {
     /// Registers `handler` to run after every rollback of ``writeTransaction(_:)``.
     package func onRollback(_ handler: @escaping () -> Void) {
         rollbackHandlers.append(handler)
+    }
+
+    /// Registers `handler` to run after every commit of ``writeTransaction(_:)``.
+    package func onCommit(_ handler: @escaping () -> Void) {
+        commitHandlers.append(handler)
     }
 
     public func readTransaction<T>(_ body: () throws -> T) throws -> T {
