@@ -150,7 +150,7 @@ package struct Importer {
                 }
                 if let heads = reader.header.snapshotHeads {
                     _ = try checkHeads(heads, path: path)
-                    outcome.applied += try adoptHeads(heads, keys: reader.header.keys)
+                    outcome.applied += try adoptHeads(heads, keys: reader.header.keys, forks: &outcome.forks)
                 }
                 while let (entry, signed, batch) = try reader.nextBatch() {
                     progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
@@ -162,7 +162,9 @@ package struct Importer {
                     }
                     let head = try replicas.head(of: origin)
                     if entry.seq <= head.seq {
-                        outcome.known += 1 // held here once, since pruned
+                        // Held here once, since pruned; the head's hash is still known.
+                        if entry.seq == head.seq && entry.hash != head.hash { throw forkError(entry, existing: head.hash, path: path) }
+                        outcome.known += 1
                         continue
                     }
                     if let range = batch.hlcRange, range.upperBound > newest {
@@ -281,7 +283,10 @@ package struct Importer {
             }
             let entry = BundleHeader.BatchEntry(origin: h.origin, seq: h.seq, hash: h.hash, length: 0)
             if let stored = try history.hash(origin: idx, seq: h.seq), stored != h.hash {
-                throw forkError(entry, existing: stored, path: path)
+                // A parked batch there is dropped and reported when the snapshot is adopted;
+                // one applied here contradicts the snapshot.
+                let parked = try history.parked().contains { $0.originIndex == idx && $0.seq == h.seq }
+                if !parked { throw forkError(entry, existing: stored, path: path) }
             }
             let local = try replicas.head(of: idx)
             if local.seq == h.seq && local.hash != h.hash { throw forkError(entry, existing: local.hash, path: path) }
@@ -294,11 +299,18 @@ package struct Importer {
     /// effect of those batches. Parked batches it covers are dropped.
     ///
     /// - Returns: How many origins advanced.
-    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]]) throws -> Int {
+    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]], forks: inout [BundleSyncError]) throws -> Int {
         var advanced = 0
         for h in heads {
             let idx = try replicas.index(of: h.origin, publicKey: keys[h.origin])
             guard try replicas.head(of: idx).seq < h.seq else { continue }
+            // A parked batch at the snapshot's head that is not the head is a fork: it is
+            // dropped with the rest the snapshot covers, and reported.
+            for p in try history.parked() where p.originIndex == idx && p.seq == h.seq && p.hash != h.hash {
+                let e = BundleSyncError.badData("batch \(p.seq) of replica \(h.origin.short) parked here is \(p.hash.short), but the snapshot's history holds \(h.hash.short) there: the replica's history has forked; the parked batch is dropped",
+                                                hint: "a copy of that replica's database wrote its own history; the copy must be re-identified")
+                forks.append(e)
+            }
             try replicas.advanceHead(origin: idx, seq: h.seq, hash: h.hash)
             try history.dropParked(origin: idx, through: h.seq)
             advanced += 1

@@ -238,6 +238,13 @@ package struct Sealer {
                 // A cell rewritten in the row's incarnation is stamped after the write it
                 // replaces, even when that write's time is ahead of this device's clock.
                 let h = max(hlc(wall), length == startLength ? clock.cell(i).hlc.successor : .zero)
+                if length == startLength && h <= clock.cell(i).hlc {
+                    // The write it replaces carries the latest time a bundle may: nothing can
+                    // be stamped after it, so this write could never win. Said, not sent.
+                    let writer = (try? store.replicas.id(at: clock.cell(i).origin)).map { (try? store.replicas.label(of: $0)) ?? $0.short } ?? "another replica"
+                    store.notices.append("column '\(shown(t.schema.columns[i].name))' of a row of '\(shown(t.name))' is not synced: \(writer) wrote it at \(clock.cell(i).hlc), the latest time a bundle may carry, so no later write can win over it\nhint: write the value under a new key; the device that wrote it has a wrong clock")
+                    return nil
+                }
                 change.cells.append(CellChange(column: i, hlc: h, value: values[i]))
                 clock.setCell(i, .init(hlc: h, origin: store.selfIndex))
             }
