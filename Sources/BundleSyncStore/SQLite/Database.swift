@@ -141,6 +141,15 @@ public final class Database {
         }
     }
 
+    /// Inside ``writeTransaction(_:)``: commits what was done so far, lets other connections
+    /// take the write lock for `pause` milliseconds, and takes it again for the rest.
+    package func commitAndContinue(pause milliseconds: Int) throws {
+        try execute("COMMIT")
+        commitHandlers.forEach { $0() }
+        usleep(useconds_t(milliseconds * 1000))
+        try execute("BEGIN IMMEDIATE")
+    }
+
     /// Registers `handler` to run after every rollback of ``writeTransaction(_:)``.
     package func onRollback(_ handler: @escaping () -> Void) {
         rollbackHandlers.append(handler)
