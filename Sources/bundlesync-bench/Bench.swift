@@ -304,6 +304,9 @@ final class Run {
                                   target: "≤ 64 MiB beyond SQLite's cache", meets: "—"))
         }
 
+        // MARK: Figure 10: the application's writes during a large import
+        figures.append(try writeWaitFigure(bundle: fullPath, changes: full.rows))
+
         // MARK: Figure 8: bookkeeping on disk
         for (label, bk) in [("8a", bkTrack), ("8b", bkExport)] {
             let r = Double(bk.bookkeeping) / Double(bk.user)
