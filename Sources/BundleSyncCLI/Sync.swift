@@ -24,8 +24,9 @@ struct Sync: ParsableCommand {
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])
-        let worst = ImportReport.print(try replica.importBundles(files))
-        let result = try replica.export(to: dir, target: .automatic)
+        let outcomes = try replica.importBundles(files)
+        let worst = ImportReport.print(outcomes)
+        let result = try replica.exportToFolder(dir, target: .automatic, imported: outcomes)
         if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")))")
         } else {

@@ -47,19 +47,24 @@ package struct Exporter {
     ///   - output: A file path, or an existing directory in which the file is named
     ///     `NAME-SEQ-HASH8.bsync`.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
-    package func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    ///   - inFolder: Batches that the bundles of their own origins, in the folder being
+    ///     exported into, already carry: left out of this bundle, because every replica that
+    ///     syncs through the folder reads those bundles too (a shared mailbox).
+    package func export(to output: String, target: ExportTarget, inFolder: [ReplicaID: Set<UInt64>] = [:]) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
         return try db.readTransaction {
             let vector = try store.replicas.vector()
-            let missing = try store.history.missing(from: base)
+            let lacking = try store.history.missing(from: base)
             // A snapshot when asked for, or when history the target lacks was pruned here.
             var snapshot = false
             var complete = true
             for (origin, held) in vector.entries where held > base[origin] {
-                if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
+                if lacking.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
             }
+            // The origin's own bundle in the folder passes these on; this one need not.
+            let missing = lacking.filter { $0.origin == store.id || inFolder[$0.origin]?.contains($0.seq) != true }
             if case .full = target { snapshot = true }
             if !complete { snapshot = true }
 

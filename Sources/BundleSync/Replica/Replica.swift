@@ -80,6 +80,21 @@ public final class Replica {
         return try Exporter(store: store, progress: progress).export(to: output, target: target)
     }
 
+    /// Exports into a shared folder (`sync`): like ``export(to:target:)``, but leaves out the
+    /// batches that their origins' own bundles there carry, as imported just before
+    /// (`imported`); every replica that syncs through the folder reads those bundles too. So
+    /// each replica's file carries its own history and what the folder lacks, and the folder
+    /// grows with the number of replicas, not with its square.
+    public func exportToFolder(_ directory: String, target: ExportTarget, imported: [ImportOutcome]) throws -> ExportResult {
+        try requireSyncable()
+        var carried: [ReplicaID: Set<UInt64>] = [:]
+        for outcome in imported where outcome.status != .refused {
+            guard let header = try? BundleReader(path: outcome.path).header else { continue }
+            for b in header.batches where b.origin == header.exporter { carried[b.origin, default: []].insert(b.seq) }
+        }
+        return try Exporter(store: store, progress: progress).export(to: directory, target: target, inFolder: carried)
+    }
+
     /// Imports bundle files, each checked completely and merged in one transaction.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
         try requireSyncable()
