@@ -258,6 +258,7 @@ extension Run {
                              rows.map { [$0.number, $0.name, $0.bundlesync, $0.baseline, $0.ratio, $0.target, $0.meets] })
         out += "\n\nRatios: 1, 2, 4 are bundlesync's throughput over the baseline's (higher is better); 3, 5, 6, 8 are bundlesync's size or time over the baseline's (lower is better); 10 is the longest wait of one application write over the import's whole time (what one transaction would have made it wait).\n"
         out += "\n### Sizes\n\n" + markdownTable(["what", "size"], sizes.map { [$0.0, $0.1] }) + "\n"
+        out += sections.joined()
         out += "\n### Seconds per step\n\n" + markdownTable(["step", "seconds"], Progress.steps.map { [$0.0, fixed($0.1, 3)] })
         out += "\n\nTotal: \(fixed(total, 1)) s\n"
         if !notes.isEmpty { out += "\n### Notes\n\n" + notes.map { "- " + $0 }.joined(separator: "\n") + "\n" }
