@@ -24,6 +24,8 @@ public struct ExportResult: Sendable {
     public var snapshot: Bool
     public var sealed: [BatchSummary]
     public var bytes: Int
+    /// False when the target lacked nothing and no file was written (`path` is then empty).
+    public var written = true
 }
 
 /// Writes bundles: seals pending changes, then writes the history a target lacks, or a
@@ -46,8 +48,11 @@ package struct Exporter {
     /// - Parameters:
     ///   - output: A file path, or an existing directory in which the file is named
     ///     `NAME-SEQ-HASH8.bsync`.
+    ///   - writingEmpty: Whether to write a bundle that carries no batch, only this replica's
+    ///     vector (as `sync` does, so that peers learn what it holds); otherwise no file is
+    ///     written when the target lacks nothing.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
-    package func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    package func export(to output: String, target: ExportTarget, writingEmpty: Bool = true) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
@@ -62,6 +67,9 @@ package struct Exporter {
             }
             if case .full = target { snapshot = true }
             if !complete { snapshot = true }
+            if !snapshot && missing.isEmpty && !writingEmpty {
+                return ExportResult(path: "", batches: 0, rows: 0, snapshot: false, sealed: sealed, bytes: 0, written: false)
+            }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
@@ -113,7 +121,7 @@ package struct Exporter {
             let name = store.name
             let path = try writer.finish(identity: store.identity) { trailer in
                 intoDirectory
-                    ? PathText.join(output, "\(name)-\(mySeq)-\(trailer.fileDigest.short).\(BundleFile.fileExtension)")
+                    ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, trailer: trailer))
                     : output
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0

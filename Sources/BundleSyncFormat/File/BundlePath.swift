@@ -28,3 +28,24 @@ package enum BundlePath {
         return Int32(name.dropFirst(prefix.count).dropLast(suffix.count)) ?? 0
     }
 }
+
+extension BundlePath {
+    /// The name of a bundle written into a folder: `NAME-SEQ-HASH8.bsync`.
+    ///
+    /// HASH8 is the start of a digest of what the bundle carries (its exporter, both
+    /// vectors, the batches or snapshot heads it lists, and its uncompressed body), not of
+    /// the file's bytes, which also hold the time of export and a fresh signature. So
+    /// exporting the same content again gives the same name, and replaces the earlier file
+    /// instead of adding a copy of it beside it.
+    package static func fileName(exporterName: String, seq: UInt64, header: BundleHeader, trailer: BundleFile.Trailer) -> String {
+        var h = Hasher256()
+        func line(_ text: String) { h.update(Array((text + "\n").utf8)) }
+        line("exporter \(header.exporter.hex)")
+        line("vector " + header.exporterVector.sorted.map { "\($0.0.hex):\($0.1)" }.joined(separator: ","))
+        line("base " + header.baseVector.sorted.map { "\($0.0.hex):\($0.1)" }.joined(separator: ","))
+        for b in header.batches { line("batch \(b.origin.hex) \(b.seq) \(b.hash.hex)") }
+        for head in header.snapshotHeads ?? [] { line("head \(head.origin.hex) \(head.seq) \(head.hash.hex)") }
+        line("body \(trailer.contentDigest.hex)")
+        return "\(exporterName)-\(seq)-\(h.finalize().short).\(BundleFile.fileExtension)"
+    }
+}
