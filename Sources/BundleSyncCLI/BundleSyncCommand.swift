@@ -26,6 +26,14 @@ public struct BundleSyncCommand: ParsableCommand {
 
     /// Runs the command line, mapping every failure to its exit status (SPEC §2.2).
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        // The Swift runtime reads the arguments through /proc/self; when it cannot, the list
+        // is empty, not even the program's name. Running on as if none were given would print
+        // the help and succeed having done nothing.
+        if arguments == nil && CommandLine.arguments.isEmpty {
+            Diagnostics.report(BundleSyncError(.failure, "cannot read this command's arguments: the system refused access to /proc/self",
+                                               hint: "run bundlesync where /proc is mounted and readable"))
+            Foundation.exit(1)
+        }
         let args = arguments ?? Array(CommandLine.arguments.dropFirst())
         if args.first == "help", args.count > 1,
            !configuration.subcommands.contains(where: { $0._commandName == args[1] }) {

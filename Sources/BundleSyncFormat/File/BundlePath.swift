@@ -1,4 +1,5 @@
 import BundleSyncCore
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -47,5 +48,43 @@ extension BundlePath {
         for head in header.snapshotHeads ?? [] { line("head \(head.origin.hex) \(head.seq) \(head.hash.hex)") }
         line("body \(trailer.contentDigest.hex)")
         return "\(exporterName)-\(seq)-\(h.finalize().short).\(BundleFile.fileExtension)"
+    }
+}
+
+extension BundlePath {
+    /// The kind of failure a write, create or rename with this errno is: an input/output
+    /// error of the device (`.io`, exit 74), or an output that cannot be created (`.cannotCreate`, 73).
+    package static func code(forWriteFailure e: Int32) -> BundleSyncError.Code {
+        switch e {
+        case EIO, ENOSPC, EDQUOT, ENXIO, ENODEV: .io
+        default: .cannotCreate
+        }
+    }
+
+    /// What to do about a write that failed with this errno.
+    package static func hint(forWriteFailure e: Int32) -> String {
+        switch e {
+        case EROFS: "the stick or folder is mounted read-only; remount it writable or write elsewhere"
+        case EACCES, EPERM: "this user may not write there; choose another folder or fix its permissions"
+        case ENOSPC, EDQUOT: "free some space and export again"
+        case EIO, ENXIO, ENODEV: "check that the stick is still there and working, then export again"
+        default: "check that the folder exists and is writable"
+        }
+    }
+
+    /// Opens a bundle for reading, with the reason when it cannot be: a missing or
+    /// unreadable file is missing input (66), a failing device an I/O error (74).
+    package static func openForReading(_ path: String) throws -> FileHandle {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            let reason = String(cString: strerror(e)).lowercased()
+            if e == EIO || e == ENXIO || e == ENODEV {
+                throw BundleSyncError(.io, "cannot read '\(path)': \(reason)",
+                                      hint: "check that the stick is still there and working", cause: .errno(e), bundle: path)
+            }
+            throw BundleSyncError(.noInput, "'\(path)' cannot be opened for reading: \(reason)", cause: .errno(e), bundle: path)
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 }
