@@ -39,13 +39,15 @@ struct Export: ParsableCommand {
         else if let since { target = .vector(try VectorFile.read(since)) }
         else if !peers.isEmpty { target = .peers(peers) }
         else { target = .automatic }
-        let result = try replica.export(to: output, target: target, writingEmpty: false)
+        let result = try replica.export(to: output, target: target)
         guard result.written else {
-            Diagnostics.note("nothing to send: the target already holds everything this replica has; no bundle written")
+            Diagnostics.note("nothing new to send: '\(result.path)' already tells the target everything; no bundle written")
             return
         }
         if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(result.bytes) bytes)")
+        } else if result.batches == 0 {
+            Diagnostics.note("nothing to send but this replica's vector: the bundle tells the target what this replica holds")
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
         }

@@ -14,23 +14,31 @@ import Testing
         let a = try TestReplica("a", in: tmp, schema: "CREATE TABLE t(id TEXT PRIMARY KEY, v);", tables: ["t"])
         let b = try TestReplica("b", in: tmp, schema: "CREATE TABLE t(id TEXT PRIMARY KEY, v);", tables: ["t"])
         try a.sql("INSERT INTO t VALUES ('x', 1)")
-        let stick = tmp.dir("stick")
-        let first = try a.export(to: stick)
-        try b.importing([first])
-        // b's next bundle tells a what b holds.
+        try b.importing([try a.export(to: tmp.dir("s1"))])
         try b.sql("INSERT INTO t VALUES ('y', 2)")
-        try a.importing([try b.export(to: tmp.dir("back"))])
+        try a.importing([try b.export(to: tmp.dir("s2"))])
+        // b lacks nothing of a's; the first bundle still tells b that a now holds b's batch.
+        let stick = tmp.dir("stick")
+        let first = try CLI.run(["export", a.db, "-o", stick])
+        #expect(first.status == 0 && !first.trimmedOut.isEmpty, "\(first.stderr)")
+        #expect(first.stderr.contains("nothing to send but this replica's vector"), "\(first.stderr)")
         for _ in 0..<3 {
             let r = try CLI.run(["export", a.db, "-o", stick])
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.trimmedOut.isEmpty, "no path is printed when no bundle is written: \(r.stdout)")
-            #expect(r.stderr.contains("nothing to send"), "\(r.stderr)")
+            #expect(r.stderr.contains("nothing new to send"), "\(r.stderr)")
         }
-        #expect(try bundles(in: stick) == [PathText.fileName(of: first)], "no new file on the stick")
-        // The same holds for a named file: it is not created.
-        let named = tmp.file("named.bsync")
-        #expect(try CLI.run(["export", a.db, "-o", named]).status == 0)
-        #expect(!FileManager.default.fileExists(atPath: named))
+        #expect(try bundles(in: stick) == [PathText.fileName(of: first.trimmedOut)], "no new file on the stick")
+        // The same holds for a named file that already holds it.
+        let before = try FileManager.default.attributesOfItem(atPath: first.trimmedOut)[.modificationDate] as? Date
+        let again = try CLI.run(["export", a.db, "-o", first.trimmedOut])
+        #expect(again.status == 0 && again.stderr.contains("nothing new to send"), "\(again.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: first.trimmedOut)[.modificationDate] as? Date == before)
+        // Once there is something to send, a bundle is written again.
+        try a.sql("INSERT INTO t VALUES ('z', 3)")
+        #expect(try bundles(in: stick).count == 1)
+        _ = try a.export(to: stick)
+        #expect(try bundles(in: stick).count == 2)
     }
 
     @Test func reExportingTheSameContentReusesItsName() throws {

@@ -24,7 +24,8 @@ public struct ExportResult: Sendable {
     public var snapshot: Bool
     public var sealed: [BatchSummary]
     public var bytes: Int
-    /// False when the target lacked nothing and no file was written (`path` is then empty).
+    /// False when the bundle would carry no batch, only this replica's vector, and the same
+    /// bundle is already at `path`: then nothing was written.
     public var written = true
 }
 
@@ -48,11 +49,8 @@ package struct Exporter {
     /// - Parameters:
     ///   - output: A file path, or an existing directory in which the file is named
     ///     `NAME-SEQ-HASH8.bsync`.
-    ///   - writingEmpty: Whether to write a bundle that carries no batch, only this replica's
-    ///     vector (as `sync` does, so that peers learn what it holds); otherwise no file is
-    ///     written when the target lacks nothing.
     /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
-    package func export(to output: String, target: ExportTarget, writingEmpty: Bool = true) throws -> ExportResult {
+    package func export(to output: String, target: ExportTarget) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
@@ -67,9 +65,6 @@ package struct Exporter {
             }
             if case .full = target { snapshot = true }
             if !complete { snapshot = true }
-            if !snapshot && missing.isEmpty && !writingEmpty {
-                return ExportResult(path: "", batches: 0, rows: 0, snapshot: false, sealed: sealed, bytes: 0, written: false)
-            }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
@@ -99,6 +94,19 @@ package struct Exporter {
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
 
             let intoDirectory = if case .directory = destination { true } else { false }
+            let mySeq = vector[store.id]
+            let name = store.name
+            // A bundle with no batch carries only this replica's vector. When the same one is
+            // already there, exporting again has nothing to send.
+            if !snapshot && missing.isEmpty {
+                let same = BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: Hasher256().finalize())
+                let existing = intoDirectory ? PathText.join(output, same) : output
+                if let there = try? BundleReader(path: existing), there.header.batches.isEmpty, !there.header.isSnapshot,
+                   BundlePath.fileName(exporterName: name, seq: mySeq, header: there.header, contentDigest: there.trailer.contentDigest) == same,
+                   (try? there.finish()) != nil {
+                    return ExportResult(path: existing, batches: 0, rows: 0, snapshot: false, sealed: sealed, bytes: there.fileSize, written: false)
+                }
+            }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
             let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
@@ -117,11 +125,9 @@ package struct Exporter {
                 rows = missing.reduce(0) { $0 + $1.rows }
             }
             progress?(ProgressEvent(phase: "writing", kind: .finished))
-            let mySeq = vector[store.id]
-            let name = store.name
             let path = try writer.finish(identity: store.identity) { trailer in
                 intoDirectory
-                    ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, trailer: trailer))
+                    ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: trailer.contentDigest))
                     : output
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0

@@ -73,11 +73,10 @@ public final class Replica {
         return try Sealer(store: store, progress: progress).sealPending(keepingHistory: keepingHistory)
     }
 
-    /// Seals pending changes and writes one bundle with the history the target lacks; with
-    /// `writingEmpty` false, no file when it lacks nothing.
-    public func export(to output: String, target: ExportTarget, writingEmpty: Bool = true) throws -> ExportResult {
+    /// Seals pending changes and writes one bundle with the history the target lacks.
+    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
         try requireSyncable()
-        return try Exporter(store: store, progress: progress).export(to: output, target: target, writingEmpty: writingEmpty)
+        return try Exporter(store: store, progress: progress).export(to: output, target: target)
     }
 
     /// Imports bundle files, each checked completely and merged in one transaction.

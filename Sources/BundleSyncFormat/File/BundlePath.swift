@@ -38,7 +38,7 @@ extension BundlePath {
     /// the file's bytes, which also hold the time of export and a fresh signature. So
     /// exporting the same content again gives the same name, and replaces the earlier file
     /// instead of adding a copy of it beside it.
-    package static func fileName(exporterName: String, seq: UInt64, header: BundleHeader, trailer: BundleFile.Trailer) -> String {
+    package static func fileName(exporterName: String, seq: UInt64, header: BundleHeader, contentDigest: Digest32) -> String {
         var h = Hasher256()
         func line(_ text: String) { h.update(Array((text + "\n").utf8)) }
         line("exporter \(header.exporter.hex)")
@@ -46,7 +46,7 @@ extension BundlePath {
         line("base " + header.baseVector.sorted.map { "\($0.0.hex):\($0.1)" }.joined(separator: ","))
         for b in header.batches { line("batch \(b.origin.hex) \(b.seq) \(b.hash.hex)") }
         for head in header.snapshotHeads ?? [] { line("head \(head.origin.hex) \(head.seq) \(head.hash.hex)") }
-        line("body \(trailer.contentDigest.hex)")
+        line("body \(contentDigest.hex)")
         return "\(exporterName)-\(seq)-\(h.finalize().short).\(BundleFile.fileExtension)"
     }
 }
