@@ -38,6 +38,9 @@ struct Import: ParsableCommand {
         let worst = ImportReport.print(outcomes)
         if json {
             output(jsonString(["bundles": outcomes.map { o -> [String: Any] in
+                if BundlePaths.vanished(o) {
+                    return ["path": o.path, "status": "skipped", "vanished": true, "applied": 0, "parked": 0, "already_imported": 0, "warnings": [String]()]
+                }
                 var d: [String: Any] = ["path": o.path, "status": o.status.rawValue, "applied": o.applied + o.released,
                                         "parked": o.parked, "already_imported": o.known, "warnings": o.warnings]
                 if let e = o.error { d["error"] = e.message; d["exit_code"] = Int(ExitStatus.code(for: e.code)) }
@@ -59,6 +62,10 @@ enum ImportReport {
     static func print(_ outcomes: [ImportOutcome]) -> Int32 {
         var worst: Int32 = 0
         for o in outcomes {
+            if BundlePaths.vanished(o) {
+                Diagnostics.note("\(o.path): skipped, removed from its folder after it was listed (by another replica's sync?)")
+                continue
+            }
             o.warnings.forEach(Diagnostics.warn)
             for fork in o.forks {
                 Diagnostics.report(fork)
@@ -102,6 +109,22 @@ enum BundlePaths {
         return files
     }
 
+    /// The files found by listing a folder (not named on the command line), this run.
+    nonisolated(unsafe) static var listed: Set<String> = []
+
+    /// Whether a bundle found in a folder was gone when it was opened: another replica's
+    /// `sync` may remove its own superseded bundles at any time. Not an error; the file is
+    /// skipped.
+    static func vanished(_ o: ImportOutcome) -> Bool {
+        o.status == .refused && o.error.map { vanished(o.path, $0) } == true
+    }
+
+    static func vanished(_ path: String, _ error: BundleSyncError) -> Bool {
+        guard error.code == .noInput, listed.contains(path) else { return false }
+        var st = stat()
+        return lstat(path, &st) != 0 && errno == ENOENT
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
@@ -116,9 +139,11 @@ enum BundlePaths {
             if FileManager.default.fileExists(atPath: p, isDirectory: &isDir) && isDir.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: p)) ?? []
                 // Only regular files: a FIFO or a device named like a bundle is not one.
-                out += names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
+                let found = names.filter { $0.hasSuffix(".bsync") && !$0.hasPrefix(".") }.sorted()
                     .map { PathText.join(p, $0) }
                     .filter { var st = stat(); return stat($0, &st) == 0 && st.st_mode & S_IFMT == S_IFREG }
+                listed.formUnion(found)
+                out += found
             } else {
                 out.append(p)
             }

@@ -39,6 +39,9 @@ struct Verify: ParsableCommand {
                     output("\(path): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 }
                 reports.append(["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex])
+            } catch let e as BundleSyncError where BundlePaths.vanished(path, e) {
+                Diagnostics.note("\(path): skipped, removed from its folder after it was listed (by another replica's sync?)")
+                reports.append(["path": path, "ok": true, "vanished": true])
             } catch let e as BundleSyncError {
                 let code = ExitStatus.code(for: e.code)
                 worst = max(worst, code)
