@@ -109,7 +109,7 @@ enum Diagnostics {
 
     static func report(_ error: BundleSyncError) {
         var text = "error: \(error.message)\n"
-        if let hint = error.hint { text += "hint: \(hint)\n" }
+        if let hint = BundleHints.hint(for: error) { text += "hint: \(hint)\n" }
         write(text)
     }
 

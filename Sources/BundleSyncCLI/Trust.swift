@@ -12,12 +12,14 @@ struct Trust: ParsableCommand {
 
         Actions:
           list                 show every known replica and whether it is trusted
-          add PEER [--name N]  trust a replica (a known name, id or id prefix, or a full id)
+          add PEER [--name N]  trust a replica (known name, id prefix or full id)
           remove PEER          stop trusting it
           only on|off          enforce the list, or go back to trust on first use
 
         Example:
-          bundlesync trust clinic.db add 3fa9c2d18b7e40aa91c2d3e4f5a6b7c8 --name tablet-2
+          bundlesync trust clinic.db add tablet-2
+          bundlesync trust clinic.db add 3fa9c2d18b7e40aa91c2d3e4f5a6b7c8 \\
+              --name tablet-3
           bundlesync trust clinic.db only on
         """
     )

@@ -47,7 +47,7 @@ struct Verify: ParsableCommand {
                 worst = max(worst, code)
                 let message = e.about(bundle: path).message
                 if !json { output("\(path): FAILED: \(message)") }
-                Diagnostics.report(BundleSyncError(e.code, message, hint: e.hint))
+                Diagnostics.report(e.about(bundle: path))
                 reports.append(["path": path, "ok": false, "error": message, "exit_code": Int(code)])
             }
         }

@@ -163,7 +163,10 @@ public final class Database {
             return BundleSyncError(.io, "I/O error on \(db): \(message)")
         case SQLITE_READONLY:
             return BundleSyncError(.cannotCreate, "the database \(db) is read-only: \(message)")
-        case SQLITE_CORRUPT, SQLITE_NOTADB:
+        case SQLITE_NOTADB:
+            return BundleSyncError(.failure, "\(db) is not a SQLite database",
+                                   hint: "give the application's database file; 'bundlesync init' makes a new one")
+        case SQLITE_CORRUPT:
             return BundleSyncError(.failure, "the database \(db) is damaged: \(message)")
         default:
             return BundleSyncError(.failure, "SQLite error on \(db): \(message)")
