@@ -15,8 +15,10 @@ struct Digest: ParsableCommand {
     )
 
     @Argument(help: "The replica's database file.") var db: String
+    @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {
-        output(try Opened.replica(db).digest().hex)
+        let digest = try Opened.replica(db).digest().hex
+        output(json ? jsonString(["path": db, "digest": digest]) : digest)
     }
 }

@@ -24,6 +24,8 @@ struct Export: ParsableCommand {
     var since: String?
     @Flag(help: "Include everything.")
     var full = false
+    @Flag(help: "Print one JSON document describing the bundle written, instead of its path.")
+    var json = false
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -40,6 +42,17 @@ struct Export: ParsableCommand {
         else if !peers.isEmpty { target = .peers(peers) }
         else { target = .automatic }
         let result = try replica.export(to: output, target: target)
+        defer {
+            if json {
+                var d: [String: Any] = ["written": result.written, "snapshot": result.snapshot, "batches": result.batches,
+                                        "rows": result.rows, "sealed": result.sealed.count]
+                d[result.written ? "path" : "already_there"] = result.path
+                if result.written { d["bytes"] = result.bytes }
+                BundleSyncCLI.output(jsonString(d))
+            } else if result.written {
+                BundleSyncCLI.output(result.path)
+            }
+        }
         guard result.written else {
             Diagnostics.note("nothing new to send: '\(result.path)' already tells the target everything; no bundle written")
             return
@@ -51,7 +64,6 @@ struct Export: ParsableCommand {
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
         }
-        BundleSyncCLI.output(result.path)
     }
 }
 

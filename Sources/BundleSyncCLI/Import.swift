@@ -43,7 +43,12 @@ struct Import: ParsableCommand {
                 }
                 var d: [String: Any] = ["path": o.path, "status": o.status.rawValue, "applied": o.applied + o.released,
                                         "parked": o.parked, "already_imported": o.known, "warnings": o.warnings]
-                if let e = o.error { d["error"] = e.message; d["exit_code"] = Int(ExitStatus.code(for: e.code)) }
+                if let e = o.error {
+                    d["error"] = e.message
+                    d["exit_code"] = Int(ExitStatus.code(for: e.code))
+                    d["code"] = JSONFailure.name(e.code)
+                    d["hint"] = BundleHints.hint(for: e) ?? NSNull()
+                }
                 if o.parked > 0 {
                     d["parked_because"] = "earlier history of a batch's origin, or history it depends on, has not arrived; 'bundlesync status' names what each parked batch waits for"
                 }

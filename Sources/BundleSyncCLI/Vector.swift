@@ -15,6 +15,7 @@ struct Vector: ParsableCommand {
     )
 
     @Argument(help: "The replica's database file.") var db: String
+    @Flag(help: "Accepted for symmetry with the other commands: the output is JSON already.") var json = false
 
     func run() throws {
         output(jsonString(try Opened.replica(db).vector().json))

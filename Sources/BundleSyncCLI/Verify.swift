@@ -1,5 +1,6 @@
 import ArgumentParser
 import BundleSync
+import Foundation
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +49,8 @@ struct Verify: ParsableCommand {
                 let message = e.about(bundle: path).message
                 if !json { output("\(path): FAILED: \(message)") }
                 Diagnostics.report(e.about(bundle: path))
-                reports.append(["path": path, "ok": false, "error": message, "exit_code": Int(code)])
+                reports.append(["path": path, "ok": false, "error": message, "exit_code": Int(code), "code": JSONFailure.name(e.code),
+                                "hint": BundleHints.hint(for: e.about(bundle: path)) ?? NSNull()])
             }
         }
         if json { output(jsonString(["bundles": reports])) }
