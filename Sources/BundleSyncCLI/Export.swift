@@ -16,7 +16,7 @@ struct Export: ParsableCommand {
     )
 
     @Argument(help: "The replica's database file.") var db: String
-    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle file, or an existing directory to write NAME-SEQ-HASH8.bsync into.", valueName: "path"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle file, an existing directory to write NAME-SEQ-HASH8.bsync into, or - for standard output.", valueName: "path"))
     var output: String = "."
     @Option(name: .customLong("to"), help: ArgumentHelp("A peer (name, id or id prefix) whose missing changes to include; repeatable.", valueName: "peer"))
     var peers: [String] = []
@@ -31,6 +31,7 @@ struct Export: ParsableCommand {
     func validate() throws {
         let modes = (peers.isEmpty ? 0 : 1) + (since == nil ? 0 : 1) + (full ? 1 : 0)
         guard modes <= 1 else { throw ValidationError("choose at most one of --to, --since and --full") }
+        if output == "-" && json { throw ValidationError("-o - writes the bundle to standard output, where --json would go too; choose one") }
     }
 
     func run() throws {
@@ -49,7 +50,7 @@ struct Export: ParsableCommand {
                 d[result.written ? "path" : "already_there"] = result.path
                 if result.written { d["bytes"] = result.bytes }
                 BundleSyncCLI.output(jsonString(d))
-            } else if result.written {
+            } else if result.written && output != "-" {
                 BundleSyncCLI.output(result.path)
             }
         }
@@ -58,11 +59,11 @@ struct Export: ParsableCommand {
             return
         }
         if result.snapshot {
-            Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(result.bytes) bytes)")
+            Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(Size.text(result.bytes)))")
         } else if result.batches == 0 {
             Diagnostics.note("nothing to send but this replica's vector: the bundle tells the target what this replica holds")
         } else {
-            Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
+            Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(Size.text(result.bytes)))")
         }
     }
 }

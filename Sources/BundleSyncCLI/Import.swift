@@ -28,14 +28,29 @@ struct Import: ParsableCommand {
     func run() throws {
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
-        let files = BundlePaths.expand(paths, sayingWhereNone: true)
+        guard paths.filter({ $0 == StandardInputBundle.name }).count <= 1 else {
+            throw ValidationError("standard input ('-') holds one bundle; give it once")
+        }
+        // A bundle from standard input is held in the replica's folder while it is read.
+        let stdin = try paths.contains(StandardInputBundle.name) ? StandardInputBundle(spoolingInto: PathText.directory(of: db)) : nil
+        let files = BundlePaths.expand(paths, sayingWhereNone: true).map { $0 == StandardInputBundle.name ? stdin!.path : $0 }
         var options = ImportOptions()
         if let maxClockSkew {
             options.clockSkewBound = maxClockSkew * 1000
             options.refuseClockSkew = true
         }
-        let outcomes = try replica.importBundles(files, options: options)
-        let worst = ImportReport.print(outcomes)
+        let outcomes = try replica.importBundles(files, options: options).map { o -> ImportOutcome in
+            guard let stdin, o.path == stdin.path else { return o }
+            var shown = o
+            shown.path = StandardInputBundle.name
+            shown.error = o.error.map(stdin.shown)
+            shown.forks = o.forks.map(stdin.shown)
+            shown.warnings = o.warnings.map(stdin.shown)
+            return shown
+        }
+        // Each bundle's result on stdout (unless the JSON document is the output), what
+        // went wrong on stderr.
+        let worst = ImportReport.print(outcomes, results: json ? .none : .standardOutput)
         if json {
             output(jsonString(["bundles": outcomes.map { o -> [String: Any] in
                 if BundlePaths.vanished(o) {
@@ -61,14 +76,26 @@ struct Import: ParsableCommand {
     }
 }
 
-/// Reports import outcomes on stderr, one line per bundle.
+/// Reports import outcomes, one line per bundle; warnings and errors on stderr.
 enum ImportReport {
+    /// Where the result lines go: stdout for `import`; stderr for `sync`, whose stdout is the
+    /// bundle it writes; nowhere when a JSON document says it all.
+    enum Results { case standardOutput, standardError, none }
+
     /// - Returns: The worst exit status among refused bundles, or 0.
-    static func print(_ outcomes: [ImportOutcome]) -> Int32 {
+    static func print(_ outcomes: [ImportOutcome], results: Results) -> Int32 {
         var worst: Int32 = 0
-        for o in outcomes {
+        func result(_ line: String) {
+            switch results {
+            case .standardOutput: output(line)
+            case .standardError: Diagnostics.note(line)
+            case .none: break
+            }
+        }
+        for var o in outcomes {
+            if o.path == StandardInputBundle.name { o.path = StandardInputBundle.shown }
             if BundlePaths.vanished(o) {
-                Diagnostics.note("\(o.path): skipped, removed from its folder after it was listed (by another replica's sync?)")
+                result("\(o.path): skipped, removed from its folder after it was listed (by another replica's sync?)")
                 continue
             }
             o.warnings.forEach(Diagnostics.warn)
@@ -79,27 +106,28 @@ enum ImportReport {
             switch o.status {
             case .refused:
                 if let e = o.error {
+                    result("\(o.path): refused: \(e.message)")
                     Diagnostics.report(e)
                     worst = max(worst, ExitStatus.code(for: e.code))
                 }
             case .applied where o.snapshotRows != nil:
-                Diagnostics.note("\(o.path): applied a snapshot of \(plural(o.snapshotRows!, "row", "rows"))"
+                result("\(o.path): applied a snapshot of \(plural(o.snapshotRows!, "row", "rows"))"
                     + (o.released > 0 ? ", then \(plural(o.released, "parked batch", "parked batches"))" : ""))
             case .applied:
-                Diagnostics.note("\(o.path): applied \(plural(o.applied + o.released, "batch", "batches"))"
+                result("\(o.path): applied \(plural(o.applied + o.released, "batch", "batches"))"
                     + (o.parked > 0 ? ", parked \(o.parked)" : "") + (o.known > 0 ? ", \(o.known) already here" : ""))
             case .skipped:
-                Diagnostics.note("\(o.path): skipped, already imported")
+                result("\(o.path): skipped, already imported")
             case .parked:
-                Diagnostics.note("\(o.path): parked \(plural(o.parked, "batch", "batches")) until earlier history arrives (see 'bundlesync status')")
+                result("\(o.path): parked \(plural(o.parked, "batch", "batches")) until earlier history arrives (see 'bundlesync status')")
             }
         }
         return worst
     }
 }
 
-/// "1 batch", "2 batches".
-func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+/// "1 batch", "2 batches", "32,768 row changes".
+func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(Size.grouped(n)) \(n == 1 ? one : many)" }
 
 /// Expands directories into the bundle files they hold.
 enum BundlePaths {

@@ -28,7 +28,7 @@ struct Inspect: ParsableCommand {
         output("bundle     \(path)")
         output("exporter   \(h.exporterName) \(h.exporter.hex)")
         output("created    \(s.json["created"] as? String ?? "")")
-        output("size       \(s.fileBytes) bytes (\(s.bodyBytes) uncompressed)")
+        output("size       \(Size.text(s.fileBytes)), \(Size.text(s.bodyBytes)) uncompressed")
         output("vector     \(describe(h.exporterVector))")
         output("base       \(describe(h.baseVector))")
         if let heads = h.snapshotHeads {

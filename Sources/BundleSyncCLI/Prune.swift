@@ -21,6 +21,6 @@ struct Prune: ParsableCommand {
         let replica = try Opened.replica(db)
         let result = try replica.prune()
         let status = try replica.status()
-        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(result.bytes) bytes); history holds \(plural(status.historyBatches, "batch", "batches")) (\(status.historyBytes) bytes)")
+        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(Size.text(result.bytes))); history holds \(plural(status.historyBatches, "batch", "batches")) (\(Size.text(status.historyBytes)))")
     }
 }

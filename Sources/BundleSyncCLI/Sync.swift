@@ -24,7 +24,7 @@ struct Sync: ParsableCommand {
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])
-        let worst = ImportReport.print(try replica.importBundles(files))
+        let worst = ImportReport.print(try replica.importBundles(files), results: .standardError)
         let result = try replica.export(to: dir, target: .automatic)
         if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")))")

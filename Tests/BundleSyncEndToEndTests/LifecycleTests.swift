@@ -30,7 +30,7 @@ import Testing
         let third = try CLI.ok(["export", copy.db, "--since", vector, "-o", tmp.dir("from-copy-2")])
         let parked = try CLI.run(["import", b.db, third])
         #expect(parked.status == 0, "\(parked.stderr)")
-        #expect(parked.stderr.contains("parked"), "\(parked.stderr)")
+        #expect(parked.stdout.contains("parked"), "\(parked.stdout)")
         // The real batch 2 arrives: the parked batch does not follow it.
         let r = try CLI.run(["import", b.db, real2])
         #expect(r.status == 65, "\(r.stderr)")

@@ -41,7 +41,7 @@ struct VanishedBundleTests {
 
         let verified = try CLI.run(["verify", box], wrapper: vanishing(gone))
         #expect(verified.status == 0, "\(verified.stderr)")
-        #expect(verified.stderr.contains("skipped, removed from its folder"), "\(verified.stderr)")
+        #expect(verified.stdout.contains("skipped, removed from its folder"), "\(verified.stdout)")
 
         // A bundle named on the command line that does not exist is still an error.
         let named = try CLI.run(["import", c.db, tmp.file("box/none.bsync")])

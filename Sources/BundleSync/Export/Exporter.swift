@@ -94,11 +94,12 @@ package struct Exporter {
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
 
             let intoDirectory = if case .directory = destination { true } else { false }
+            let toStandardOutput = if case .standardOutput = destination { true } else { false }
             let mySeq = vector[store.id]
             let name = store.name
             // A bundle with no batch carries only this replica's vector. When the same one is
             // already there, exporting again has nothing to send.
-            if !snapshot && missing.isEmpty {
+            if !snapshot && missing.isEmpty && !toStandardOutput {
                 let same = BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: Hasher256().finalize())
                 let existing = intoDirectory ? PathText.join(output, same) : output
                 if let there = try? BundleReader(path: existing), there.header.batches.isEmpty, !there.header.isSnapshot,
@@ -109,7 +110,8 @@ package struct Exporter {
             }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
-            let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
+            let writer = toStandardOutput ? try BundleWriter(standardOutputWith: header)
+                : try BundleWriter(path: provisional, header: header, shownAs: output)
             let rows: Int
             if snapshot {
                 rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
@@ -130,7 +132,7 @@ package struct Exporter {
                     ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: trailer.contentDigest))
                     : output
             }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
+            let size = writer.bytesWritten
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
                                 sealed: sealed, bytes: size)
         }

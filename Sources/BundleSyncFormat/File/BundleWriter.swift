@@ -11,8 +11,11 @@ import Foundation
 package final class BundleWriter {
     package let finalPath: String
     private let displayPath: String
-    private let tempPath: String
+    /// Nil when writing to standard output, which has no temporary name.
+    private let tempPath: String?
     private let handle: FileHandle
+    /// Bytes written so far.
+    package private(set) var bytesWritten = 0
     private let compressor = ZstdCompressor(level: 3)
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
@@ -25,11 +28,9 @@ package final class BundleWriter {
 
     /// - Parameter shownAs: The path to name in messages (the directory, when the final name
     ///   is chosen only at the end).
-    package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
-        finalPath = path
-        displayPath = shownAs ?? path
+    package convenience init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
         let dir = PathText.directory(of: path)
-        tempPath = BundlePath.temporary(for: path)
+        let tempPath = BundlePath.temporary(for: path)
         // One open that creates the file, so a failure leaves nothing behind, and the reason
         // given is the system's own ("Read-only file system", "Permission denied").
         let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -41,6 +42,18 @@ package final class BundleWriter {
                                   hint: BundlePath.hint(forWriteFailure: e), cause: .errno(e), bundle: shownAs ?? path)
         }
         let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        try self.init(handle: h, path: path, tempPath: tempPath, shownAs: shownAs, header: header)
+    }
+
+    /// Writes the bundle to standard output (`export -o -`), in one pass, for a pipe.
+    package convenience init(standardOutputWith header: BundleHeader) throws {
+        try self.init(handle: FileHandle.standardOutput, path: "-", tempPath: nil, shownAs: "standard output", header: header)
+    }
+
+    private init(handle h: FileHandle, path: String, tempPath: String?, shownAs: String?, header: BundleHeader) throws {
+        finalPath = path
+        displayPath = shownAs ?? path
+        self.tempPath = tempPath
         handle = h
         expected = header.batches
         let headerBytes = header.encoded()
@@ -55,13 +68,16 @@ package final class BundleWriter {
 
     deinit {
         if !finished {
-            try? handle.close()
-            unlink(tempPath)
+            if let tempPath {
+                try? handle.close()
+                unlink(tempPath)
+            }
         }
     }
 
     private func emit(_ bytes: [UInt8]) throws {
         fileHasher.update(bytes)
+        bytesWritten += bytes.count
         do {
             try handle.write(contentsOf: Data(bytes))
         } catch {
@@ -118,12 +134,20 @@ package final class BundleWriter {
                                          signature: [])
         trailer.signature = try identity.sign(domain: .bundle, BundleFile.signedMessage(trailer: trailer))
         do {
-            try handle.write(contentsOf: Data(trailer.encoded()))
-            try handle.synchronize()
-            try handle.close()
+            let end = trailer.encoded()
+            try handle.write(contentsOf: Data(end))
+            bytesWritten += end.count
+            if tempPath != nil {
+                try handle.synchronize()
+                try handle.close()
+            }
         } catch {
             throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
                                   hint: "check that the stick is still there and has space")
+        }
+        guard let tempPath else {
+            finished = true
+            return finalPath
         }
         let target = name?(trailer) ?? finalPath
         guard rename(tempPath, target) == 0 else {
