@@ -41,8 +41,8 @@ public struct BundleSyncCommand: ParsableCommand {
             Foundation.exit(64)
         }
         // With --json, a failure is one JSON document on stdout too, unless the command
-        // already printed its own.
-        JSONFailure.requested = args.contains("--json")
+        // already printed its own. (`track --json COL` names a column instead.)
+        JSONFailure.requested = args.first != "track" && args.contains("--json")
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

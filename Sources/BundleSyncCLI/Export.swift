@@ -15,12 +15,12 @@ struct Export: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle file, an existing directory to write NAME-SEQ-HASH8.bsync into, or - for standard output.", valueName: "path"))
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Option(name: .shortAndLong, help: ArgumentHelp("The bundle file, an existing directory to write NAME-SEQ-HASH8.bsync into, or - for standard output.", valueName: "path"), completion: Completions.folder)
     var output: String = "."
-    @Option(name: .customLong("to"), help: ArgumentHelp("A peer (name, id or id prefix) whose missing changes to include; repeatable.", valueName: "peer"))
+    @Option(name: .customLong("to"), help: ArgumentHelp("A peer (name, id or id prefix) whose missing changes to include; repeatable.", valueName: "peer"), completion: Completions.peers)
     var peers: [String] = []
-    @Option(help: ArgumentHelp("A vector file (as in 'status --json') describing what the target holds.", valueName: "file"))
+    @Option(help: ArgumentHelp("A vector file (as in 'status --json') describing what the target holds.", valueName: "file"), completion: .file())
     var since: String?
     @Flag(help: "Include everything.")
     var full = false

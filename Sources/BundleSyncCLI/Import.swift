@@ -17,8 +17,8 @@ struct Import: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "Bundle files or directories of them.") var paths: [String]
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "Bundle files or directories of them.", completion: Completions.bundles) var paths: [String]
     @Option(help: ArgumentHelp("Refuse bundles with timestamps more than this many seconds ahead of this device's clock (by default they are only reported, beyond 24 h).", valueName: "seconds"))
     var maxClockSkew: Int64?
     @Flag(help: "Print one JSON document describing each bundle's outcome.")

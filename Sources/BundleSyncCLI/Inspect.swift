@@ -14,7 +14,7 @@ struct Inspect: ParsableCommand {
         """
     )
 
-    @Argument(help: "The bundle file.") var path: String
+    @Argument(help: "The bundle file.", completion: Completions.bundles) var path: String
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Also list every row change with its cells and their clocks.") var rows = false
 

@@ -15,7 +15,7 @@ struct Prune: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
 
     func run() throws {
         let replica = try Opened.replica(db)

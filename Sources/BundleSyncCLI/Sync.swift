@@ -15,8 +15,8 @@ struct Sync: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "The shared folder.") var dir: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "The shared folder.", completion: Completions.folder) var dir: String
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {

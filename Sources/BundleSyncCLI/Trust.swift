@@ -24,9 +24,9 @@ struct Trust: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "list, add, remove or only.") var action: String
-    @Argument(help: "A peer for add and remove; on or off for only.") var value: String?
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "list, add, remove or only.", completion: Completions.trustActions) var action: String
+    @Argument(help: "A peer for add and remove; on or off for only.", completion: Completions.trustValue) var value: String?
     @Option(help: "A name to remember the peer by (with add).") var name: String?
     @Flag(help: "Print one JSON document (with list).") var json = false
 

@@ -16,8 +16,8 @@ struct Verify: ParsableCommand {
         """
     )
 
-    @Argument(help: "Bundle files or directories of them.") var paths: [String]
-    @Option(help: ArgumentHelp("Also check against this replica.", valueName: "db")) var db: String?
+    @Argument(help: "Bundle files or directories of them.", completion: Completions.bundles) var paths: [String]
+    @Option(help: ArgumentHelp("Also check against this replica.", valueName: "db"), completion: Completions.database) var db: String?
     @Flag(help: "Print one JSON document.") var json = false
     @OptionGroup var outputOptions: OutputOptions
 
