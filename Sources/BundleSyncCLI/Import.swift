@@ -1,5 +1,6 @@
 import ArgumentParser
 import BundleSync
+import BundleSyncStore
 import Foundation
 
 struct Import: ParsableCommand {
@@ -23,9 +24,13 @@ struct Import: ParsableCommand {
     var maxClockSkew: Int64?
     @Flag(help: "Print one JSON document describing each bundle's outcome.")
     var json = false
+    @Flag(help: "Check the bundles against the replica and report what importing them would do, writing nothing.")
+    var dryRun = false
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
+        // A dry run is the import itself, in a transaction that is rolled back at the end.
+        RollbackOnly.connectionsOpenedNow = dryRun
         let replica = try Opened.replica(db)
         replica.progress = outputOptions.apply()
         guard paths.filter({ $0 == StandardInputBundle.name }).count <= 1 else {
@@ -39,7 +44,26 @@ struct Import: ParsableCommand {
             options.clockSkewBound = maxClockSkew * 1000
             options.refuseClockSkew = true
         }
-        let outcomes = try replica.importBundles(files, options: options).map { o -> ImportOutcome in
+        var imported: [ImportOutcome] = []
+        var changes: [ChangeCounter.Counts]? = nil
+        if dryRun {
+            // One bundle at a time, each with a counter of its own changes.
+            var counts: [ChangeCounter.Counts] = []
+            for file in files {
+                let counter = try ChangeCounter(replica.db)
+                let outcome = try replica.importBundles([file], options: options)
+                imported += outcome
+                let c = outcome.first?.status == .refused ? ChangeCounter.Counts() : try counter.counts().values.reduce(into: ChangeCounter.Counts()) {
+                    $0.inserted += $1.inserted; $0.updated += $1.updated; $0.deleted += $1.deleted; $0.cells += $1.cells
+                }
+                counts.append(c)
+            }
+            replica.db.rollBackEverything()
+            changes = counts
+        } else {
+            imported = try replica.importBundles(files, options: options)
+        }
+        let outcomes = imported.map { o -> ImportOutcome in
             guard let stdin, o.path == stdin.path else { return o }
             var shown = o
             shown.path = StandardInputBundle.name
@@ -50,9 +74,10 @@ struct Import: ParsableCommand {
         }
         // Each bundle's result on stdout (unless the JSON document is the output), what
         // went wrong on stderr.
-        let worst = ImportReport.print(outcomes, results: json ? .none : .standardOutput)
+        let worst = ImportReport.print(outcomes, results: json ? .none : .standardOutput, changes: changes)
+        if dryRun { Diagnostics.note("dry run: nothing was written") }
         if json {
-            output(jsonString(["bundles": outcomes.map { o -> [String: Any] in
+            var document: [String: Any] = ["bundles": outcomes.enumerated().map { index, o -> [String: Any] in
                 if BundlePaths.vanished(o) {
                     return ["path": o.path, "status": "skipped", "vanished": true, "applied": 0, "parked": 0, "already_imported": 0, "warnings": [String]()]
                 }
@@ -69,8 +94,13 @@ struct Import: ParsableCommand {
                 }
                 if let rows = o.snapshotRows { d["snapshot_rows"] = rows }
                 if !o.forks.isEmpty { d["forks"] = o.forks.map(\.message) }
+                if let c = changes?[index] {
+                    d["would_change"] = ["rows": c.rows, "inserted": c.inserted, "updated": c.updated, "deleted": c.deleted, "cells": c.cells]
+                }
                 return d
-            }]))
+            }]
+            if dryRun { document["dry_run"] = true }
+            output(jsonString(document))
         }
         if worst != 0 { throw ExitCode(worst) }
     }
@@ -83,7 +113,9 @@ enum ImportReport {
     enum Results { case standardOutput, standardError, none }
 
     /// - Returns: The worst exit status among refused bundles, or 0.
-    static func print(_ outcomes: [ImportOutcome], results: Results) -> Int32 {
+    /// - Parameter changes: For a dry run, what each bundle would change, in the order of
+    ///   `outcomes`; the lines then say what would happen.
+    static func print(_ outcomes: [ImportOutcome], results: Results, changes: [ChangeCounter.Counts]? = nil) -> Int32 {
         var worst: Int32 = 0
         func result(_ line: String) {
             switch results {
@@ -92,8 +124,12 @@ enum ImportReport {
             case .none: break
             }
         }
-        for var o in outcomes {
+        for (index, var o) in outcomes.enumerated() {
             if o.path == StandardInputBundle.name { o.path = StandardInputBundle.shown }
+            if let c = changes?[index] {
+                worst = max(worst, dryRunLine(o, c, result))
+                continue
+            }
             if BundlePaths.vanished(o) {
                 result("\(o.path): skipped, removed from its folder after it was listed (by another replica's sync?)")
                 continue
@@ -121,6 +157,35 @@ enum ImportReport {
             case .parked:
                 result("\(o.path): parked \(plural(o.parked, "batch", "batches")) until earlier history arrives (see 'bundlesync status')")
             }
+        }
+        return worst
+    }
+
+    /// What importing one bundle would do; the same warnings and errors as the import.
+    static func dryRunLine(_ o: ImportOutcome, _ c: ChangeCounter.Counts, _ result: (String) -> Void) -> Int32 {
+        var worst: Int32 = 0
+        o.warnings.forEach(Diagnostics.warn)
+        for fork in o.forks {
+            Diagnostics.report(fork)
+            worst = max(worst, ExitStatus.code(for: fork.code))
+        }
+        let changing = "changing \(plural(c.rows, "row", "rows")) (\(Size.grouped(c.inserted)) inserted, \(Size.grouped(c.updated)) updated, \(Size.grouped(c.deleted)) deleted) and \(plural(c.cells, "cell", "cells"))"
+        switch o.status {
+        case .refused:
+            if let e = o.error {
+                result("\(o.path): would be refused: \(e.message)")
+                Diagnostics.report(e)
+                worst = max(worst, ExitStatus.code(for: e.code))
+            }
+        case .applied where o.snapshotRows != nil:
+            result("\(o.path): would apply a snapshot of \(plural(o.snapshotRows!, "row", "rows")), \(changing)")
+        case .applied:
+            result("\(o.path): would apply \(plural(o.applied + o.released, "batch", "batches"))"
+                + (o.parked > 0 ? " and park \(o.parked)" : "") + (o.known > 0 ? " (\(o.known) already here)" : "") + ", \(changing)")
+        case .skipped:
+            result("\(o.path): would be skipped, already imported")
+        case .parked:
+            result("\(o.path): would park \(plural(o.parked, "batch", "batches")) until earlier history arrives")
         }
         return worst
     }

@@ -20,6 +20,10 @@ public final class Database {
     /// Called after every rollback of a write transaction, so in-memory mirrors of tables
     /// follow the transaction.
     private var rollbackHandlers: [() -> Void] = []
+    func runRollbackHandlers() { rollbackHandlers.forEach { $0() } }
+    /// Whether nothing this connection writes is ever committed (see ``RollbackOnly``).
+    package let rollbackOnly: Bool = RollbackOnly.connectionsOpenedNow
+    var savepoints = 0
 
     /// Opens a database.
     ///
@@ -127,6 +131,7 @@ public final class Database {
     /// Taking the lock up front means a busy database fails here, before any work, rather
     /// than half-way through with SQLITE_BUSY on an upgrade that can never succeed.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        if rollbackOnly { return try inRollbackOnlyTransaction(body) }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
@@ -145,6 +150,7 @@ public final class Database {
     }
 
     public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        if rollbackOnly { return try inRollbackOnlyTransaction(body) }
         try execute("BEGIN")
         defer { try? execute("COMMIT") }
         return try body()
