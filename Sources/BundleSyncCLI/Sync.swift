@@ -26,7 +26,9 @@ struct Sync: ParsableCommand {
         let files = BundlePaths.expand([dir])
         let worst = ImportReport.print(try replica.importBundles(files), results: .standardError)
         let result = try replica.export(to: dir, target: .automatic)
-        if result.snapshot {
+        if !result.written {
+            Diagnostics.note("nothing new to send: '\(result.path)' still tells the others what this replica holds")
+        } else if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")))")
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")

@@ -55,6 +55,10 @@ package enum ExportDestination {
 
     /// A shared folder for `sync`: it must be an existing directory.
     package static func requireDirectory(_ path: String) throws {
+        if path == standardStream {
+            throw BundleSyncError(.usage, "sync needs the shared folder; '-' (standard output) is not one",
+                                  hint: "give the directory that holds the bundles, for example the stick's folder")
+        }
         guard path != standardStream, case .directory = try resolve(path) else {
             throw BundleSyncError(.usage, "'\(path)' is a file; sync needs the shared folder",
                                   hint: "give the directory that holds the bundles, for example the stick's folder")
