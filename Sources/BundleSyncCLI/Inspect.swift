@@ -90,6 +90,7 @@ enum RowListing {
         case let s as String: return "'" + shown(s).replacingOccurrences(of: "'", with: "''") + "'"
         case let d as [String: Any]:
             if let hex = d["blob"] as? String { return "X'\(hex)'" }
+            if let decimal = d["integer"] as? String { return decimal }
             if let hex = d["text_hex"] as? String { return "text X'\(hex)' (not UTF-8)" }
             if let r = d["real"] { return "\(r)" }
             return "?"

@@ -169,12 +169,13 @@ public struct BundleSummary {
 }
 
 extension SQLValue {
-    /// A JSON rendering that keeps the SQLite type: integers as numbers, text as strings,
+    /// A JSON rendering that keeps the SQLite type: integers as numbers (beyond ±2^53, which
+    /// a JSON number does not hold exactly, as `{"integer": "decimal"}`), text as strings,
     /// REAL as `{"real": n}` and BLOB as `{"blob": "hex"}`.
     public var jsonValue: Any {
         switch self {
         case .null: NSNull()
-        case .integer(let v): v
+        case .integer(let v): v.magnitude > 1 << 53 ? ["integer": String(v)] as [String: Any] : v as Any
         case .real(let v): ["real": v.isFinite ? v as Any : String(v), "bits": String(v.bitPattern, radix: 16)] as [String: Any]
         case .text(let b): String(validating: b, as: UTF8.self) as Any? ?? ["text_hex": hexString(b)]
         case .blob(let b): ["blob": hexString(b)]
