@@ -39,7 +39,10 @@ struct Status: ParsableCommand {
         output(s.peers.isEmpty ? "peers    (none heard from yet)" : "peers")
         for p in s.peers {
             let heard = p.lastHeard.map { isoFormatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never"
-            output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes"))), last heard \(heard)")
+            output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes")), \(p.lacksBytes) bytes kept for it), last heard \(heard)\(silence(p.lastHeard))")
+        }
+        if !s.forgotten.isEmpty {
+            output("forgotten " + s.forgotten.map { "\($0.name ?? "?") \($0.id.hex.prefix(12))" }.joined(separator: ", "))
         }
         if !s.parked.isEmpty {
             output("parked")
@@ -61,4 +64,11 @@ struct Status: ParsableCommand {
             output("  \(t.name) key (\(t.keyColumns.joined(separator: ", "))) \(cols.joined(separator: " "))")
         }
     }
+}
+
+/// ", silent for 12 days" once a peer has been silent for a day or more.
+private func silence(_ lastHeard: Int64?) -> String {
+    guard let lastHeard else { return "" }
+    let days = (HLC.nowMilliseconds() - lastHeard) / 86_400_000
+    return days >= 1 ? ", silent for \(plural(Int(days), "day", "days"))" : ""
 }

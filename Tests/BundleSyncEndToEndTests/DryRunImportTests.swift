@@ -85,4 +85,22 @@ import Testing
         #expect(try b.rows("SELECT id, v, w FROM t ORDER BY id") == [[.text("n"), .integer(4), .integer(4)], [.text("x"), .integer(10), .integer(1)],
                                                                       [.text("z"), .integer(3), .integer(30)]])
     }
+
+    /// A large import commits in slices so the application can write between them; a dry
+    /// run of one commits none of them.
+    @Test func aDryRunOfALargeBundleCommitsNoSlice() throws {
+        let tmp = TempDir()
+        let a = try TestReplica("a", in: tmp, schema: Self.schema, tables: ["t"])
+        let b = try TestReplica("b", in: tmp, schema: Self.schema, tables: ["t"])
+        try a.sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) INSERT INTO t SELECT printf('k%06d', i), i, hex(randomblob(16)) FROM n")
+        let bundle = try a.export(to: tmp.dir("stick"))
+        let everyFile = files(under: tmp.path)
+        let before = try content(b.db)
+        let r = try CLI.run(["import", b.db, bundle, "--dry-run"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains(": would apply 4 batches, changing 100,000 rows (100,000 inserted, 0 updated, 0 deleted) and 200,000 cells"), "\(r.stdout)")
+        #expect(try content(b.db) == before)
+        #expect(files(under: tmp.path) == everyFile)
+        #expect(try App.rows(b.db, "SELECT count(*) FROM t") == [[.integer(0)]])
+    }
 }

@@ -20,6 +20,7 @@ public final class Replica {
 
     private init(store: ReplicaStore) throws {
         self.store = store
+        try RestoreCheck(store: store).run()
         problems = try CaptureCheck(store: store).run()
         if problems.isEmpty { try HeldReplay(store: store).run() }
     }
@@ -110,6 +111,41 @@ public final class Replica {
     public func prune() throws -> PruneResult {
         try requireSyncable()
         return try Mailbox.prune(store)
+    }
+
+    /// A peer that was forgotten, and what history that freed.
+    public struct Forgotten: Sendable {
+        public var id: ReplicaID
+        public var name: String?
+        public var lastHeard: Int64?
+    }
+
+    /// Forgets peers: they no longer keep history here nor decide what exports carry, so
+    /// history and bundle sizes stop growing for a peer that left for good. A forgotten peer
+    /// that comes back with news is a peer again, and receives a snapshot if the history it
+    /// lacks was pruned meanwhile.
+    ///
+    /// - Parameters:
+    ///   - names: Peers by name, id or id prefix.
+    ///   - silentFor: Also every peer not heard from for at least this many milliseconds.
+    public func forget(_ names: [String], silentFor: Int64? = nil, now: Int64 = HLC.nowMilliseconds()) throws -> [Forgotten] {
+        try withoutCapture {
+            var chosen: [Int64] = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
+            if let silentFor {
+                for p in try store.replicas.knownPeers(besides: store.selfIndex) where now - (p.lastHeard ?? 0) >= silentFor {
+                    chosen.append(p.index)
+                }
+            }
+            var seen = Set<Int64>()
+            var out: [Forgotten] = []
+            let known = Dictionary(try store.replicas.knownPeers(besides: store.selfIndex).map { ($0.index, $0) }) { a, _ in a }
+            for idx in chosen where seen.insert(idx).inserted {
+                try store.replicas.forget(idx)
+                let p = known[idx]
+                out.append(Forgotten(id: try store.replicas.id(at: idx), name: p?.name, lastHeard: p?.lastHeard))
+            }
+            return out
+        }
     }
 
     /// Stops syncing `table`: removes its triggers and bookkeeping, keeps its rows.

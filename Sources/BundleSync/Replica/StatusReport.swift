@@ -12,6 +12,8 @@ public struct StatusReport: Sendable {
         public var vector: VersionVector
         public var lacksBatches: Int
         public var lacksChanges: Int
+        /// The bytes of history kept here for it: the batches it lacks.
+        public var lacksBytes: Int
         /// Milliseconds since the Unix epoch.
         public var lastHeard: Int64?
     }
@@ -30,6 +32,8 @@ public struct StatusReport: Sendable {
     public var vector: VersionVector
     public var clock: HLC
     public var peers: [Peer]
+    /// Peers forgotten with `forget`: they keep no history here.
+    public var forgotten: [(id: ReplicaID, name: String?)]
     public var pendingByTable: [String: Int]
     public var parked: [Parked]
     public var historyBatches: Int
@@ -46,7 +50,7 @@ public struct StatusReport: Sendable {
     package init(_ store: ReplicaStore) throws {
         let replicas = store.replicas
         (id, name, path) = (store.id, store.name, store.db.path)
-        (vector, clock, peers, parked) = (VersionVector(), .zero, [], [])
+        (vector, clock, peers, parked, forgotten) = (VersionVector(), .zero, [], [], [])
         (pendingByTable, historyBatches, historyBytes, trustOnly, atHome, tables, held) = ([:], 0, 0, false, false, [], [])
         try store.db.readTransaction {
             vector = try replicas.vector()
@@ -55,8 +59,10 @@ public struct StatusReport: Sendable {
                 let holds = try replicas.peerVector(p.index)
                 let missing = try store.history.missing(from: holds)
                 return Peer(id: p.id, name: p.name, vector: holds, lacksBatches: missing.count,
-                            lacksChanges: missing.reduce(0) { $0 + $1.rows }, lastHeard: p.lastHeard)
+                            lacksChanges: missing.reduce(0) { $0 + $1.rows }, lacksBytes: missing.reduce(0) { $0 + $1.length },
+                            lastHeard: p.lastHeard)
             }
+            forgotten = try replicas.forgottenPeers().map { ($0.id, $0.name) }
             parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
             (historyBatches, historyBytes) = try store.history.totals()
             pendingByTable = try store.catalog.pendingChanges()
@@ -99,10 +105,11 @@ public struct StatusReport: Sendable {
             "clock": clock.description,
             "peers": peers.map { p -> [String: Any] in
                 var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": p.vector.json,
-                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges]
+                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges, "lacks_bytes": p.lacksBytes]
                 if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
                 return d
             },
+            "forgotten": forgotten.map { ["id": $0.id.hex, "name": $0.name ?? NSNull()] as [String: Any] },
             "pending_changes": pendingChanges,
             "pending_by_table": pendingByTable,
             "parked": parked.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex, "waits_for": $0.waitsFor] as [String: Any] },

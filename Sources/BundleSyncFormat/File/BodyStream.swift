@@ -167,6 +167,11 @@ final class BodyStream {
         }
         handTakenBytesToDigest()
         let digest = digests.finish()
+        // The buffer held the largest frame; a reader kept for its header after the body
+        // was checked need not hold that memory too.
+        buffer.deallocate()
+        buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        (start, end, hashFrom) = (0, 0, 0)
         return (digest[Self.fileStream], digest[Self.contentStream])
     }
 }

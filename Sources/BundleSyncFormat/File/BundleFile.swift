@@ -19,10 +19,6 @@ public enum BundleFile {
     public static let trailerLength = 8 + 8 + 32 + 32 + 64 + 8
     public static let fileExtension = "bsync"
 
-    /// The uncompressed body may be at most this many times the compressed body, plus
-    /// `expansionSlack`. Real table data compresses by 2–20×; anything far beyond is a bomb.
-    package static let maxExpansionRatio = 1024
-    package static let expansionSlack = 8 << 20
 
     /// The bytes of one batch frame in the uncompressed body.
     package static func frameLength(batchLength: Int) -> Int {

@@ -94,9 +94,8 @@ public final class BundleReader {
         }
         let expectedContentLength: Int
         if header.isSnapshot {
-            // Chunks are written as the state is read, so only the trailer knows their total;
-            // the expansion cap below still bounds it before anything is decompressed.
-            guard trailer.uncompressedLength <= UInt64(Int.max / 2) else {
+            // Chunks are written as the state is read, so only the trailer knows their total.
+            guard trailer.uncompressedLength <= UInt64(Limits.maxBodyBytes) else {
                 throw BundleSyncError(.badData, "'\(path)': the trailer's body length is out of range", bundle: path)
             }
             expectedContentLength = Int(trailer.uncompressedLength)
@@ -106,8 +105,12 @@ public final class BundleReader {
         guard trailer.uncompressedLength == UInt64(expectedContentLength) else {
             throw BundleSyncError(.badData, "'\(path)': the trailer's body length disagrees with the header's batch list", bundle: path)
         }
-        guard expectedContentLength <= compressedLength * BundleFile.maxExpansionRatio + BundleFile.expansionSlack else {
-            throw BundleSyncError(.badData, "'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedLength) compressed bytes; refusing a likely decompression bomb", bundle: path)
+        // No ratio between compressed and declared sizes is checked: honest data (a zero-filled
+        // blob, a repeated string) compresses by any factor. The body is read frame by frame
+        // and checked as it expands, so memory is bounded by the largest frame actually
+        // produced; a declared size only has to be one the format allows.
+        guard expectedContentLength <= Limits.maxBodyBytes else {
+            throw BundleSyncError(.badData, "'\(path)' claims a body of \(expectedContentLength) bytes, more than a bundle may hold (\(Limits.maxBodyBytes))", bundle: path)
         }
         try h.seek(toOffset: UInt64(BundleFile.prefixLength + headerLength))
         // Hashing a large body on a second core, beside decompressing and checking it, hides

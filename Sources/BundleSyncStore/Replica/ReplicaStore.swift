@@ -42,6 +42,35 @@ package final class ReplicaStore {
         rows = RowWriter(db: db, texts: texts)
         held = HeldStore(db: db)
         history = HistoryStore(db: db, replicas: replicas, held: held)
+        db.onCommit { [weak self] in try? self?.noteHead() }
+        // The identity mirrors `_bundlesync_meta`: a new identity taken in a transaction
+        // that rolls back is not taken.
+        db.onRollback { [weak self] in try? self?.reloadIdentity() }
+    }
+
+    private func reloadIdentity() throws {
+        guard case .blob(let key)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'private_key'"),
+              case .text(let nameBytes)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'name'") else { return }
+        let fresh = try Identity(privateKeyBytes: key)
+        guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(fresh.id.bytes)]) else { return }
+        (identity, name, selfIndex) = (fresh, String(decoding: nameBytes, as: UTF8.self), idx)
+    }
+
+    /// The head last written to the ``HeadJournal``.
+    private var notedHead: HeadJournal?
+
+    /// This replica's own head, as the ``HeadJournal`` records it.
+    package func ownHead() throws -> HeadJournal {
+        let head = try replicas.head(of: selfIndex)
+        return HeadJournal(id: id, seq: head.seq, hash: head.hash)
+    }
+
+    /// Rewrites the ``HeadJournal`` when the replica's own head moved.
+    package func noteHead() throws {
+        let head = try ownHead()
+        guard head != notedHead else { return }
+        head.write(for: db.path)
+        notedHead = head
     }
 
     // MARK: - Opening
@@ -163,6 +192,15 @@ package final class ReplicaStore {
             try db.run("DELETE FROM _bundlesync_capture_off")
             return result
         }
+    }
+
+    /// Inside ``withoutCapture(_:)``: commits the work so far (capture is on while the lock is
+    /// free, so an application's writes in the pause are captured) and goes on in a new
+    /// transaction after `pause` milliseconds.
+    package func commitSlice(pause milliseconds: Int) throws {
+        try db.run("DELETE FROM _bundlesync_capture_off")
+        try db.commitAndContinue(pause: milliseconds)
+        try db.run("INSERT INTO _bundlesync_capture_off(x) VALUES (0)")
     }
 
     /// Inside ``withoutCapture(_:)``: turns capture back on for every table but `t` (nil:

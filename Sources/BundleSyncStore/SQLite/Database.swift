@@ -24,6 +24,7 @@ public final class Database {
     /// Whether nothing this connection writes is ever committed (see ``RollbackOnly``).
     package let rollbackOnly: Bool = RollbackOnly.connectionsOpenedNow
     var savepoints = 0
+    private var commitHandlers: [() -> Void] = []
 
     /// Opens a database.
     ///
@@ -136,6 +137,7 @@ public final class Database {
         do {
             let result = try body()
             try execute("COMMIT")
+            commitHandlers.forEach { $0() }
             return result
         } catch {
             try? execute("ROLLBACK")
@@ -144,9 +146,25 @@ public final class Database {
         }
     }
 
+    /// Inside ``writeTransaction(_:)``: commits what was done so far, lets other connections
+    /// take the write lock for `pause` milliseconds, and takes it again for the rest.
+    /// A rollback-only connection (``RollbackOnly``) commits nothing: there it does nothing.
+    package func commitAndContinue(pause milliseconds: Int) throws {
+        if rollbackOnly { return }
+        try execute("COMMIT")
+        commitHandlers.forEach { $0() }
+        usleep(useconds_t(milliseconds * 1000))
+        try execute("BEGIN IMMEDIATE")
+    }
+
     /// Registers `handler` to run after every rollback of ``writeTransaction(_:)``.
     package func onRollback(_ handler: @escaping () -> Void) {
         rollbackHandlers.append(handler)
+    }
+
+    /// Registers `handler` to run after every commit of ``writeTransaction(_:)``.
+    package func onCommit(_ handler: @escaping () -> Void) {
+        commitHandlers.append(handler)
     }
 
     public func readTransaction<T>(_ body: () throws -> T) throws -> T {

@@ -5,9 +5,11 @@ import CSQLite
 ///
 /// The first transaction such a connection starts takes the write lock and stays open; each
 /// transaction the code asks for, then and later, is a savepoint inside it, released or
-/// rolled back as a transaction would be committed or rolled back. ``Database/rollBackEverything()``
-/// ends it, so the database file, its WAL as other connections see it, and every byte of
-/// bookkeeping are as they were. The code that runs under it is the same code that imports.
+/// rolled back as a transaction would be committed or rolled back, and what runs after a
+/// commit (the note of the replica's head beside the file) never runs, nor does a pause
+/// between bounded transactions commit. ``Database/rollBackEverything()`` ends it, so the
+/// database file, its WAL as other connections see it, every byte of bookkeeping and the
+/// files beside it are as they were. The code that runs under it is the same code that imports.
 package enum RollbackOnly {
     /// Set before a replica is opened: the connections opened meanwhile commit nothing.
     nonisolated(unsafe) package static var connectionsOpenedNow = false

@@ -417,7 +417,8 @@ struct InvalidBundleFactory {
         longEntry.length = 1 << 30
         add("batch-length-over-limit.bsync", try assemble(header: header([longEntry]).encoded(), body: frame(s1),
                                                           uncompressedLength: UInt64(BundleFile.frameLength(batchLength: 1 << 30))),
-            "exceeds the limit", "a header entry declaring a batch of 1 GiB, over the 256 MiB limit")
+            "has length 139, the header says 1073741824",
+            "a header entry declaring a batch of 1 GiB whose frame holds 139 bytes: refused at the frame, before anything of that size is read")
 
         var longValue = s1.bytes
         let textAt = offset(of: [3, 5] + Array("first".utf8), in: longValue)
@@ -469,7 +470,8 @@ struct InvalidBundleFactory {
         add("decompression-bomb-claims-4gib.bsync",
             try assemble(header: header(bombEntries).encoded(), body: [], compressed: compress([], thenZeros: 1 << 16),
                          uncompressedLength: UInt64(bombClaim)),
-            "decompression bomb", "a tiny file whose header and trailer claim 4 GiB of batches")
+            "has length 0, the header says 268435456",
+            "a tiny file whose header and trailer claim 4 GiB of batches: refused at the first frame, in bounded memory")
 
         add("body-expands-beyond-declared.bsync",
             try assemble(header: header([e1]).encoded(), body: frame(s1), compressed: compress(frame(s1), thenZeros: 64 << 20)),
