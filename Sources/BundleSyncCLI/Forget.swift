@@ -19,8 +19,8 @@ struct Forget: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "Peers to forget, by name, id or id prefix.") var peers: [String] = []
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "Peers to forget, by name, id or id prefix.", completion: Completions.peers) var peers: [String] = []
     @Option(name: .customLong("silent-days"), help: ArgumentHelp("Also forget every peer not heard from for this many days.", valueName: "DAYS"))
     var silentDays: Int?
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BundleSync
+import Foundation
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,13 +14,9 @@ struct Inspect: ParsableCommand {
         """
     )
 
-    @Argument(help: "The bundle file.") var path: String
+    @Argument(help: "The bundle file.", completion: Completions.bundles) var path: String
     @Flag(help: "Print one JSON document.") var json = false
-    @Flag(help: "Also list every row change (with --json).") var rows = false
-
-    func validate() throws {
-        if rows && !json { throw ValidationError("--rows lists row changes in the JSON output; add --json") }
-    }
+    @Flag(help: "Also list every row change with its cells and their clocks.") var rows = false
 
     func run() throws {
         let s = try BundleSummary.read(path: path, includeRows: rows)
@@ -31,7 +28,7 @@ struct Inspect: ParsableCommand {
         output("bundle     \(path)")
         output("exporter   \(h.exporterName) \(h.exporter.hex)")
         output("created    \(s.json["created"] as? String ?? "")")
-        output("size       \(s.fileBytes) bytes (\(s.bodyBytes) uncompressed)")
+        output("size       \(Size.text(s.fileBytes)), \(Size.text(s.bodyBytes)) uncompressed")
         output("vector     \(describe(h.exporterVector))")
         output("base       \(describe(h.baseVector))")
         if let heads = h.snapshotHeads {
@@ -46,9 +43,58 @@ struct Inspect: ParsableCommand {
             output("  \(shown(t.name)): \(t.rows) rows (\(t.deletes) deletes), \(t.cells) cells")
         }
         if let o = s.oldest, let n = s.newest { output("time range \(o) … \(n)") }
+        if let changes = s.rows {
+            output("row changes")
+            for row in changes { RowListing.lines(row).forEach(output) }
+        }
     }
 
     private func describe(_ v: VersionVector) -> String {
         v.sorted.isEmpty ? "(empty)" : v.sorted.map { "\($0.0.short):\($0.1)" }.joined(separator: " ")
+    }
+}
+
+/// `inspect --rows` for people: one line per row change, then one per cell.
+enum RowListing {
+    static func lines(_ row: [String: Any]) -> [String] {
+        let table = shown(row["table"] as? String ?? "?")
+        let key = (row["key"] as? [Any] ?? []).map(value).joined(separator: ", ")
+        let cl = row["causal_length"] as? UInt64 ?? UInt64(row["causal_length"] as? Int ?? 0)
+        let source: String
+        if let origin = row["origin"] as? String, let batch = row["batch"] {
+            source = "batch \(origin.prefix(12))#\(batch)"
+        } else {
+            source = "snapshot, written by \((row["row_origin"] as? String)?.prefix(12) ?? "?")"
+        }
+        let kind = cl % 2 == 1 ? "present" : "deleted"
+        var out = ["  \(table) (\(key))  \(kind), causal length \(cl), \(source)"]
+        for cell in row["cells"] as? [[String: Any]] ?? [] {
+            let column = shown(cell["column"] as? String ?? "?")
+            let shownValue = (cell["merge"] as? String).map { "(\($0))" } ?? value(cell["value"] ?? NSNull())
+            out.append("    \(column) = \(shownValue)  at \(clock(cell["hlc"]))")
+        }
+        return out
+    }
+
+    /// An HLC given as its decimal string, as a time.
+    static func clock(_ raw: Any?) -> String {
+        guard let text = raw as? String, let v = UInt64(text) else { return "?" }
+        return HLC(rawValue: v).description
+    }
+
+    /// A value as `inspect --json` gives it, written as SQL would: NULL, numbers, 'text',
+    /// X'blob'.
+    static func value(_ v: Any) -> String {
+        switch v {
+        case is NSNull: return "NULL"
+        case let s as String: return "'" + shown(s).replacingOccurrences(of: "'", with: "''") + "'"
+        case let d as [String: Any]:
+            if let hex = d["blob"] as? String { return "X'\(hex)'" }
+            if let decimal = d["integer"] as? String { return decimal }
+            if let hex = d["text_hex"] as? String { return "text X'\(hex)' (not UTF-8)" }
+            if let r = d["real"] { return "\(r)" }
+            return "?"
+        default: return "\(v)"
+        }
     }
 }

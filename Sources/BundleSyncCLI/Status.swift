@@ -15,7 +15,7 @@ struct Status: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
     @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {

@@ -15,8 +15,8 @@ struct Sync: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "The shared folder.") var dir: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "The shared folder.", completion: Completions.folder) var dir: String
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -25,9 +25,11 @@ struct Sync: ParsableCommand {
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand([dir])
         let outcomes = try replica.importBundles(files)
-        let worst = ImportReport.print(outcomes)
+        let worst = ImportReport.print(outcomes, results: .standardError)
         let result = try replica.exportToFolder(dir, target: .automatic, imported: outcomes)
-        if result.snapshot {
+        if !result.written {
+            Diagnostics.note("nothing new to send: '\(result.path)' still tells the others what this replica holds")
+        } else if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")))")
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches"))")

@@ -24,6 +24,9 @@ public struct ExportResult: Sendable {
     public var snapshot: Bool
     public var sealed: [BatchSummary]
     public var bytes: Int
+    /// False when the bundle would carry no batch, only this replica's vector, and the same
+    /// bundle is already at `path`: then nothing was written.
+    public var written = true
 }
 
 /// Writes bundles: seals pending changes, then writes the history a target lacks, or a
@@ -96,9 +99,24 @@ package struct Exporter {
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
 
             let intoDirectory = if case .directory = destination { true } else { false }
+            let toStandardOutput = if case .standardOutput = destination { true } else { false }
+            let mySeq = vector[store.id]
+            let name = store.name
+            // A bundle with no batch carries only this replica's vector. When the same one is
+            // already there, exporting again has nothing to send.
+            if !snapshot && missing.isEmpty && !toStandardOutput {
+                let same = BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: Hasher256().finalize())
+                let existing = intoDirectory ? PathText.join(output, same) : output
+                if let there = try? BundleReader(path: existing), there.header.batches.isEmpty, !there.header.isSnapshot,
+                   BundlePath.fileName(exporterName: name, seq: mySeq, header: there.header, contentDigest: there.trailer.contentDigest) == same,
+                   (try? there.finish()) != nil {
+                    return ExportResult(path: existing, batches: 0, rows: 0, snapshot: false, sealed: sealed, bytes: there.fileSize, written: false)
+                }
+            }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
-            let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
+            let writer = toStandardOutput ? try BundleWriter(standardOutputWith: header)
+                : try BundleWriter(path: provisional, header: header, shownAs: output)
             let rows: Int
             if snapshot {
                 rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
@@ -114,14 +132,12 @@ package struct Exporter {
                 rows = missing.reduce(0) { $0 + $1.rows }
             }
             progress?(ProgressEvent(phase: "writing", kind: .finished))
-            let mySeq = vector[store.id]
-            let name = store.name
             let path = try writer.finish(identity: store.identity) { trailer in
                 intoDirectory
-                    ? PathText.join(output, "\(name)-\(mySeq)-\(trailer.fileDigest.short).\(BundleFile.fileExtension)")
+                    ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: trailer.contentDigest))
                     : output
             }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
+            let size = writer.bytesWritten
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
                                 sealed: sealed, bytes: size)
         }

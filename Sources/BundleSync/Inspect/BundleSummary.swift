@@ -25,7 +25,8 @@ public struct BundleSummary {
     public var tables: [String: TableSummary] = [:]
     public var oldest: HLC?
     public var newest: HLC?
-    /// Every row change, when asked for (`inspect --rows`).
+    /// Every row change, when asked for (`inspect --rows`). Clocks (64 bits, beyond what a
+    /// JSON number holds exactly) are decimal strings.
     public var rows: [[String: Any]]? = nil
 
     /// Reads a whole bundle, checking everything it can prove on its own.
@@ -67,10 +68,10 @@ public struct BundleSummary {
                         "origin": entry.origin.hex, "batch": entry.seq, "table": t.table,
                         "key": r.key.map(\.jsonValue), "causal_length": r.causalLength,
                     ]
-                    if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
+                    if let h = r.rowHLC { row["row_hlc"] = String(h.rawValue) }
                     if r.isAlive {
                         row["cells"] = r.cells.map { c -> [String: Any] in
-                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue, "value": c.value.jsonValue]
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": String(c.hlc.rawValue), "value": c.value.jsonValue]
                             if let m = c.merge { cell["merge"] = m.summary }
                             return cell
                         }
@@ -91,11 +92,11 @@ public struct BundleSummary {
             for t in chunk?.tables ?? [] {
                 for r in t.rows {
                     var row: [String: Any] = ["snapshot": true, "table": t.table, "key": r.key.map(\.jsonValue),
-                                              "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
+                                              "causal_length": r.causalLength, "row_hlc": String(r.rowHLC.rawValue),
                                               "row_origin": chunk!.origins[r.rowOrigin].hex]
                     if r.isAlive {
                         row["cells"] = r.cells.map { c -> [String: Any] in
-                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue,
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": String(c.hlc.rawValue),
                                                        "origin": chunk!.origins[c.origin].hex, "value": c.value.jsonValue]
                             if let m = c.merge { cell["merge"] = m.summary }
                             return cell
@@ -168,12 +169,13 @@ public struct BundleSummary {
 }
 
 extension SQLValue {
-    /// A JSON rendering that keeps the SQLite type: integers as numbers, text as strings,
+    /// A JSON rendering that keeps the SQLite type: integers as numbers (beyond ±2^53, which
+    /// a JSON number does not hold exactly, as `{"integer": "decimal"}`), text as strings,
     /// REAL as `{"real": n}` and BLOB as `{"blob": "hex"}`.
     public var jsonValue: Any {
         switch self {
         case .null: NSNull()
-        case .integer(let v): v
+        case .integer(let v): v.magnitude > 1 << 53 ? ["integer": String(v)] as [String: Any] : v as Any
         case .real(let v): ["real": v.isFinite ? v as Any : String(v), "bits": String(v.bitPattern, radix: 16)] as [String: Any]
         case .text(let b): String(validating: b, as: UTF8.self) as Any? ?? ["text_hex": hexString(b)]
         case .blob(let b): ["blob": hexString(b)]

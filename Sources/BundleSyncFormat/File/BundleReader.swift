@@ -35,10 +35,10 @@ public final class BundleReader {
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
             throw BundleSyncError(.usage, "'\(path)' is not a regular file", hint: "give the bundle file itself, or a directory of them", bundle: path)
         }
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw BundleSyncError(.noInput, "'\(path)' cannot be opened for reading", bundle: path)
-        }
-        let size = Int((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.int64Value ?? 0)
+        let h = try BundlePath.openForReading(path)
+        // The size of what was opened, also when the path is a link to it (/proc/self/fd/N).
+        var opened = stat()
+        let size = fstat(h.fileDescriptor, &opened) == 0 ? Int(opened.st_size) : 0
         fileSize = size
         guard size > 0 else { throw BundleSyncError(.badData, "'\(path)' is empty", bundle: path) }
 

@@ -11,8 +11,11 @@ import Foundation
 package final class BundleWriter {
     package let finalPath: String
     private let displayPath: String
-    private let tempPath: String
+    /// Nil when writing to standard output, which has no temporary name.
+    private let tempPath: String?
     private let handle: FileHandle
+    /// Bytes written so far.
+    package private(set) var bytesWritten = 0
     private let compressor = ZstdCompressor(level: 3)
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
@@ -25,18 +28,32 @@ package final class BundleWriter {
 
     /// - Parameter shownAs: The path to name in messages (the directory, when the final name
     ///   is chosen only at the end).
-    package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
+    package convenience init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
+        let dir = PathText.directory(of: path)
+        let tempPath = BundlePath.temporary(for: path)
+        // One open that creates the file, so a failure leaves nothing behind, and the reason
+        // given is the system's own ("Read-only file system", "Permission denied").
+        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let e = errno
+            if e != EEXIST { unlink(tempPath) }
+            let place = shownAs ?? (dir.isEmpty ? "." : dir)
+            throw BundleSyncError(BundlePath.code(forWriteFailure: e), "cannot create a bundle in '\(place)': \(String(cString: strerror(e)).lowercased())",
+                                  hint: BundlePath.hint(forWriteFailure: e), cause: .errno(e), bundle: shownAs ?? path)
+        }
+        let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        try self.init(handle: h, path: path, tempPath: tempPath, shownAs: shownAs, header: header)
+    }
+
+    /// Writes the bundle to standard output (`export -o -`), in one pass, for a pipe.
+    package convenience init(standardOutputWith header: BundleHeader) throws {
+        try self.init(handle: FileHandle.standardOutput, path: "-", tempPath: nil, shownAs: "standard output", header: header)
+    }
+
+    private init(handle h: FileHandle, path: String, tempPath: String?, shownAs: String?, header: BundleHeader) throws {
         finalPath = path
         displayPath = shownAs ?? path
-        let dir = PathText.directory(of: path)
-        tempPath = BundlePath.temporary(for: path)
-        guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
-            throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
-                                  hint: "check that the directory exists, is writable and has space")
-        }
-        guard let h = FileHandle(forWritingAtPath: tempPath) else {
-            throw BundleSyncError(.cannotCreate, "cannot write a bundle into '\(displayPath)'")
-        }
+        self.tempPath = tempPath
         handle = h
         expected = header.batches
         let headerBytes = header.encoded()
@@ -51,13 +68,16 @@ package final class BundleWriter {
 
     deinit {
         if !finished {
-            try? handle.close()
-            unlink(tempPath)
+            if let tempPath {
+                try? handle.close()
+                unlink(tempPath)
+            }
         }
     }
 
     private func emit(_ bytes: [UInt8]) throws {
         fileHasher.update(bytes)
+        bytesWritten += bytes.count
         do {
             try handle.write(contentsOf: Data(bytes))
         } catch {
@@ -114,37 +134,57 @@ package final class BundleWriter {
                                          signature: [])
         trailer.signature = try identity.sign(domain: .bundle, BundleFile.signedMessage(trailer: trailer))
         do {
-            try handle.write(contentsOf: Data(trailer.encoded()))
-            try handle.synchronize()
-            try handle.close()
+            let end = trailer.encoded()
+            try handle.write(contentsOf: Data(end))
+            bytesWritten += end.count
+            if tempPath != nil {
+                try handle.synchronize()
+                try handle.close()
+            }
         } catch {
             throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
                                   hint: "check that the stick is still there and has space")
         }
+        guard let tempPath else {
+            finished = true
+            return finalPath
+        }
         let target = name?(trailer) ?? finalPath
         guard rename(tempPath, target) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let e = errno
             unlink(tempPath)
-            throw BundleSyncError(.cannotCreate, "cannot move the finished bundle to '\(target)': \(reason)")
+            throw BundleSyncError(BundlePath.code(forWriteFailure: e), "cannot move the finished bundle to '\(target)': \(String(cString: strerror(e)).lowercased())",
+                                  hint: BundlePath.hint(forWriteFailure: e), cause: .errno(e), bundle: target)
         }
         finished = true
-        // The bundle is complete under its name once renamed. A directory that cannot be
-        // flushed (some file systems refuse fsync on one) leaves only the rename less durable
-        // after a power cut, so the export stands.
-        try? syncDirectory(of: target)
+        // The bundle is complete under its name once renamed; flushing the directory makes
+        // the rename survive a power cut or a pulled stick. A file system that does not flush
+        // directories at all is fine; an I/O error there is reported.
+        try syncDirectory(of: target)
         return target
     }
 
     /// Makes the rename of `path` into place durable by flushing its directory.
     private func syncDirectory(of path: String) throws {
         let dir = PathText.directory(of: path)
-        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw BundleSyncError(.io, "cannot open the directory of '\(path)' to flush it", cause: .errno(errno), bundle: path)
+            let e = errno
+            guard e == EIO else { return }
+            throw Self.unflushed(path, e)
         }
         defer { close(fd) }
         guard fsync(fd) == 0 else {
-            throw BundleSyncError(.io, "cannot flush the directory of '\(path)'", cause: .errno(errno), bundle: path)
+            let e = errno
+            // Some file systems refuse to flush a directory (EINVAL, ENOTSUP); that is not a failure.
+            guard e == EIO || e == ENOSPC || e == EDQUOT else { return }
+            throw Self.unflushed(path, e)
         }
+    }
+
+    private static func unflushed(_ path: String, _ e: Int32) -> BundleSyncError {
+        BundleSyncError(.io, "'\(path)' was written, but its directory could not be flushed to the disk: \(String(cString: strerror(e)).lowercased())",
+                        hint: "the bundle may not survive removing the stick; check the stick and export again",
+                        cause: .errno(e), bundle: path)
     }
 }
