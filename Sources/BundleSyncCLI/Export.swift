@@ -8,7 +8,9 @@ struct Export: ParsableCommand {
         discussion: """
         Seals local changes into signed batches, then writes one bundle and prints its path. \
         Without a target option, the bundle holds what the least up-to-date known peer lacks, \
-        or everything when no peer is known yet.
+        or everything when no peer is known yet. With --encrypt, only the named peers, or \
+        else every peer heard from or trusted, and this replica can read the bundle; a replica \
+        set to 'config DB encrypt always' encrypts every bundle.
 
         Example:
           bundlesync export clinic.db -o /media/usb --to tablet-2
@@ -24,6 +26,8 @@ struct Export: ParsableCommand {
     var since: String?
     @Flag(help: "Include everything.")
     var full = false
+    @Flag(help: "Encrypt the bundle to its recipients: the --to peers, or every peer heard from or trusted.")
+    var encrypt = false
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -39,13 +43,18 @@ struct Export: ParsableCommand {
         else if let since { target = .vector(try VectorFile.read(since)) }
         else if !peers.isEmpty { target = .peers(peers) }
         else { target = .automatic }
-        let result = try replica.export(to: output, target: target)
+        let result = try replica.export(to: output, target: target, encrypt: encrypt)
         if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(result.bytes) bytes)")
+        } else if result.hello {
+            Diagnostics.note("wrote a hello bundle in the clear, with this replica's keys and vector and no changes: the encryption keys of the peers are not all known yet")
         } else if result.batches == 0 {
-            Diagnostics.note("nothing to send: the target already holds everything; the bundle carries only this replica's vector")
+            Diagnostics.note("nothing to send: the target already holds everything; the bundle carries only this replica's vector and keys (a hello bundle)")
         } else {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
+        }
+        if !result.recipients.isEmpty {
+            Diagnostics.note("encrypted to \(plural(result.recipients.count, "replica", "replicas")): \(result.recipients.map(\.short).joined(separator: ", "))")
         }
         BundleSyncCLI.output(result.path)
     }

@@ -55,10 +55,16 @@ struct Import: ParsableCommand {
 
 /// Reports import outcomes on stderr, one line per bundle.
 enum ImportReport {
+    /// - Parameter mailbox: In a shared folder, bundles encrypted to other replicas are
+    ///   expected: they are noted, not refused.
     /// - Returns: The worst exit status among refused bundles, or 0.
-    static func print(_ outcomes: [ImportOutcome]) -> Int32 {
+    static func print(_ outcomes: [ImportOutcome], mailbox: Bool = false) -> Int32 {
         var worst: Int32 = 0
         for o in outcomes {
+            if mailbox, o.status == .refused, let e = o.error, e.code == .notAddressed {
+                Diagnostics.note("\(o.path): skipped, encrypted to other replicas")
+                continue
+            }
             o.warnings.forEach(Diagnostics.warn)
             for fork in o.forks {
                 Diagnostics.report(fork)

@@ -8,7 +8,9 @@ struct Verify: ParsableCommand {
         Checks everything a bundle can prove on its own: layout and lengths, every batch's hash \
         and its origin's signature, the hash chain between batches, the digests of the whole \
         file and the exporter's signature. Prints one line per bundle. With --db it also checks \
-        the bundle against that replica: tables it tracks, links to the history it holds, forks.
+        the bundle against that replica: tables it tracks, links to the history it holds, forks. \
+        An encrypted bundle is proved whole and signed by its exporter without any key; with \
+        --db of one of its recipients, its content is checked too.
 
         Example:
           bundlesync verify /media/usb/tablet-2-14-3fa9c2d1.bsync
@@ -33,12 +35,19 @@ struct Verify: ParsableCommand {
         for path in files {
             do {
                 let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
-                if !json, let heads = s.header.snapshotHeads {
+                if !json, !s.header.isOpened {
+                    output("\(path): OK, encrypted to \(plural(s.header.recipients.count, "replica", "replicas")) (content not checked without a recipient's key), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
+                } else if !json, let heads = s.header.snapshotHeads {
                     output("\(path): OK, a snapshot of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 } else if !json {
                     output("\(path): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 }
-                reports.append(["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex])
+                var report: [String: Any] = ["path": path, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex]
+                if s.header.isEncrypted {
+                    report["encrypted"] = true
+                    report["opened"] = s.header.isOpened
+                }
+                reports.append(report)
             } catch let e as BundleSyncError {
                 let code = ExitStatus.code(for: e.code)
                 worst = max(worst, code)

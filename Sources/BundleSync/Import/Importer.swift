@@ -82,7 +82,8 @@ package struct Importer {
     package func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         // Pass 1: prove the bundle whole and authentic, and that it fits this replica,
         // before taking any lock or writing anything.
-        let check = try BundleReader(path: path)
+        let check = try BundleReader(path: path, keyring: keyring)
+        try requireOpened(check)
         try checkSchema(of: check.header)
         var allKnown = true
         let label = PathText.fileName(of: path)
@@ -113,8 +114,8 @@ package struct Importer {
             var heldItems = Set<HeldItem>()
             if !allKnown {
                 // Pass 2: the same checks again as the bytes are read, then merge.
-                let reader = try BundleReader(path: path)
-                guard reader.trailer == check.trailer else {
+                let reader = try BundleReader(path: path, keyring: keyring)
+                guard reader.header.isOpened, reader.trailer == check.trailer else {
                     throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
                 }
                 // Batches kept here are relayed as they came, so the way their tables were
@@ -194,6 +195,27 @@ package struct Importer {
             else if outcome.parked > 0 { outcome.status = .parked }
             return outcome
         }
+    }
+
+    /// What opens bundles encrypted to this replica.
+    package var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+
+    /// Refuses an encrypted bundle this replica cannot open, once it is proved authentic:
+    /// exit status 77, naming the replicas it was encrypted to.
+    package func requireOpened(_ reader: BundleReader) throws {
+        guard !reader.header.isOpened else { return }
+        try reader.finish()
+        throw try notAddressed(reader.header, path: reader.path)
+    }
+
+    /// The refusal of an authentic encrypted bundle that is not encrypted to this replica.
+    package func notAddressed(_ header: BundleHeader, path: String) throws -> BundleSyncError {
+        let names = try header.recipients.map { r in
+            try store.replicas.name(of: r.replica).map { "'\($0)' (\(r.replica.short))" } ?? r.replica.short
+        }
+        return BundleSyncError(.notAddressed, "'\(path)' is encrypted to \(names.joined(separator: ", ")), not to this replica (\(store.id.short))",
+                               hint: "import it on one of those replicas, or ask its exporter for a bundle encrypted to this one",
+                               bundle: path)
     }
 
     /// A batch can be merged now when it continues its origin's history here and everything

@@ -74,10 +74,30 @@ public final class Replica {
     }
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
-    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    ///
+    /// - Parameters:
+    ///   - encrypt: Encrypt the bundle to its recipients; a replica set to `encrypt always`
+    ///     encrypts every bundle.
+    ///   - helloWhenNoKeys: When the bundle must be encrypted and a recipient's key is not
+    ///     known, write a hello bundle (keys and vector, no changes, in the clear) instead of
+    ///     refusing.
+    public func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false) throws -> ExportResult {
         try requireSyncable()
-        return try Exporter(store: store, progress: progress).export(to: output, target: target)
+        return try Exporter(store: store, progress: progress).export(to: output, target: target, encrypt: encrypt,
+                                                                     helloWhenNoKeys: helloWhenNoKeys)
     }
+
+    /// What opens bundles encrypted to this replica.
+    public var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+
+    /// Whether this replica writes encrypted bundles only.
+    public var requiresEncryption: Bool { get throws { try store.requiresEncryption } }
+
+    /// Makes this replica write encrypted bundles only, or plain ones unless asked.
+    public func setRequiresEncryption(_ on: Bool) throws { try store.setRequiresEncryption(on) }
+
+    /// This replica's X25519 public key, which its bundles announce.
+    public var exchangeKey: [UInt8] { store.exchange.publicKey }
 
     /// Imports bundle files, each checked completely and merged in one transaction.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
