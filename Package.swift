@@ -47,6 +47,7 @@ let package = Package(
                 "BundleSyncMerge",
                 "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .target(

@@ -28,6 +28,8 @@ struct Export: ParsableCommand {
     var full = false
     @Flag(help: "Encrypt the bundle to its recipients: the --to peers, or every peer heard from or trusted.")
     var encrypt = false
+    @Option(help: ArgumentHelp("Also encrypt the bundle to the passphrase in this file, for a device whose key is not known yet (implies --encrypt).", valueName: "file"))
+    var passphraseFile: String?
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
@@ -43,7 +45,7 @@ struct Export: ParsableCommand {
         else if let since { target = .vector(try VectorFile.read(since)) }
         else if !peers.isEmpty { target = .peers(peers) }
         else { target = .automatic }
-        let result = try replica.export(to: output, target: target, encrypt: encrypt)
+        let result = try replica.export(to: output, target: target, encrypt: encrypt, passphrase: try PassphraseFile.read(passphraseFile))
         if result.snapshot {
             Diagnostics.note("exported a snapshot of the current state (\(plural(result.rows, "row", "rows")), \(result.bytes) bytes)")
         } else if result.hello {
@@ -54,7 +56,8 @@ struct Export: ParsableCommand {
             Diagnostics.note("exported \(plural(result.batches, "batch", "batches")) (\(plural(result.rows, "row change", "row changes")), \(result.bytes) bytes)")
         }
         if !result.recipients.isEmpty {
-            Diagnostics.note("encrypted to \(plural(result.recipients.count, "replica", "replicas")): \(result.recipients.map(\.short).joined(separator: ", "))")
+            Diagnostics.note("encrypted to \(plural(result.recipients.count, "replica", "replicas")): \(result.recipients.map(\.short).joined(separator: ", "))"
+                             + (result.passphrase ? ", and to the passphrase" : ""))
         }
         BundleSyncCLI.output(result.path)
     }

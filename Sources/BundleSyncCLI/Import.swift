@@ -23,6 +23,8 @@ struct Import: ParsableCommand {
     var maxClockSkew: Int64?
     @Flag(help: "Print one JSON document describing each bundle's outcome.")
     var json = false
+    @Option(help: ArgumentHelp("A file holding the passphrase of bundles encrypted to one.", valueName: "file"))
+    var passphraseFile: String?
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -30,6 +32,7 @@ struct Import: ParsableCommand {
         replica.progress = outputOptions.apply()
         let files = BundlePaths.expand(paths, sayingWhereNone: true)
         var options = ImportOptions()
+        options.passphrase = try PassphraseFile.read(passphraseFile)
         if let maxClockSkew {
             options.clockSkewBound = maxClockSkew * 1000
             options.refuseClockSkew = true

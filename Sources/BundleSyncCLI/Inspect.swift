@@ -19,13 +19,16 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Also list every row change (with --json).") var rows = false
     @Option(help: ArgumentHelp("Open an encrypted bundle with this replica's key.", valueName: "db")) var db: String?
+    @Option(help: ArgumentHelp("Open an encrypted bundle with the passphrase in this file.", valueName: "file"))
+    var passphraseFile: String?
 
     func validate() throws {
         if rows && !json { throw ValidationError("--rows lists row changes in the JSON output; add --json") }
     }
 
     func run() throws {
-        let keyring = try db.map { try Opened.replica($0).keyring }
+        let passphrase = try PassphraseFile.read(passphraseFile)
+        let keyring = try db.map { try Opened.replica($0).keyring(passphrase: passphrase) } ?? passphrase.map { BundleKeyring(passphrase: $0) }
         let s = try BundleSummary.read(path: path, includeRows: rows, keyring: keyring)
         if json {
             output(jsonString(s.json))
@@ -36,7 +39,7 @@ struct Inspect: ParsableCommand {
         output("exporter   \(h.exporterName) \(h.exporter.hex)")
         output("created    \(s.json["created"] as? String ?? "")")
         if h.isEncrypted {
-            output("encrypted  to \(plural(h.recipients.count, "replica", "replicas")):")
+            output("encrypted  to \(plural(h.recipients.count, "replica", "replicas"))\(h.passphrase == nil ? "" : " and a passphrase"):")
             for r in h.recipients { output("  \(r.replica.hex)") }
         }
         guard h.isOpened else {

@@ -20,6 +20,8 @@ struct Verify: ParsableCommand {
     @Argument(help: "Bundle files or directories of them.") var paths: [String]
     @Option(help: ArgumentHelp("Also check against this replica.", valueName: "db")) var db: String?
     @Flag(help: "Print one JSON document.") var json = false
+    @Option(help: ArgumentHelp("A file holding the passphrase of bundles encrypted to one.", valueName: "file"))
+    var passphraseFile: String?
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -27,6 +29,7 @@ struct Verify: ParsableCommand {
         let replica = try db.map { try Opened.replica($0) }
         replica?.progress = progress
         var worst: Int32 = 0
+        let passphrase = try PassphraseFile.read(passphraseFile)
         var reports: [[String: Any]] = []
         let files = BundlePaths.expand(paths)
         guard !files.isEmpty else {
@@ -34,9 +37,10 @@ struct Verify: ParsableCommand {
         }
         for path in files {
             do {
-                let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
+                let s = try replica.map { try $0.verifyAgainstHistory(path, passphrase: passphrase) }
+                    ?? BundleSummary.read(path: path, progress: progress, keyring: passphrase.map { BundleKeyring(passphrase: $0) })
                 if !json, !s.header.isOpened {
-                    output("\(path): OK, encrypted to \(plural(s.header.recipients.count, "replica", "replicas")) (content not checked without a recipient's key), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
+                    output("\(path): OK, encrypted to \(plural(s.header.recipients.count, "replica", "replicas"))\(s.header.passphrase == nil ? "" : " and a passphrase") (content not checked without a recipient's key), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 } else if !json, let heads = s.header.snapshotHeads {
                     output("\(path): OK, a snapshot of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), exported by \(s.header.exporterName) (\(s.header.exporter.short))")
                 } else if !json {

@@ -200,3 +200,54 @@ import Testing
         #expect(try App.rows(r.db, "SELECT count(*) FROM _bundlesync_meta WHERE key = 'exchange_private_key'") == [[.integer(1)]])
     }
 }
+
+/// The passphrase recipient: first contact between two devices that have never exchanged a
+/// bundle.
+@Suite struct PassphraseRecipientTests {
+    @Test func aPassphraseBundleIntroducesTwoDevicesThatNeverMet() throws {
+        let tmp = TempDir()
+        let schema = EncryptionTests.schema
+        let laptop = try TestReplica("laptop", in: tmp, schema: schema, tables: ["patients"])
+        let tablet = try TestReplica("tablet", in: tmp, schema: schema, tables: ["patients"])
+        let pass = tmp.file("pass"), wrong = tmp.file("wrong")
+        try Data("correct horse battery staple\n".utf8).write(to: URL(fileURLWithPath: pass))
+        try Data("correct horse battery stable\n".utf8).write(to: URL(fileURLWithPath: wrong))
+        try CLI.ok(["config", laptop.db, "encrypt", "always"])
+        try laptop.sql("INSERT INTO patients VALUES ('p-7f3a', 'Amina Yusuf', 'B', 'fever')")
+
+        // Knowing no peer, the laptop still encrypts: to itself and the passphrase.
+        let first = try CLI.ok(["export", laptop.db, "-o", tmp.dir("stick1"), "--passphrase-file", pass])
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: first)))
+        #expect(!EncryptionTests().contains(bytes, "Amina Yusuf") && !EncryptionTests().contains(bytes, "patients"))
+        #expect(try CLI.ok(["verify", first]).contains("and a passphrase"))
+        #expect(try CLI.ok(["verify", first, "--passphrase-file", pass]).contains("1 row change"))
+
+        let before = try tablet.digest()
+        let refused = try CLI.run(["import", tablet.db, first, "--passphrase-file", wrong])
+        #expect(refused.status == 77 && refused.stderr.contains("a passphrase"), "\(refused.stderr)")
+        #expect(try tablet.digest() == before)
+        #expect(try CLI.run(["import", tablet.db, first]).status == 77)
+
+        try CLI.ok(["import", tablet.db, first, "--passphrase-file", pass])
+        #expect(try tablet.rows(EncryptionTests.order) == laptop.rows(EncryptionTests.order))
+        // The tablet learnt the laptop's key, and the laptop learns the tablet's from its
+        // answer: from then on, no passphrase.
+        try tablet.sql("UPDATE patients SET ward = 'C'")
+        let answer = try tablet.export(["--encrypt"], to: tmp.dir("stick2"))
+        try laptop.importing([answer])
+        try laptop.sql("UPDATE patients SET notes = 'improving'")
+        try tablet.importing([try laptop.export(to: tmp.dir("stick3"))])
+        #expect(try tablet.digest() == laptop.digest())
+        #expect(try laptop.rows("SELECT ward, notes FROM patients") == [[.text("C"), .text("improving")]])
+    }
+
+    @Test func anEmptyOrMissingPassphraseFileIsRefusedBeforeAnythingIsWritten() throws {
+        let tmp = TempDir()
+        let laptop = try TestReplica("laptop", in: tmp, schema: EncryptionTests.schema, tables: ["patients"])
+        let empty = tmp.file("empty")
+        try Data("\n".utf8).write(to: URL(fileURLWithPath: empty))
+        #expect(try CLI.run(["export", laptop.db, "-o", tmp.dir("stick"), "--passphrase-file", empty]).status == 64)
+        #expect(try CLI.run(["export", laptop.db, "-o", tmp.dir("stick"), "--passphrase-file", tmp.file("none")]).status == 66)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.dir("stick")).isEmpty)
+    }
+}

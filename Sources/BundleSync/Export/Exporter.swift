@@ -27,6 +27,8 @@ public struct ExportResult: Sendable {
     /// For an encrypted bundle, the replicas it is encrypted to (this one included); empty
     /// for a plain bundle.
     public var recipients: [ReplicaID] = []
+    /// Whether the bundle is also encrypted to a passphrase.
+    public var passphrase = false
     /// Whether this is a hello bundle written in the clear because encryption was asked
     /// for and a recipient's key was not known.
     public var hello = false
@@ -61,12 +63,18 @@ package struct Exporter {
     ///     (this replica's keys and vector, no history) instead of refusing.
     /// - Throws: `.usage` for an unknown peer or a recipient whose key is not known,
     ///   `.cannotCreate` when the file cannot be written.
-    package func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false) throws -> ExportResult {
+    ///   - passphrase: Also encrypt the bundle to this passphrase (implies `encrypt`); peers
+    ///     whose key is not known are then left to the passphrase instead of refused.
+    package func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
+                        passphrase: [UInt8]? = nil) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
-        guard try encrypt || store.requiresEncryption else {
+        guard try encrypt || passphrase != nil || store.requiresEncryption else {
             return try write(to: output, destination: destination, target: target, recipients: [])
         }
         let (recipients, unknown) = try self.recipients(for: target)
+        if let passphrase {
+            return try write(to: output, destination: destination, target: target, recipients: recipients, passphrase: passphrase)
+        }
         guard let unknown else {
             return try write(to: output, destination: destination, target: target, recipients: recipients)
         }
@@ -81,7 +89,7 @@ package struct Exporter {
     ///
     /// - Parameter onlyWithoutHistory: Thrown instead when the bundle would carry history.
     private func write(to output: String, destination: ExportDestination, target: ExportTarget,
-                       recipients: [(id: ReplicaID, exchangeKey: [UInt8])],
+                       recipients: [(id: ReplicaID, exchangeKey: [UInt8])], passphrase: [UInt8]? = nil,
                        onlyWithoutHistory refusal: BundleSyncError? = nil) throws -> ExportResult {
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
@@ -130,7 +138,7 @@ package struct Exporter {
             let intoDirectory = if case .directory = destination { true } else { false }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
-            let writer = try BundleWriter(path: provisional, header: announced, shownAs: output, recipients: recipients)
+            let writer = try BundleWriter(path: provisional, header: announced, shownAs: output, recipients: recipients, passphrase: passphrase)
             let rows: Int
             if snapshot {
                 rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
@@ -155,7 +163,7 @@ package struct Exporter {
             }
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
-                                sealed: sealed, bytes: size, recipients: recipients.map(\.id))
+                                sealed: sealed, bytes: size, recipients: recipients.map(\.id), passphrase: passphrase != nil)
         }
     }
 
@@ -203,7 +211,7 @@ package struct Exporter {
         }
         let hint = "import a bundle that peer exported (on a new device, 'bundlesync export' with no changes writes a hello bundle that carries its key)"
         guard !peers.isEmpty else {
-            return ([], BundleSyncError.usage("no peer to encrypt the bundle to: this replica knows no peer's encryption key", hint: hint))
+            return ([(store.id, store.exchange.publicKey)], BundleSyncError.usage("no peer to encrypt the bundle to: this replica knows no peer's encryption key", hint: hint))
         }
         var out: [(id: ReplicaID, exchangeKey: [UInt8])] = [(store.id, store.exchange.publicKey)]
         var unknown: [String] = []
@@ -216,7 +224,7 @@ package struct Exporter {
             }
         }
         guard unknown.isEmpty else {
-            return ([], BundleSyncError.usage("the encryption key of \(unknown.joined(separator: ", ")) is not known here, so the bundle cannot be encrypted to \(unknown.count == 1 ? "it" : "them")", hint: hint))
+            return (out, BundleSyncError.usage("the encryption key of \(unknown.joined(separator: ", ")) is not known here, so the bundle cannot be encrypted to \(unknown.count == 1 ? "it" : "them")", hint: hint))
         }
         return (out, nil)
     }

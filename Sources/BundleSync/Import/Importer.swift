@@ -38,6 +38,8 @@ public struct ImportOptions: Sendable {
     public var clockSkewBound: Int64 = 24 * 3600 * 1000
     /// When set, a bundle with such timestamps is refused instead.
     public var refuseClockSkew = false
+    /// Opens bundles encrypted to this passphrase.
+    public var passphrase: [UInt8]? = nil
     public init() {}
 }
 
@@ -82,7 +84,8 @@ package struct Importer {
     package func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         // Pass 1: prove the bundle whole and authentic, and that it fits this replica,
         // before taking any lock or writing anything.
-        let check = try BundleReader(path: path, keyring: keyring)
+        let keys = keyring(passphrase: options.passphrase)
+        let check = try BundleReader(path: path, keyring: keys)
         try requireOpened(check)
         try checkSchema(of: check.header)
         var allKnown = true
@@ -114,7 +117,7 @@ package struct Importer {
             var heldItems = Set<HeldItem>()
             if !allKnown {
                 // Pass 2: the same checks again as the bytes are read, then merge.
-                let reader = try BundleReader(path: path, keyring: keyring)
+                let reader = try BundleReader(path: path, keyring: keys)
                 guard reader.header.isOpened, reader.trailer == check.trailer else {
                     throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
                 }
@@ -197,8 +200,10 @@ package struct Importer {
         }
     }
 
-    /// What opens bundles encrypted to this replica.
-    package var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+    /// What opens bundles encrypted to this replica, or to `passphrase`.
+    package func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
 
     /// Refuses an encrypted bundle this replica cannot open, once it is proved authentic:
     /// exit status 77, naming the replicas it was encrypted to.
@@ -213,7 +218,9 @@ package struct Importer {
         let names = try header.recipients.map { r in
             try store.replicas.name(of: r.replica).map { "'\($0)' (\(r.replica.short))" } ?? r.replica.short
         }
-        return BundleSyncError(.notAddressed, "'\(path)' is encrypted to \(names.joined(separator: ", ")), not to this replica (\(store.id.short))",
+        let to = names + (header.passphrase == nil ? [] : ["a passphrase"])
+        return BundleSyncError(.notAddressed, "'\(path)' is encrypted to \(to.joined(separator: ", ")), not to this replica (\(store.id.short))"
+                                   + (header.passphrase == nil ? "" : " and not to the passphrase given"),
                                hint: "import it on one of those replicas, or ask its exporter for a bundle encrypted to this one",
                                bundle: path)
     }

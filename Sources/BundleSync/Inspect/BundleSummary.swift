@@ -165,6 +165,7 @@ public struct BundleSummary {
             out["exchange_key"] = hexString(header.exchangeKey ?? [])
             out["encrypted"] = header.isEncrypted
             out["recipients"] = header.recipients.map(\.replica.hex)
+            if header.passphrase != nil { out["passphrase_recipient"] = true }
         }
         if !header.isOpened {
             out["opened"] = false

@@ -81,14 +81,22 @@ public final class Replica {
     ///   - helloWhenNoKeys: When the bundle must be encrypted and a recipient's key is not
     ///     known, write a hello bundle (keys and vector, no changes, in the clear) instead of
     ///     refusing.
-    public func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false) throws -> ExportResult {
+    ///   - passphrase: Also encrypt the bundle to this passphrase, for a device whose key is
+    ///     not known here yet.
+    public func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
+                       passphrase: [UInt8]? = nil) throws -> ExportResult {
         try requireSyncable()
         return try Exporter(store: store, progress: progress).export(to: output, target: target, encrypt: encrypt,
-                                                                     helloWhenNoKeys: helloWhenNoKeys)
+                                                                     helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase)
     }
 
     /// What opens bundles encrypted to this replica.
     public var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+
+    /// This replica's key with a passphrase.
+    public func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
 
     /// Whether this replica writes encrypted bundles only.
     public var requiresEncryption: Bool { get throws { try store.requiresEncryption } }
@@ -112,9 +120,9 @@ public final class Replica {
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
-    public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+    public func verifyAgainstHistory(_ path: String, passphrase: [UInt8]? = nil) throws -> BundleSummary {
         try requireSyncable()
-        return try Importer(store: store, progress: progress).verifyAgainstHistory(path)
+        return try Importer(store: store, progress: progress).verifyAgainstHistory(path, passphrase: passphrase)
     }
 
     /// Everything `status` shows.

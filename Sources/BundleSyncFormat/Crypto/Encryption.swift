@@ -1,6 +1,7 @@
 import BundleSyncCore
 
 import Crypto
+import _CryptoExtras
 import Foundation
 
 /// A replica's X25519 key pair: peers encrypt bundles to its public half
@@ -42,10 +43,9 @@ public struct BundleRecipient: Equatable, Sendable {
         w.raw(wrapped)
     }
 
+    /// Decodes the stanza after its kind byte.
     package static func decode(from r: inout ByteReader) throws -> BundleRecipient {
-        let kind = try r.u8("recipient kind")
-        guard kind == replicaKind else { throw BundleSyncError.badData("recipient kind \(kind) is unknown") }
-        return BundleRecipient(replica: try r.readReplicaID("recipient id"),
+        BundleRecipient(replica: try r.readReplicaID("recipient id"),
                                encapsulated: try r.raw(encapsulatedLength, "recipient encapsulated key"),
                                wrapped: try r.raw(wrappedLength, "recipient wrapped file key"))
     }
@@ -53,6 +53,53 @@ public struct BundleRecipient: Equatable, Sendable {
     package init(replica: ReplicaID, encapsulated: [UInt8], wrapped: [UInt8]) {
         self.replica = replica
         self.encapsulated = encapsulated
+        self.wrapped = wrapped
+    }
+}
+
+/// A passphrase recipient of an encrypted bundle, for two devices that have never
+/// exchanged a bundle: the file key sealed under a key derived from a passphrase by scrypt.
+public struct PassphraseRecipient: Equatable, Sendable {
+    public static let kind: UInt8 = 2
+    /// scrypt's cost: N = 2^logN, with r = 8 and p = 1; 2^15 takes 32 MiB and about a tenth of
+    /// a second on a laptop core.
+    public static let writtenLogN: UInt8 = 15
+    /// The largest cost a reader accepts (2^16, 64 MiB), so a bundle cannot make it exhaust memory.
+    public static let maxLogN: UInt8 = 16
+    public static let minLogN: UInt8 = 10
+
+    public var salt: [UInt8]
+    public var logN: UInt8
+    /// The file key sealed with ChaCha20-Poly1305: 32 bytes and a 16-byte tag.
+    public var wrapped: [UInt8]
+
+    package func encode(into w: inout ByteWriter) {
+        w.u8(Self.kind)
+        w.raw(salt)
+        w.u8(logN)
+        w.raw(wrapped)
+    }
+
+    /// Decodes the stanza after its kind byte.
+    package static func decode(from r: inout ByteReader) throws -> PassphraseRecipient {
+        let salt = try r.raw(16, "passphrase salt")
+        let logN = try r.u8("passphrase cost")
+        guard (minLogN...maxLogN).contains(logN) else {
+            throw BundleSyncError.badData("the passphrase cost 2^\(logN) is outside 2^\(minLogN) to 2^\(maxLogN)")
+        }
+        return PassphraseRecipient(salt: salt, logN: logN, wrapped: try r.raw(BundleRecipient.wrappedLength, "passphrase wrapped file key"))
+    }
+
+    /// The key that seals the file key: scrypt of the passphrase, salted with a label and
+    /// the stanza's random salt.
+    static func wrappingKey(passphrase: [UInt8], salt: [UInt8], logN: UInt8) throws -> SymmetricKey {
+        try KDF.Scrypt.deriveKey(from: passphrase, salt: Array("bundlesync v2 passphrase".utf8) + salt, outputByteCount: 32,
+                                 rounds: 1 << Int(logN), blockSize: 8, parallelism: 1, maxMemory: 80 << 20)
+    }
+
+    package init(salt: [UInt8], logN: UInt8, wrapped: [UInt8]) {
+        self.salt = salt
+        self.logN = logN
         self.wrapped = wrapped
     }
 }
@@ -95,6 +142,24 @@ package struct FileKey {
         var sender = try HPKE.Sender(recipientKey: key, ciphersuite: Self.suite, info: Self.hpkeInfo)
         let sealed = try sender.seal(bytes, authenticating: replica.bytes)
         return BundleRecipient(replica: replica, encapsulated: Array(sender.encapsulatedKey), wrapped: Array(sealed))
+    }
+
+    /// Seals this key under a passphrase, with a fresh salt.
+    package func wrap(passphrase: [UInt8]) throws -> PassphraseRecipient {
+        let salt = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        let key = try PassphraseRecipient.wrappingKey(passphrase: passphrase, salt: salt, logN: PassphraseRecipient.writtenLogN)
+        let box = try ChaChaPoly.seal(bytes, using: key, nonce: try ChaChaPoly.Nonce(data: [UInt8](repeating: 0, count: 12)))
+        return PassphraseRecipient(salt: salt, logN: PassphraseRecipient.writtenLogN, wrapped: Array(box.ciphertext) + Array(box.tag))
+    }
+
+    /// Opens the file key from a passphrase recipient, or nil when the passphrase is not
+    /// the one it was sealed with.
+    package static func unwrap(_ recipient: PassphraseRecipient, passphrase: [UInt8]) -> FileKey? {
+        guard let key = try? PassphraseRecipient.wrappingKey(passphrase: passphrase, salt: recipient.salt, logN: recipient.logN),
+              let box = try? ChaChaPoly.SealedBox(nonce: try ChaChaPoly.Nonce(data: [UInt8](repeating: 0, count: 12)),
+                                                  ciphertext: recipient.wrapped.prefix(32), tag: recipient.wrapped.suffix(16)),
+              let opened = try? ChaChaPoly.open(box, using: key), opened.count == 32 else { return nil }
+        return FileKey(bytes: Array(opened))
     }
 
     /// Opens the file key from `recipient` with `identity`, or nil when it does not open.
@@ -168,13 +233,29 @@ package enum BodyCipher {
     package static func chunkCount(sealedLength: Int) -> Int { (sealedLength + sealedChunkLength - 1) / sealedChunkLength }
 }
 
-/// What a reader may open an encrypted bundle with.
+/// What a reader may open an encrypted bundle with: a replica's key, a passphrase, or both.
 public struct BundleKeyring {
-    public var replica: ReplicaID
-    public var exchange: ExchangeIdentity
+    public var replica: ReplicaID?
+    public var exchange: ExchangeIdentity?
+    public var passphrase: [UInt8]?
 
-    public init(replica: ReplicaID, exchange: ExchangeIdentity) {
+    public init(replica: ReplicaID, exchange: ExchangeIdentity, passphrase: [UInt8]? = nil) {
         self.replica = replica
         self.exchange = exchange
+        self.passphrase = passphrase
+    }
+
+    public init(passphrase: [UInt8]) {
+        self.passphrase = passphrase
+    }
+
+    /// The file key of a bundle with these recipients, or nil when none of them opens.
+    package func fileKey(recipients: [BundleRecipient], passphrase stanza: PassphraseRecipient?) -> FileKey? {
+        if let replica, let exchange, let mine = recipients.first(where: { $0.replica == replica }),
+           let key = FileKey.unwrap(mine, with: exchange) {
+            return key
+        }
+        if let passphrase, let stanza { return FileKey.unwrap(stanza, passphrase: passphrase) }
+        return nil
     }
 }

@@ -60,13 +60,16 @@ public struct BundleHeader: Equatable, Sendable {
 
     /// Format version 2: the exporter's X25519 public key, to which peers encrypt bundles.
     public var exchangeKey: [UInt8]? = nil
-    /// Format version 2: the recipients of an encrypted bundle; empty for a plain one.
+    /// Format version 2: the replicas an encrypted bundle is encrypted to; empty for a
+    /// plain one.
     public var recipients: [BundleRecipient] = []
+    /// Format version 2: the passphrase an encrypted bundle is also encrypted to, if any.
+    public var passphrase: PassphraseRecipient? = nil
     /// False for an encrypted bundle read without a key that opens it: then only the fields
     /// in the clear (exporter, keys, name, creation time, recipients) are set.
     public var isOpened = true
 
-    public var isEncrypted: Bool { !recipients.isEmpty }
+    public var isEncrypted: Bool { !recipients.isEmpty || passphrase != nil }
 
     /// The header in format version 1's layout.
     public func encoded() -> [UInt8] {
@@ -88,8 +91,9 @@ public struct BundleHeader: Equatable, Sendable {
         w.raw(exchangeKey ?? [UInt8](repeating: 0, count: 32))
         w.string(exporterName)
         w.varint(UInt64(max(0, createdMilliseconds)))
-        w.varint(recipients.count)
+        w.varint(recipients.count + (passphrase == nil ? 0 : 1))
         for r in recipients { r.encode(into: &w) }
+        passphrase?.encode(into: &w)
         return w.bytes
     }
 
@@ -151,14 +155,25 @@ public struct BundleHeader: Equatable, Sendable {
         }
         let created = try r.varint("creation time")
         guard created <= UInt64(Int64.max) else { throw BundleSyncError.badData("creation time is out of range") }
-        let n = try r.count("recipient count", limit: min(maxRecipients, r.remaining / 97))
+        let n = try r.count("recipient count", limit: min(maxRecipients, r.remaining / 66))
         var recipients: [BundleRecipient] = []
+        var passphrase: PassphraseRecipient?
         for _ in 0..<n {
-            let rec = try BundleRecipient.decode(from: &r)
-            if let last = recipients.last, !(last.replica < rec.replica) {
-                throw BundleSyncError.badData("recipients are not in canonical order")
+            let kind = try r.u8("recipient kind")
+            switch kind {
+            case BundleRecipient.replicaKind:
+                let rec = try BundleRecipient.decode(from: &r)
+                guard passphrase == nil else { throw BundleSyncError.badData("a replica recipient follows the passphrase recipient") }
+                if let last = recipients.last, !(last.replica < rec.replica) {
+                    throw BundleSyncError.badData("recipients are not in canonical order")
+                }
+                recipients.append(rec)
+            case PassphraseRecipient.kind:
+                guard passphrase == nil else { throw BundleSyncError.badData("the header lists two passphrase recipients") }
+                passphrase = try PassphraseRecipient.decode(from: &r)
+            default:
+                throw BundleSyncError.badData("recipient kind \(kind) is unknown")
             }
-            recipients.append(rec)
         }
         var header = BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
                                   createdMilliseconds: Int64(created), exporterVector: VersionVector(), baseVector: VersionVector(),
@@ -166,7 +181,8 @@ public struct BundleHeader: Equatable, Sendable {
                                   tables: [], batches: [])
         header.exchangeKey = exchangeKey
         header.recipients = recipients
-        if recipients.isEmpty {
+        header.passphrase = passphrase
+        if !header.isEncrypted {
             try header.decodeContents(from: &r)
             return (header, nil)
         }

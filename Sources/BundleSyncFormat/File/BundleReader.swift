@@ -26,7 +26,8 @@ public final class BundleReader {
     /// Opens a bundle and checks its prefix, header and trailer.
     ///
     /// An encrypted bundle is opened with `keyring` when it names the keyring's replica
-    /// among its recipients. Otherwise its header holds only the fields in the clear
+    /// among its recipients, or the keyring's passphrase opens its passphrase recipient.
+    /// Otherwise its header holds only the fields in the clear
     /// (``BundleHeader/isOpened`` is false), no batch or chunk is read, and ``finish()``
     /// checks what can be checked without the key: the file digest and the exporter's
     /// signature, which cover every byte of the file.
@@ -94,10 +95,7 @@ public final class BundleReader {
             } else {
                 let (clear, sealed) = try BundleHeader.decodeVersion2(headerBytes)
                 var h = clear
-                if let sealed, let keyring, let mine = clear.recipients.first(where: { $0.replica == keyring.replica }) {
-                    guard let key = FileKey.unwrap(mine, with: keyring.exchange) else {
-                        throw BundleSyncError.badData("it names this replica as a recipient, but this replica's key does not open it")
-                    }
+                if let sealed, let keyring, let key = keyring.fileKey(recipients: clear.recipients, passphrase: clear.passphrase) {
                     try h.decodeContents(try key.openHeader(sealed.bytes, authenticating: prefix + headerBytes[0..<sealed.offset]))
                     fileKey = key
                 }

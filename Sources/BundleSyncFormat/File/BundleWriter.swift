@@ -35,9 +35,10 @@ package final class BundleWriter {
     ///   - version: The format version to write; 1 only to make bundles as older releases did.
     ///   - recipients: For an encrypted bundle, each recipient's replica id and X25519 public
     ///     key; empty for a plain bundle. Only version 2 encrypts.
+    ///   - passphrase: A passphrase the bundle is also encrypted to.
     package init(path: String, header: BundleHeader, shownAs: String? = nil, version: UInt16 = BundleFile.formatVersion,
-                 recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = []) throws {
-        precondition(version == 2 || recipients.isEmpty, "only format version 2 encrypts")
+                 recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = [], passphrase: [UInt8]? = nil) throws {
+        precondition(version == 2 || (recipients.isEmpty && passphrase == nil), "only format version 2 encrypts")
         finalPath = path
         displayPath = shownAs ?? path
         let dir = PathText.directory(of: path)
@@ -68,9 +69,10 @@ package final class BundleWriter {
         }
         var header = header
         let contents = header.encodedContents()
-        guard !recipients.isEmpty else {
+        guard !recipients.isEmpty || passphrase != nil else {
             bodyKey = nil
             header.recipients = []
+            header.passphrase = nil
             let clear = header.encodedClearPart()
             try emit(prefix(headerLength: clear.count + contents.count))
             try emit(clear + contents)
@@ -78,6 +80,7 @@ package final class BundleWriter {
         }
         let fileKey = FileKey()
         header.recipients = try recipients.sorted { $0.id < $1.id }.map { try fileKey.wrap(for: $0.id, exchangeKey: $0.exchangeKey) }
+        header.passphrase = try passphrase.map { try fileKey.wrap(passphrase: $0) }
         let clear = header.encodedClearPart()
         let p = prefix(headerLength: clear.count + contents.count + BodyCipher.tagLength)
         let sealed = try fileKey.sealHeader(contents, authenticating: p + clear)
