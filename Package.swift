@@ -91,7 +91,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleSyncFormatTests",
-            dependencies: ["BundleSyncFormat", "BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport"]
+            dependencies: ["BundleSyncFormat", "BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "BundleSyncTests",

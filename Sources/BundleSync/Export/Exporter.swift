@@ -61,10 +61,10 @@ package struct Exporter {
     ///   - encrypt: Encrypt the bundle, as a replica set to `encrypt always` always does.
     ///   - helloWhenNoKeys: When a recipient's key is not known, write a hello bundle
     ///     (this replica's keys and vector, no history) instead of refusing.
-    /// - Throws: `.usage` for an unknown peer or a recipient whose key is not known,
-    ///   `.cannotCreate` when the file cannot be written.
     ///   - passphrase: Also encrypt the bundle to this passphrase (implies `encrypt`); peers
     ///     whose key is not known are then left to the passphrase instead of refused.
+    /// - Throws: `.usage` for an unknown peer or a recipient whose key is not known,
+    ///   `.cannotCreate` when the file cannot be written.
     package func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
                         passphrase: [UInt8]? = nil) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
