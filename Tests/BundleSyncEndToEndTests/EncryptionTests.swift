@@ -187,6 +187,24 @@ import Testing
         }
     }
 
+    /// A copy of a replica's file that takes a new identity takes a new encryption key too.
+    @Test func aReidentifiedCopyHasItsOwnEncryptionKey() throws {
+        let tmp = TempDir()
+        let laptop = try TestReplica("laptop", in: tmp, schema: Self.schema, tables: ["patients"])
+        let copy = tmp.file("copy.db")
+        try FileManager.default.copyItem(atPath: laptop.db, toPath: copy)
+        let query = "SELECT value FROM _bundlesync_meta WHERE key = 'exchange_private_key'"
+        #expect(try App.rows(copy, query) == App.rows(laptop.db, query))
+        try CLI.ok(["reidentify", copy])
+        #expect(try App.rows(copy, query) != App.rows(laptop.db, query))
+        let hello = try CLI.ok(["export", copy, "-o", tmp.dir("stick")])
+        let shown = try CLI.ok(["inspect", "--json", hello])
+        let json = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as! [String: Any]
+        let laptopHello = try CLI.ok(["inspect", "--json", try laptop.export(to: tmp.dir("stick2"))])
+        let laptopJSON = try JSONSerialization.jsonObject(with: Data(laptopHello.utf8)) as! [String: Any]
+        #expect(json["exchange_key"] as? String != laptopJSON["exchange_key"] as? String)
+    }
+
     /// Replicas made before encrypted bundles get their key pair when first opened, and
     /// version 1 bundles still import.
     @Test func theVersion1GoldenBundlesStillImport() throws {

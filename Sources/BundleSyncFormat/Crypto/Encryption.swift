@@ -212,16 +212,27 @@ package enum BodyCipher {
         return try! ChaChaPoly.Nonce(data: n)
     }
 
-    package static func seal(_ chunk: [UInt8], key: SymmetricKey, counter: UInt64, final: Bool) throws -> [UInt8] {
+    /// Seals one chunk: its ciphertext, then its tag.
+    package static func seal(_ chunk: ArraySlice<UInt8>, key: SymmetricKey, counter: UInt64, final: Bool) throws -> [UInt8] {
         let box = try ChaChaPoly.seal(chunk, using: key, nonce: nonce(counter, final: final))
-        return Array(box.ciphertext) + Array(box.tag)
+        var out = [UInt8](repeating: 0, count: chunk.count + tagLength)
+        out.withUnsafeMutableBytes { o in
+            box.ciphertext.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: o[0..<chunk.count]))
+            box.tag.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: o[chunk.count...]))
+        }
+        return out
     }
 
+    package static func seal(_ chunk: [UInt8], key: SymmetricKey, counter: UInt64, final: Bool) throws -> [UInt8] {
+        try seal(chunk[...], key: key, counter: counter, final: final)
+    }
+
+    /// Opens one sealed chunk, or returns nil when it does not authenticate.
     package static func open(_ sealed: UnsafeRawBufferPointer, key: SymmetricKey, counter: UInt64, final: Bool) -> Data? {
-        guard sealed.count > tagLength,
-              let box = try? ChaChaPoly.SealedBox(nonce: nonce(counter, final: final),
-                                                  ciphertext: sealed[0..<(sealed.count - tagLength)],
-                                                  tag: sealed[(sealed.count - tagLength)...]) else { return nil }
+        guard sealed.count > tagLength, let base = sealed.baseAddress else { return nil }
+        let n = sealed.count - tagLength
+        guard let box = try? ChaChaPoly.SealedBox(nonce: nonce(counter, final: final), ciphertext: Data(bytes: base, count: n),
+                                                  tag: Data(bytes: base + n, count: tagLength)) else { return nil }
         return try? ChaChaPoly.open(box, using: key)
     }
 

@@ -113,7 +113,7 @@ package final class BundleWriter {
         // A chunk is sealed once more bytes follow it, so the last one is always sealed as final.
         var start = 0
         while unsealed.count - start > BodyCipher.chunkLength {
-            try emitInFile(try BodyCipher.seal(Array(unsealed[start..<start + BodyCipher.chunkLength]), key: bodyKey,
+            try emitInFile(try BodyCipher.seal(unsealed[start..<start + BodyCipher.chunkLength], key: bodyKey,
                                                counter: chunkCounter, final: false))
             chunkCounter += 1
             start += BodyCipher.chunkLength

@@ -14,7 +14,7 @@ package final class ReplicaStore {
     package let db: Database
     package private(set) var identity: Identity
     /// The replica's X25519 key pair, to which peers encrypt bundles.
-    package let exchange: ExchangeIdentity
+    package private(set) var exchange: ExchangeIdentity
     package private(set) var name: String
     /// This replica's own row in `_bundlesync_replicas`.
     package private(set) var selfIndex: Int64
@@ -206,7 +206,8 @@ package final class ReplicaStore {
     }
 
     /// Takes a new identity (see `Replica.reidentify`): records its key and name and makes it
-    /// this store's own. Must run inside a write transaction.
+    /// this store's own, with a new encryption key pair too, so that the copy this replica
+    /// came from cannot read the bundles encrypted to it. Must run inside a write transaction.
     package func adopt(_ fresh: Identity, name chosen: String) throws {
         try Self.validateName(chosen)
         try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name, trusted) VALUES (?, ?, ?, 1)",
@@ -216,6 +217,9 @@ package final class ReplicaStore {
         }
         try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'private_key'", [.blob(fresh.privateKeyBytes)])
         try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'name'", [.text(chosen)])
+        let freshExchange = ExchangeIdentity()
+        try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'exchange_private_key'", [.blob(freshExchange.privateKeyBytes)])
+        exchange = freshExchange
         identity = fresh
         selfIndex = idx
         name = chosen
