@@ -84,6 +84,9 @@ import Testing
         let tablet = try TestReplica("tablet", in: tmp, schema: Self.schema, tables: ["patients"])
         let stranger = try TestReplica("stranger", in: tmp, schema: Self.schema, tables: ["patients"])
         try laptop.importing([try tablet.export(to: tmp.dir("hello"))])
+        let peers = try laptop.status()["peers"] as! [[String: Any]]
+        #expect(peers.count == 1 && peers[0]["encryption_key_known"] as? Bool == true, "\(peers)")
+        #expect(try laptop.status()["encrypt"] as? String == "never")
         try laptop.sql("INSERT INTO patients VALUES ('p-7f3a', 'Amina Yusuf', 'B', 'fever')")
         let bundle = try laptop.export(["--encrypt", "--to", "tablet"], to: tmp.dir("stick"))
         try expectNothingReadable(in: bundle)
