@@ -19,7 +19,7 @@ public struct BundleSyncCommand: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Init.self, Track.self, Export.self, Import.self, Verify.self, Inspect.self,
-                      Status.self, Digest.self, Sync.self, Untrack.self, Vector.self, Prune.self, Forget.self, Trust.self, Reidentify.self, Demo.self]
+                      Status.self, Digest.self, Sync.self, Untrack.self, Vector.self, Prune.self, Forget.self, Trust.self, Config.self, Reidentify.self, Demo.self]
     )
 
     public init() {}
@@ -82,7 +82,7 @@ public enum ExitStatus {
         case .cannotCreate: 73
         case .io: 74
         case .busy: 75
-        case .untrusted: 77
+        case .untrusted, .notAddressed: 77
         default: 1
         }
     }

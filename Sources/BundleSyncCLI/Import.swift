@@ -26,6 +26,8 @@ struct Import: ParsableCommand {
     var json = false
     @Flag(help: "Check the bundles against the replica and report what importing them would do, writing nothing.")
     var dryRun = false
+    @Option(help: ArgumentHelp("A file holding the passphrase of bundles encrypted to one.", valueName: "file"))
+    var passphraseFile: String?
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -40,6 +42,7 @@ struct Import: ParsableCommand {
         let stdin = try paths.contains(StandardInputBundle.name) ? StandardInputBundle(spoolingInto: PathText.directory(of: db)) : nil
         let files = BundlePaths.expand(paths, sayingWhereNone: true).map { $0 == StandardInputBundle.name ? stdin!.path : $0 }
         var options = ImportOptions()
+        options.passphrase = try PassphraseFile.read(passphraseFile)
         if let maxClockSkew {
             options.clockSkewBound = maxClockSkew * 1000
             options.refuseClockSkew = true
@@ -115,7 +118,9 @@ enum ImportReport {
     /// - Returns: The worst exit status among refused bundles, or 0.
     /// - Parameter changes: For a dry run, what each bundle would change, in the order of
     ///   `outcomes`; the lines then say what would happen.
-    static func print(_ outcomes: [ImportOutcome], results: Results, changes: [ChangeCounter.Counts]? = nil) -> Int32 {
+    /// - Parameter mailbox: In a shared folder, bundles encrypted to other replicas are
+    ///   expected: they are noted, not refused.
+    static func print(_ outcomes: [ImportOutcome], results: Results, changes: [ChangeCounter.Counts]? = nil, mailbox: Bool = false) -> Int32 {
         var worst: Int32 = 0
         func result(_ line: String) {
             switch results {
@@ -128,6 +133,10 @@ enum ImportReport {
             if o.path == StandardInputBundle.name { o.path = StandardInputBundle.shown }
             if let c = changes?[index] {
                 worst = max(worst, dryRunLine(o, c, result))
+                continue
+            }
+            if mailbox, o.status == .refused, let e = o.error, e.code == .notAddressed {
+                result("\(o.path): skipped, encrypted to other replicas")
                 continue
             }
             if BundlePaths.vanished(o) {

@@ -7,7 +7,9 @@ struct Inspect: ParsableCommand {
         abstract: "Show what a bundle holds.",
         discussion: """
         Reads a bundle without any database: exporter, vectors, batches per origin, tables, \
-        row and cell counts, sizes and time range. The bundle is verified while it is read.
+        row and cell counts, sizes and time range. The bundle is verified while it is read. \
+        Of an encrypted bundle it shows, without a key, only what is in the clear: exporter, \
+        creation time, size and recipients; with --db of a recipient, everything.
 
         Example:
           bundlesync inspect --json /media/usb/tablet-2-14-3fa9c2d1.bsync
@@ -17,9 +19,14 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The bundle file.", completion: Completions.bundles) var path: String
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Also list every row change with its cells and their clocks.") var rows = false
+    @Option(help: ArgumentHelp("Open an encrypted bundle with this replica's key.", valueName: "db")) var db: String?
+    @Option(help: ArgumentHelp("Open an encrypted bundle with the passphrase in this file.", valueName: "file"))
+    var passphraseFile: String?
 
     func run() throws {
-        let s = try BundleSummary.read(path: path, includeRows: rows)
+        let passphrase = try PassphraseFile.read(passphraseFile)
+        let keyring = try db.map { try Opened.replica($0).keyring(passphrase: passphrase) } ?? passphrase.map { BundleKeyring(passphrase: $0) }
+        let s = try BundleSummary.read(path: path, includeRows: rows, keyring: keyring)
         if json {
             output(jsonString(s.json))
             return
@@ -28,6 +35,15 @@ struct Inspect: ParsableCommand {
         output("bundle     \(path)")
         output("exporter   \(h.exporterName) \(h.exporter.hex)")
         output("created    \(s.json["created"] as? String ?? "")")
+        if h.isEncrypted {
+            output("encrypted  to \(plural(h.recipients.count, "replica", "replicas"))\(h.passphrase == nil ? "" : " and a passphrase"):")
+            for r in h.recipients { output("  \(r.replica.hex)") }
+        }
+        guard h.isOpened else {
+            output("size       \(Size.text(s.fileBytes))")
+            output("content    encrypted; give --db with a recipient's database to show it")
+            return
+        }
         output("size       \(Size.text(s.fileBytes)), \(Size.text(s.bodyBytes)) uncompressed")
         output("vector     \(describe(h.exporterVector))")
         output("base       \(describe(h.baseVector))")

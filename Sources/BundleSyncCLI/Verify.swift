@@ -9,7 +9,9 @@ struct Verify: ParsableCommand {
         Checks everything a bundle can prove on its own: layout and lengths, every batch's hash \
         and its origin's signature, the hash chain between batches, the digests of the whole \
         file and the exporter's signature. Prints one line per bundle. With --db it also checks \
-        the bundle against that replica: tables it tracks, links to the history it holds, forks.
+        the bundle against that replica: tables it tracks, links to the history it holds, forks. \
+        An encrypted bundle is proved whole and signed by its exporter without any key; with \
+        --db of one of its recipients, its content is checked too.
 
         Example:
           bundlesync verify /media/usb/tablet-2-14-3fa9c2d1.bsync
@@ -19,6 +21,8 @@ struct Verify: ParsableCommand {
     @Argument(help: "Bundle files or directories of them.", completion: Completions.bundles) var paths: [String]
     @Option(help: ArgumentHelp("Also check against this replica.", valueName: "db"), completion: Completions.database) var db: String?
     @Flag(help: "Print one JSON document.") var json = false
+    @Option(help: ArgumentHelp("A file holding the passphrase of bundles encrypted to one.", valueName: "file"))
+    var passphraseFile: String?
     @OptionGroup var outputOptions: OutputOptions
 
     func run() throws {
@@ -26,6 +30,7 @@ struct Verify: ParsableCommand {
         let replica = try db.map { try Opened.replica($0) }
         replica?.progress = progress
         var worst: Int32 = 0
+        let passphrase = try PassphraseFile.read(passphraseFile)
         var reports: [[String: Any]] = []
         guard paths.filter({ $0 == StandardInputBundle.name }).count <= 1 else {
             throw ValidationError("standard input ('-') holds one bundle; give it once")
@@ -41,15 +46,23 @@ struct Verify: ParsableCommand {
             let path = fromStdin ? stdin!.path : given
             let label = fromStdin ? StandardInputBundle.shown : given
             do {
-                let s = try replica.map { try $0.verifyAgainstHistory(path) } ?? BundleSummary.read(path: path, progress: progress)
+                let s = try replica.map { try $0.verifyAgainstHistory(path, passphrase: passphrase) }
+                    ?? BundleSummary.read(path: path, progress: progress, keyring: passphrase.map { BundleKeyring(passphrase: $0) })
                 let by = "exported by \(s.header.exporterName) (\(s.header.exporter.short)), \(Size.text(s.fileBytes))"
-                if !json, let heads = s.header.snapshotHeads {
+                if !json, !s.header.isOpened {
+                    output("\(label): OK, encrypted to \(plural(s.header.recipients.count, "replica", "replicas"))\(s.header.passphrase == nil ? "" : " and a passphrase") (content not checked without a recipient's key), \(by)")
+                } else if !json, let heads = s.header.snapshotHeads {
                     output("\(label): OK, a snapshot of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), \(by)")
                 } else if !json {
                     output("\(label): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), \(by)")
                 }
-                reports.append(["path": given, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex,
-                                "file_bytes": s.fileBytes])
+                var report: [String: Any] = ["path": given, "ok": true, "batches": s.batchCount, "rows": s.rowCount, "exporter": s.header.exporter.hex,
+                                             "file_bytes": s.fileBytes]
+                if s.header.isEncrypted {
+                    report["encrypted"] = true
+                    report["opened"] = s.header.isOpened
+                }
+                reports.append(report)
             } catch let e as BundleSyncError where BundlePaths.vanished(path, e) {
                 if !json { output("\(label): skipped, removed from its folder after it was listed (by another replica's sync?)") }
                 reports.append(["path": given, "ok": true, "vanished": true])

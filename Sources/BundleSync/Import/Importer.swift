@@ -38,6 +38,8 @@ public struct ImportOptions: Sendable {
     public var clockSkewBound: Int64 = 24 * 3600 * 1000
     /// When set, a bundle with such timestamps is refused instead.
     public var refuseClockSkew = false
+    /// Opens bundles encrypted to this passphrase.
+    public var passphrase: [UInt8]? = nil
     public init() {}
 }
 
@@ -67,7 +69,7 @@ package struct Importer {
         // Local changes are sealed first, unless a bundle shows that this file was put back
         // from a backup: then they wait for the new identity it takes (see RestoreCheck).
         let restoring = try paths.contains { p in
-            guard let header = try? BundleReader(path: p).header else { return false }
+            guard let header = try? BundleReader(path: p, keyring: keyring(passphrase: options.passphrase)).header, header.isOpened else { return false }
             return try RestoreCheck(store: store).showsRestore(header)
         }
         if !restoring, try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
@@ -88,7 +90,9 @@ package struct Importer {
     package func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         // Pass 1: prove the bundle whole and authentic, and that it fits this replica,
         // before taking any lock or writing anything.
-        let check = try BundleReader(path: path)
+        let keys = keyring(passphrase: options.passphrase)
+        let check = try BundleReader(path: path, keyring: keys)
+        try requireOpened(check)
         try checkSchema(of: check.header)
         var allKnown = true
         let label = PathText.fileName(of: path)
@@ -142,8 +146,8 @@ package struct Importer {
                 var heldItems = Set<HeldItem>()
                 if !allKnown {
                     // Pass 2: the same checks again as the bytes are read, then merge.
-                    let reader = try BundleReader(path: path)
-                    guard reader.trailer == check.trailer else {
+                    let reader = try BundleReader(path: path, keyring: keys)
+                    guard reader.header.isOpened, reader.trailer == check.trailer else {
                         throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
                     }
                     // Batches kept here are relayed as they came, so the way their tables were
@@ -268,6 +272,31 @@ package struct Importer {
     static func describe(hours: Double) -> String {
         if hours >= 48 { return String(format: "%.0f days", hours / 24) }
         return String(format: "%.1f h", hours)
+    }
+
+    /// What opens bundles encrypted to this replica, or to `passphrase`.
+    package func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
+
+    /// Refuses an encrypted bundle this replica cannot open, once it is proved authentic:
+    /// exit status 77, naming the replicas it was encrypted to.
+    package func requireOpened(_ reader: BundleReader) throws {
+        guard !reader.header.isOpened else { return }
+        try reader.finish()
+        throw try notAddressed(reader.header, path: reader.path)
+    }
+
+    /// The refusal of an authentic encrypted bundle that is not encrypted to this replica.
+    package func notAddressed(_ header: BundleHeader, path: String) throws -> BundleSyncError {
+        let names = try header.recipients.map { r in
+            try store.replicas.name(of: r.replica).map { "'\($0)' (\(r.replica.short))" } ?? r.replica.short
+        }
+        let to = names + (header.passphrase == nil ? [] : ["a passphrase"])
+        return BundleSyncError(.notAddressed, "'\(path)' is encrypted to \(to.joined(separator: ", ")), not to this replica (\(store.id.short))"
+                                   + (header.passphrase == nil ? "" : " and not to the passphrase given"),
+                               hint: "import it on one of those replicas, or ask its exporter for a bundle encrypted to this one",
+                               bundle: path)
     }
 
     /// A batch can be merged now when it continues its origin's history here and everything

@@ -21,6 +21,8 @@ public struct BundleSummary {
     public var header: BundleHeader
     public var fileBytes: Int
     public var bodyBytes: Int
+    /// The bundle's format version.
+    public var formatVersion: Int = 1
     public var origins: [OriginSummary] = []
     public var tables: [String: TableSummary] = [:]
     public var oldest: HLC?
@@ -39,13 +41,17 @@ public struct BundleSummary {
     ///   - includeRows: Also collect every row change (for `inspect --rows`).
     ///   - each: Called with each batch's header entry and outline, in order.
     /// - Throws: `.badData` naming the file and what is wrong, `.noInput` if it is missing.
-    public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil,
+    ///   - keyring: Opens a bundle encrypted to its replica. Without it, or when the bundle
+    ///     is not encrypted to that replica, an encrypted bundle is proved whole and signed,
+    ///     and the summary holds only what its header shows in the clear
+    ///     (``BundleHeader/isOpened`` is false).
+    public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil, keyring: BundleKeyring? = nil,
                             each: ((BundleHeader.BatchEntry, Batch.Outline) throws -> Void)? = nil) throws -> BundleSummary {
-        let reader = try BundleReader(path: path)
+        let reader = try BundleReader(path: path, keyring: keyring)
         let label = "verifying \(PathText.fileName(of: path))"
         defer { progress?(ProgressEvent(phase: label, kind: .finished)) }
         var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
-                              bodyBytes: Int(reader.trailer.uncompressedLength))
+                              bodyBytes: Int(reader.trailer.uncompressedLength), formatVersion: Int(reader.version))
         if includeRows { s.rows = [] }
         func nextBatch() throws -> (BundleHeader.BatchEntry, Batch.Outline, Batch?)? {
             if includeRows { return try reader.nextBatch().map { ($0.entry, $0.batch.outline, $0.batch) } }
@@ -135,7 +141,7 @@ public struct BundleSummary {
     public var json: [String: Any] {
         var out: [String: Any] = [
             "path": path,
-            "format_version": Int(BundleFile.formatVersion),
+            "format_version": formatVersion,
             "exporter": ["id": header.exporter.hex, "name": header.exporterName] as [String: Any],
             "created": isoFormatter.string(from: Date(timeIntervalSince1970: Double(header.createdMilliseconds) / 1000)),
             "exporter_vector": header.exporterVector.json,
@@ -156,6 +162,19 @@ public struct BundleSummary {
             "rows": rowCount,
             "cells": cellCount,
         ]
+        if formatVersion >= 2 {
+            out["exchange_key"] = hexString(header.exchangeKey ?? [])
+            out["encrypted"] = header.isEncrypted
+            out["recipients"] = header.recipients.map(\.replica.hex)
+            if header.passphrase != nil { out["passphrase_recipient"] = true }
+        }
+        if !header.isOpened {
+            out["opened"] = false
+            for key in ["exporter_vector", "base_vector", "required_capabilities", "optional_capabilities", "schemas", "batches",
+                        "origins", "tables", "body_bytes", "rows", "cells"] {
+                out[key] = nil
+            }
+        }
         if let oldest, let newest {
             out["time_range"] = ["oldest": oldest.description, "newest": newest.description]
         }

@@ -75,9 +75,20 @@ public final class Replica {
     }
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
-    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    ///
+    /// - Parameters:
+    ///   - encrypt: Encrypt the bundle to its recipients; a replica set to `encrypt always`
+    ///     encrypts every bundle.
+    ///   - helloWhenNoKeys: When the bundle must be encrypted and a recipient's key is not
+    ///     known, write a hello bundle (keys and vector, no changes, in the clear) instead of
+    ///     refusing.
+    ///   - passphrase: Also encrypt the bundle to this passphrase, for a device whose key is
+    ///     not known here yet.
+    public func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
+                       passphrase: [UInt8]? = nil) throws -> ExportResult {
         try requireSyncable()
-        return try Exporter(store: store, progress: progress).export(to: output, target: target)
+        return try Exporter(store: store, progress: progress).export(to: output, target: target, encrypt: encrypt,
+                                                                     helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase)
     }
 
     /// Exports into a shared folder (`sync`): like ``export(to:target:)``, but leaves out the
@@ -85,15 +96,34 @@ public final class Replica {
     /// (`imported`); every replica that syncs through the folder reads those bundles too. So
     /// each replica's file carries its own history and what the folder lacks, and the folder
     /// grows with the number of replicas, not with its square.
-    public func exportToFolder(_ directory: String, target: ExportTarget, imported: [ImportOutcome]) throws -> ExportResult {
+    public func exportToFolder(_ directory: String, target: ExportTarget, imported: [ImportOutcome], encrypt: Bool = false,
+                               helloWhenNoKeys: Bool = false, passphrase: [UInt8]? = nil) throws -> ExportResult {
         try requireSyncable()
         var carried: [ReplicaID: Set<UInt64>] = [:]
         for outcome in imported where outcome.status != .refused {
-            guard let header = try? BundleReader(path: outcome.path).header else { continue }
+            guard let header = try? BundleReader(path: outcome.path, keyring: keyring(passphrase: passphrase)).header, header.isOpened else { continue }
             for b in header.batches where b.origin == header.exporter { carried[b.origin, default: []].insert(b.seq) }
         }
-        return try Exporter(store: store, progress: progress).export(to: directory, target: target, inFolder: carried)
+        return try Exporter(store: store, progress: progress).export(to: directory, target: target, encrypt: encrypt,
+                                                                    helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase, inFolder: carried)
     }
+
+    /// What opens bundles encrypted to this replica.
+    public var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+
+    /// This replica's key with a passphrase.
+    public func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
+
+    /// Whether this replica writes encrypted bundles only.
+    public var requiresEncryption: Bool { get throws { try store.requiresEncryption } }
+
+    /// Makes this replica write encrypted bundles only, or plain ones unless asked.
+    public func setRequiresEncryption(_ on: Bool) throws { try store.setRequiresEncryption(on) }
+
+    /// This replica's X25519 public key, which its bundles announce.
+    public var exchangeKey: [UInt8] { store.exchange.publicKey }
 
     /// Imports bundle files, each checked completely and merged in one transaction.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
@@ -108,9 +138,9 @@ public final class Replica {
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
-    public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+    public func verifyAgainstHistory(_ path: String, passphrase: [UInt8]? = nil) throws -> BundleSummary {
         try requireSyncable()
-        return try Importer(store: store, progress: progress).verifyAgainstHistory(path)
+        return try Importer(store: store, progress: progress).verifyAgainstHistory(path, passphrase: passphrase)
     }
 
     /// Everything `status` shows.

@@ -16,6 +16,8 @@ public struct StatusReport: Sendable {
         public var lacksBytes: Int
         /// Milliseconds since the Unix epoch.
         public var lastHeard: Int64?
+        /// Whether one of its bundles told this replica its encryption key.
+        public var encryptionKeyKnown = false
     }
 
     public struct Parked: Sendable {
@@ -39,6 +41,8 @@ public struct StatusReport: Sendable {
     public var historyBatches: Int
     public var historyBytes: Int
     public var trustOnly: Bool
+    /// Whether every bundle this replica writes is encrypted (`config DB encrypt always`).
+    public var encryptAlways = false
     public var atHome: Bool
     public var tables: [TableSchema]
     /// Tables and columns not tracked here whose changes this replica holds, with how many
@@ -60,13 +64,15 @@ public struct StatusReport: Sendable {
                 let missing = try store.history.missing(from: holds)
                 return Peer(id: p.id, name: p.name, vector: holds, lacksBatches: missing.count,
                             lacksChanges: missing.reduce(0) { $0 + $1.rows }, lacksBytes: missing.reduce(0) { $0 + $1.length },
-                            lastHeard: p.lastHeard)
+                            lastHeard: p.lastHeard,
+                            encryptionKeyKnown: try replicas.exchangeKey(of: p.index) != nil)
             }
             forgotten = try replicas.forgottenPeers().map { ($0.id, $0.name) }
             parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
             (historyBatches, historyBytes) = try store.history.totals()
             pendingByTable = try store.catalog.pendingChanges()
             trustOnly = try TrustList(store: store).isEnforced
+            encryptAlways = try store.requiresEncryption
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
             var counts: [String: Int] = [:]
@@ -105,7 +111,8 @@ public struct StatusReport: Sendable {
             "clock": clock.description,
             "peers": peers.map { p -> [String: Any] in
                 var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": p.vector.json,
-                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges, "lacks_bytes": p.lacksBytes]
+                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges, "lacks_bytes": p.lacksBytes,
+                                        "encryption_key_known": p.encryptionKeyKnown]
                 if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
                 return d
             },
@@ -115,6 +122,7 @@ public struct StatusReport: Sendable {
             "parked": parked.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex, "waits_for": $0.waitsFor] as [String: Any] },
             "history": ["batches": historyBatches, "bytes": historyBytes],
             "trust_only": trustOnly,
+            "encrypt": encryptAlways ? "always" : "never",
             "at_home": atHome,
             "held": held.map { ["what": $0.what, "batches": $0.batches] as [String: Any] },
             "tables": tables.map { t in

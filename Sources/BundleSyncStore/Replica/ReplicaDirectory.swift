@@ -84,6 +84,31 @@ package final class ReplicaDirectory {
         return keys
     }
 
+    // MARK: - Encryption keys
+
+    private static let exchangeKeysTable = "_bundlesync_exchange_keys"
+
+    /// Records a replica's X25519 public key, as its latest bundle announced it.
+    package func rememberExchangeKey(_ key: [UInt8], of replica: Int64) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS \(Self.exchangeKeysTable)(replica INTEGER PRIMARY KEY, key BLOB NOT NULL)")
+        try db.run("INSERT INTO \(Self.exchangeKeysTable)(replica, key) VALUES (?, ?) ON CONFLICT(replica) DO UPDATE SET key = excluded.key",
+                   [.integer(replica), .blob(key)])
+    }
+
+    /// The X25519 public key a replica announced, or nil when none of its bundles said.
+    package func exchangeKey(of replica: Int64) throws -> [UInt8]? {
+        guard try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(Self.exchangeKeysTable)]) != nil,
+              case .blob(let k)? = try db.scalar("SELECT key FROM \(Self.exchangeKeysTable) WHERE replica = ?", [.integer(replica)]) else {
+            return nil
+        }
+        return k
+    }
+
+    /// The name recorded for a replica, if any.
+    package func name(of id: ReplicaID) throws -> String? {
+        try db.scalar("SELECT name FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)])?.string
+    }
+
     // MARK: - History held
 
     /// What this replica holds: for each origin, how many of its batches, contiguously.
@@ -211,6 +236,7 @@ package final class ReplicaDirectory {
         if news {
             try db.run("DELETE FROM _bundlesync_meta WHERE key = (SELECT \(Self.forgottenKey("id")) FROM _bundlesync_replicas WHERE idx = ?)", [.integer(peer)])
         }
+        if let key = header.exchangeKey { try rememberExchangeKey(key, of: peer) }
         try db.run("""
             UPDATE _bundlesync_replicas SET name = coalesce(name, ?),
               last_heard = CASE WHEN ? OR last_heard IS NULL THEN max(coalesce(last_heard, 0), ?) ELSE last_heard END
