@@ -47,6 +47,7 @@ let package = Package(
                 "BundleSyncMerge",
                 "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -90,7 +91,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BundleSyncFormatTests",
-            dependencies: ["BundleSyncFormat", "BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport"]
+            dependencies: ["BundleSyncFormat", "BundleSyncMerge", "BundleSyncCore", "BundleSyncTestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "BundleSyncTests",

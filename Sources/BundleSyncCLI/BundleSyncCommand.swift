@@ -19,19 +19,30 @@ public struct BundleSyncCommand: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Init.self, Track.self, Export.self, Import.self, Verify.self, Inspect.self,
-                      Status.self, Digest.self, Sync.self, Untrack.self, Vector.self, Prune.self, Trust.self, Reidentify.self, Demo.self]
+                      Status.self, Digest.self, Sync.self, Untrack.self, Vector.self, Prune.self, Forget.self, Trust.self, Config.self, Reidentify.self, Demo.self]
     )
 
     public init() {}
 
     /// Runs the command line, mapping every failure to its exit status (SPEC §2.2).
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        // The Swift runtime reads the arguments through /proc/self; when it cannot, the list
+        // is empty, not even the program's name. Running on as if none were given would print
+        // the help and succeed having done nothing.
+        if arguments == nil && CommandLine.arguments.isEmpty {
+            Diagnostics.report(BundleSyncError(.failure, "cannot read this command's arguments: the system refused access to /proc/self",
+                                               hint: "run bundlesync where /proc is mounted and readable"))
+            Foundation.exit(1)
+        }
         let args = arguments ?? Array(CommandLine.arguments.dropFirst())
         if args.first == "help", args.count > 1,
            !configuration.subcommands.contains(where: { $0._commandName == args[1] }) {
             Diagnostics.report(BundleSyncError(.usage, "no command is called '\(shown(args[1]))'", hint: "run 'bundlesync --help' for the list"))
             Foundation.exit(64)
         }
+        // With --json, a failure is one JSON document on stdout too, unless the command
+        // already printed its own. (`track --json COL` names a column instead.)
+        JSONFailure.requested = args.first != "track" && args.contains("--json")
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
@@ -44,12 +55,18 @@ public struct BundleSyncCommand: ParsableCommand {
         } catch let error as BundleSyncError {
             Opened.reportNotices()
             Diagnostics.report(error)
+            JSONFailure.print(error)
             Foundation.exit(ExitStatus.code(for: error.code))
         } catch let code as ExitCode {
             Opened.reportNotices()
             Foundation.exit(code.rawValue)
         } catch {
             Opened.reportNotices()
+            let status = exitCode(for: error).rawValue
+            if status != 0 {
+                JSONFailure.print(BundleSyncError(status == 64 ? .usage : .failure, message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)),
+                                  status: status)
+            }
             exit(withError: error)
         }
     }
@@ -65,7 +82,7 @@ public enum ExitStatus {
         case .cannotCreate: 73
         case .io: 74
         case .busy: 75
-        case .untrusted: 77
+        case .untrusted, .notAddressed: 77
         default: 1
         }
     }
@@ -94,6 +111,35 @@ enum Opened {
     }
 }
 
+/// The JSON document a `--json` command prints when it fails.
+enum JSONFailure {
+    nonisolated(unsafe) static var requested = false
+
+    /// The snake_case name of an error's code.
+    static func name(_ code: BundleSyncError.Code) -> String {
+        switch code {
+        case .usage: "usage"
+        case .badData: "bad_data"
+        case .noInput: "no_input"
+        case .cannotCreate: "cannot_create"
+        case .io: "io"
+        case .busy: "busy"
+        case .untrusted: "untrusted"
+        default: "failure"
+        }
+    }
+
+    static func document(_ error: BundleSyncError, status: Int32? = nil) -> [String: Any] {
+        ["code": name(error.code), "message": error.message, "hint": BundleHints.hint(for: error) ?? NSNull(),
+         "exit_status": Int(status ?? ExitStatus.code(for: error.code))]
+    }
+
+    static func print(_ error: BundleSyncError, status: Int32? = nil) {
+        guard requested, !Terminal.wroteOutput else { return }
+        output(jsonString(["error": document(error, status: status)]))
+    }
+}
+
 /// Writing to stderr: diagnostics, warnings and narration for people.
 enum Diagnostics {
     /// With `--quiet`, notes are not printed; errors and warnings always are.
@@ -101,7 +147,7 @@ enum Diagnostics {
 
     static func report(_ error: BundleSyncError) {
         var text = "error: \(error.message)\n"
-        if let hint = error.hint { text += "hint: \(hint)\n" }
+        if let hint = BundleHints.hint(for: error) { text += "hint: \(hint)\n" }
         write(text)
     }
 
@@ -130,8 +176,11 @@ func output(_ text: String) {
 enum Terminal {
     /// The errno of the first result that could not be written.
     nonisolated(unsafe) static var outputFailed: Int32?
+    /// Whether anything was written to stdout.
+    nonisolated(unsafe) static var wroteOutput = false
 
     static func write(_ text: String, to fd: Int32) -> Bool {
+        if fd == STDOUT_FILENO { wroteOutput = true }
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

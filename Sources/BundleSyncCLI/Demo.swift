@@ -16,7 +16,7 @@ struct Demo: ParsableCommand {
         """
     )
 
-    @Argument(help: "Where to create the demo replicas (default: a new temporary directory).")
+    @Argument(help: "Where to create the demo replicas (default: a new temporary directory).", completion: Completions.folder)
     var dir: String?
 
     func run() throws {

@@ -14,9 +14,11 @@ struct Digest: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {
-        output(try Opened.replica(db).digest().hex)
+        let digest = try Opened.replica(db).digest().hex
+        output(json ? jsonString(["path": db, "digest": digest]) : digest)
     }
 }

@@ -14,7 +14,7 @@ struct Init: ParsableCommand {
         """
     )
 
-    @Argument(help: "The SQLite database file.") var db: String
+    @Argument(help: "The SQLite database file.", completion: Completions.database) var db: String
     @Option(help: ArgumentHelp("A short name for this replica, used in file names and by peers (letters, digits, '-', '_', '.').", valueName: "name"))
     var name: String?
 

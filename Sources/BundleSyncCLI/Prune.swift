@@ -15,12 +15,12 @@ struct Prune: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
 
     func run() throws {
         let replica = try Opened.replica(db)
         let result = try replica.prune()
         let status = try replica.status()
-        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(result.bytes) bytes); history holds \(plural(status.historyBatches, "batch", "batches")) (\(status.historyBytes) bytes)")
+        Diagnostics.note("pruned \(plural(result.batches, "batch", "batches")) (\(Size.text(result.bytes))); history holds \(plural(status.historyBatches, "batch", "batches")) (\(Size.text(status.historyBytes)))")
     }
 }

@@ -18,7 +18,7 @@ struct Reidentify: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
     @Flag(help: "The file was moved and is the only copy: keep its identity.") var moved = false
     @Option(help: "The new replica's name (default: the old name and the start of the new id).") var name: String?
 

@@ -6,16 +6,17 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a replica's identity, vector, peers and pending work.",
         discussion: """
-        Shows the replica's id and name, its version vector, the peers it has heard from and \
-        what each is known to hold, local changes not yet exported, parked batches and what \
-        they wait for, and the tracked tables with their merge rules.
+        Shows the replica's id and name, its version vector, the peers it has heard from, what \
+        each is known to hold and whether its encryption key is known, local changes not yet \
+        exported, parked batches and what they wait for, and the tracked tables with their \
+        merge rules.
 
         Example:
           bundlesync status clinic.db --json > tablet-1.vector
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
     @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {
@@ -36,10 +37,15 @@ struct Status: ParsableCommand {
         let vector = s.vector.sorted
         output("vector   " + (vector.isEmpty ? "(empty)" : vector.map { "\($0.0.hex.prefix(12)):\($0.1)" }.joined(separator: " ")))
         output("pending  \(s.pendingChanges) local changes not yet sealed")
+        if s.encryptAlways { output("encrypt  always: every bundle written is encrypted") }
         output(s.peers.isEmpty ? "peers    (none heard from yet)" : "peers")
         for p in s.peers {
             let heard = p.lastHeard.map { isoFormatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never"
-            output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes"))), last heard \(heard)")
+            output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes")), \(p.lacksBytes) bytes kept for it), last heard \(heard)\(silence(p.lastHeard))"
+                   + (p.encryptionKeyKnown ? "" : ", encryption key not known yet"))
+        }
+        if !s.forgotten.isEmpty {
+            output("forgotten " + s.forgotten.map { "\($0.name ?? "?") \($0.id.hex.prefix(12))" }.joined(separator: ", "))
         }
         if !s.parked.isEmpty {
             output("parked")
@@ -61,4 +67,11 @@ struct Status: ParsableCommand {
             output("  \(t.name) key (\(t.keyColumns.joined(separator: ", "))) \(cols.joined(separator: " "))")
         }
     }
+}
+
+/// ", silent for 12 days" once a peer has been silent for a day or more.
+private func silence(_ lastHeard: Int64?) -> String {
+    guard let lastHeard else { return "" }
+    let days = (HLC.nowMilliseconds() - lastHeard) / 86_400_000
+    return days >= 1 ? ", silent for \(plural(Int(days), "day", "days"))" : ""
 }

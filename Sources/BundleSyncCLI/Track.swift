@@ -19,7 +19,7 @@ struct Track: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
     @Argument(help: "The table to sync.") var table: String
     @Option(name: .customLong("text"), help: ArgumentHelp("Merge this column's concurrent text edits.", valueName: "column"))
     var textColumns: [String] = []

@@ -12,19 +12,21 @@ struct Trust: ParsableCommand {
 
         Actions:
           list                 show every known replica and whether it is trusted
-          add PEER [--name N]  trust a replica (a known name, id or id prefix, or a full id)
+          add PEER [--name N]  trust a replica (known name, id prefix or full id)
           remove PEER          stop trusting it
           only on|off          enforce the list, or go back to trust on first use
 
         Example:
-          bundlesync trust clinic.db add 3fa9c2d18b7e40aa91c2d3e4f5a6b7c8 --name tablet-2
+          bundlesync trust clinic.db add tablet-2
+          bundlesync trust clinic.db add 3fa9c2d18b7e40aa91c2d3e4f5a6b7c8 \\
+              --name tablet-3
           bundlesync trust clinic.db only on
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "list, add, remove or only.") var action: String
-    @Argument(help: "A peer for add and remove; on or off for only.") var value: String?
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Argument(help: "list, add, remove or only.", completion: Completions.trustActions) var action: String
+    @Argument(help: "A peer for add and remove; on or off for only.", completion: Completions.trustValue) var value: String?
     @Option(help: "A name to remember the peer by (with add).") var name: String?
     @Flag(help: "Print one JSON document (with list).") var json = false
 

@@ -15,7 +15,7 @@ struct Untrack: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
     @Argument(help: "The table to stop syncing.") var table: String
 
     func run() throws {

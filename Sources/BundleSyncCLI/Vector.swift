@@ -14,7 +14,8 @@ struct Vector: ParsableCommand {
         """
     )
 
-    @Argument(help: "The replica's database file.") var db: String
+    @Argument(help: "The replica's database file.", completion: Completions.database) var db: String
+    @Flag(help: "Accepted for symmetry with the other commands: the output is JSON already.") var json = false
 
     func run() throws {
         output(jsonString(try Opened.replica(db).vector().json))

@@ -10,14 +10,18 @@ struct Options {
     var dir: String?
     var bigBundleMB: Int?
     var keep = false
+    var fleet: [Int] = []
+    var fleetRounds = 10
 
     static let usage = """
-    usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--keep]
+    usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--fleet R,R...] [--fleet-rounds N] [--keep]
 
       --rows N            rows in the workload, split about 60/40 between two tables (default 100000)
       --seed S            seed of the generated data (default 1)
       --dir DIR           where to put the databases and bundles (default: a temporary directory)
       --big-bundle-mb M   also measure peak memory importing a bundle of about M MB (SPEC: 1024)
+      --fleet R,R...      also run the fleet section: R replicas syncing through one folder (e.g. 8,32,128)
+      --fleet-rounds N    rounds of the fleet section (default 10)
       --keep              keep the files afterwards
     """
 
@@ -46,6 +50,13 @@ struct Options {
             case "--big-bundle-mb":
                 guard let m = Int(value(a)), m > 0 else { fail("--big-bundle-mb needs a positive number") }
                 o.bigBundleMB = m
+            case "--fleet":
+                let sizes = value(a).split(separator: ",").compactMap { Int($0) }
+                guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 2 }) else { fail("--fleet needs sizes ≥ 2, such as 8,32") }
+                o.fleet = sizes
+            case "--fleet-rounds":
+                guard let n = Int(value(a)), n > 0 else { fail("--fleet-rounds needs a positive number") }
+                o.fleetRounds = n
             case "--keep": o.keep = true
             case "-h", "--help":
                 print(usage)
@@ -80,6 +91,8 @@ final class Run {
     var figures: [Figure] = []
     var sizes: [(String, String)] = []
     var notes: [String] = []
+    /// Sections printed after the figures (the fleet).
+    var sections: [String] = []
 
     init(_ o: Options) throws {
         self.o = o
@@ -335,6 +348,9 @@ final class Run {
                                   target: "≤ 64 MiB beyond SQLite's cache", meets: "—"))
         }
 
+        // MARK: Figure 10: the application's writes during a large import
+        figures.append(try writeWaitFigure(bundle: fullPath, changes: full.rows))
+
         // MARK: Figure 8: bookkeeping on disk
         for (label, bk) in [("8a", bkTrack), ("8b", bkExport)] {
             let r = Double(bk.bookkeeping) / Double(bk.user)
@@ -362,6 +378,7 @@ final class Run {
             ("SQLite default page cache", "\(grouped(cacheKiB)) KiB (PRAGMA cache_size = -\(cacheKiB))"),
             ("A and B converged", converged ? "yes (equal digests)" : "NO"),
         ]
+        if !o.fleet.isEmpty { sections.append(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds)) }
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
     }

@@ -20,7 +20,7 @@ import Testing
         let link = tmp.file("link.bsync")
         #expect(symlink(tmp.file("elsewhere.bsync"), link) == 0)
         let cwd = FileManager.default.currentDirectoryPath
-        for (output, fragment) in [(tmp.file("a"), "is the stick mounted?"), ("-", "is the stick mounted?"),
+        for (output, fragment) in [(tmp.file("a"), "is the stick mounted?"),
                                    (tmp.file("missing/x.bsync"), "is the stick mounted?"),
                                    (fifo, "not a regular file"), (link, "symbolic link")] {
             let r = try CLI.run(["export", a.db, "-o", output])

@@ -23,10 +23,11 @@ import Testing
     // MARK: - Kills and a live writer (serialized: they time processes)
 
     @Suite(.serialized) struct Kills {
-        /// SIGKILL at random moments of importing a 50,000-row bundle: the database is always
-        /// intact and holds either the state before or the state after, and importing again
-        /// completes it (§5).
-        @Test func sigkillDuringImportLeavesTheOldOrTheNewStateAndARetryCompletes() throws {
+        /// SIGKILL at random moments of importing a 50,000-row snapshot: the database is always
+        /// intact and holds the state before, the state after, or the state after a whole
+        /// number of its chunks (an import commits whole batches and chunks, in slices that
+        /// let the application write in between), and importing again completes it (§5).
+        @Test func sigkillDuringImportLeavesWholeChunksAndARetryCompletes() throws {
             let seed = Faults.seed(for: "import-kill")
             var rng = FaultRNG(seed: seed)
             let tmp = TempDir("bundlesync-fault-import")
@@ -61,7 +62,7 @@ import Testing
             #expect(after.contains([.text("k000007"), .integer(-7), .text("the target wrote this after the source")]))
 
             let points = Faults.killPoints(normal: 12, soaking: 200)
-            var killedBefore = 0, killedAfter = 0, finishedFirst = 0
+            var killedBefore = 0, killedAfter = 0, killedBetween = 0, finishedFirst = 0
             let plans = Faults.killPlans(uniform: points, triggered: max(4, points / 3), over: duration, window: 0.015, using: &rng)
             for (k, plan) in plans.enumerated() {
                 let label = Comment(rawValue: "kill point \(k): \(plan) (the commit) of the import (seed \(seed))")
@@ -85,8 +86,10 @@ import Testing
                     killedBefore += 1
                 } else if now == after {
                     killedAfter += 1
+                } else if Faults.isKeyPrefix(now, of: after, restFrom: before) {
+                    killedBetween += 1
                 } else {
-                    Issue.record("\(label): the database holds neither the old nor the new state: \(now.count) rows (old \(before.count), new \(after.count))")
+                    Issue.record("\(label): the database holds neither the old nor the new state, nor whole chunks of the import: \(now.count) rows (old \(before.count), new \(after.count))")
                 }
                 // Applied rows are never captured as local changes, even across a kill.
                 #expect(try Faults.pendingChanges(copy) == 0, label)
@@ -98,7 +101,7 @@ import Testing
                 #expect(try Faults.pendingChanges(copy) == 0, label)
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: copy + suffix) }
             }
-            print("[import-kill] \(plans.count) kill points (\(points) uniform, \(plans.count - points) just after the commit was seen) over a \(String(format: "%.2f", duration)) s import (commit seen at \(committedAt.map { String(format: "%.2f", $0) } ?? "?") s): \(killedBefore) killed before commit, \(killedAfter) killed after commit, \(finishedFirst) finished before the signal")
+            print("[import-kill] \(plans.count) kill points (\(points) uniform, \(plans.count - points) just after the commit was seen) over a \(String(format: "%.2f", duration)) s import (commit seen at \(committedAt.map { String(format: "%.2f", $0) } ?? "?") s): \(killedBefore) killed before commit, \(killedBetween) between two commits, \(killedAfter) killed after commit, \(finishedFirst) finished before the signal")
         }
 
         /// SIGKILL at random moments of exporting 50,000 pending changes: no `.bsync` file is

@@ -30,13 +30,42 @@ import Testing
         let third = try CLI.ok(["export", copy.db, "--since", vector, "-o", tmp.dir("from-copy-2")])
         let parked = try CLI.run(["import", b.db, third])
         #expect(parked.status == 0, "\(parked.stderr)")
-        #expect(parked.stderr.contains("parked"), "\(parked.stderr)")
+        #expect(parked.stdout.contains("parked"), "\(parked.stdout)")
         // The real batch 2 arrives: the parked batch does not follow it.
         let r = try CLI.run(["import", b.db, real2])
         #expect(r.status == 65, "\(r.stderr)")
         #expect(r.stderr.contains("the replica's history has forked; the parked batch is dropped"), "\(r.stderr)")
         #expect(r.stderr.contains("batch 3 of replica"), "\(r.stderr)")
         #expect(try b.rows("SELECT v FROM t") == [[.integer(2)]], "the real batch 2 applied")
+        #expect((try b.status()["parked"] as? [Any])?.isEmpty == true)
+    }
+
+    /// The same fork, when the history arrives as a snapshot: the parked batch the snapshot
+    /// covers is dropped, and reported as the fork it is.
+    @Test func aParkedForkCoveredByASnapshotIsReported() throws {
+        let tmp = TempDir()
+        let a = try TestReplica("a", in: tmp, schema: Self.schema, tables: ["t"])
+        let b = try TestReplica("b", in: tmp, schema: Self.schema, tables: ["t"])
+        try a.sql("INSERT INTO t VALUES ('x', 1)")
+        try b.importing([try a.export(to: tmp.dir("stick"))])
+        let copy = TestReplica(name: "a", db: tmp.file("a-copy.db"))
+        try FileManager.default.copyItem(atPath: a.db, toPath: copy.db)
+        try CLI.ok(["reidentify", copy.db, "--moved"])
+        try copy.sql("UPDATE t SET v = 20")
+        _ = try copy.export(to: tmp.dir("from-copy-1"))
+        let vector = tmp.file("copy-holds-2.json")
+        try CLI.ok(["vector", copy.db]).write(toFile: vector, atomically: true, encoding: .utf8)
+        try copy.sql("UPDATE t SET v = 30")
+        let third = try CLI.ok(["export", copy.db, "--since", vector, "-o", tmp.dir("from-copy-2")])
+        #expect(try CLI.run(["import", b.db, third]).stdout.contains("parked"))
+        try a.sql("UPDATE t SET v = 2")
+        _ = try a.export(to: tmp.dir("from-a-1"))
+        try a.sql("UPDATE t SET v = 3")
+        let snapshot = try a.export(["--full"], to: tmp.dir("from-a-full"))
+        let r = try CLI.run(["import", b.db, snapshot])
+        #expect(r.status == 65, "\(r.stderr)")
+        #expect(r.stderr.contains("batch 3 of replica") && r.stderr.contains("has forked; the parked batch is dropped"), "\(r.stderr)")
+        #expect(try b.rows("SELECT v FROM t") == [[.integer(3)]], "the snapshot applied")
         #expect((try b.status()["parked"] as? [Any])?.isEmpty == true)
     }
 

@@ -5,7 +5,7 @@ import Testing
 /// Help text, progress output and machine output, as people and scripts meet them.
 @Suite struct UsabilityTests {
     static let subcommands = ["init", "track", "export", "import", "verify", "inspect", "status", "digest", "sync", "untrack", "vector", "prune",
-                              "trust", "reidentify", "demo"]
+                              "trust", "config", "reidentify", "demo"]
 
     /// Each subcommand's `--help` is guarded by a golden file in `Snapshots/help`; re-record
     /// with `BUNDLESYNC_RECORD=1` after an intended change (and update the manual too).

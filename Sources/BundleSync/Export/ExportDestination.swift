@@ -12,8 +12,20 @@ import Foundation
 package enum ExportDestination {
     case directory(String)
     case file(String)
+    /// `-`: the bundle goes to standard output, for a pipe or a redirection (never a terminal).
+    case standardOutput
+
+    /// The path that means standard output.
+    package static let standardStream = "-"
 
     package static func resolve(_ path: String) throws -> ExportDestination {
+        if path == standardStream {
+            guard isatty(STDOUT_FILENO) == 0 else {
+                throw BundleSyncError(.usage, "refusing to write a bundle to a terminal",
+                                      hint: "redirect standard output to a file or a pipe, or give -o a directory or a file name")
+            }
+            return .standardOutput
+        }
         var st = stat()
         if lstat(path, &st) == 0 {
             switch st.st_mode & S_IFMT {
@@ -43,7 +55,11 @@ package enum ExportDestination {
 
     /// A shared folder for `sync`: it must be an existing directory.
     package static func requireDirectory(_ path: String) throws {
-        guard case .directory = try resolve(path) else {
+        if path == standardStream {
+            throw BundleSyncError(.usage, "sync needs the shared folder; '-' (standard output) is not one",
+                                  hint: "give the directory that holds the bundles, for example the stick's folder")
+        }
+        guard path != standardStream, case .directory = try resolve(path) else {
             throw BundleSyncError(.usage, "'\(path)' is a file; sync needs the shared folder",
                                   hint: "give the directory that holds the bundles, for example the stick's folder")
         }

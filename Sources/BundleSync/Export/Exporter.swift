@@ -24,6 +24,17 @@ public struct ExportResult: Sendable {
     public var snapshot: Bool
     public var sealed: [BatchSummary]
     public var bytes: Int
+    /// False when the bundle would carry no batch, only this replica's vector, and the same
+    /// bundle is already at `path`: then nothing was written.
+    public var written = true
+    /// For an encrypted bundle, the replicas it is encrypted to (this one included); empty
+    /// for a plain bundle.
+    public var recipients: [ReplicaID] = []
+    /// Whether the bundle is also encrypted to a passphrase.
+    public var passphrase = false
+    /// Whether this is a hello bundle written in the clear because encryption was asked
+    /// for and a recipient's key was not known.
+    public var hello = false
 }
 
 /// Writes bundles: seals pending changes, then writes the history a target lacks, or a
@@ -43,25 +54,65 @@ package struct Exporter {
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
     ///
+    /// A bundle that must be encrypted while a recipient's key is not known here is
+    /// refused, unless it would carry no history: then it is a hello bundle, which holds no
+    /// data, and is written in the clear so that the peers learn this replica's keys.
+    ///
     /// - Parameters:
     ///   - output: A file path, or an existing directory in which the file is named
     ///     `NAME-SEQ-HASH8.bsync`.
-    /// - Throws: `.usage` for an unknown peer, `.cannotCreate` when the file cannot be written.
-    package func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    ///   - encrypt: Encrypt the bundle, as a replica set to `encrypt always` always does.
+    ///   - helloWhenNoKeys: When a recipient's key is not known, write a hello bundle
+    ///     (this replica's keys and vector, no history) instead of refusing.
+    ///   - passphrase: Also encrypt the bundle to this passphrase (implies `encrypt`); peers
+    ///     whose key is not known are then left to the passphrase instead of refused.
+    ///   - inFolder: Batches that the bundles of their own origins, in the folder being
+    ///     exported into, already carry: left out of this bundle, because every replica that
+    ///     syncs through the folder reads those bundles too (a shared mailbox).
+    /// - Throws: `.usage` for an unknown peer or a recipient whose key is not known,
+    ///   `.cannotCreate` when the file cannot be written.
+    package func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
+                        passphrase: [UInt8]? = nil, inFolder: [ReplicaID: Set<UInt64>] = [:]) throws -> ExportResult {
         let destination = try ExportDestination.resolve(output)
+        guard try encrypt || passphrase != nil || store.requiresEncryption else {
+            return try write(to: output, destination: destination, target: target, recipients: [], inFolder: inFolder)
+        }
+        let (recipients, unknown) = try self.recipients(for: target)
+        if let passphrase {
+            return try write(to: output, destination: destination, target: target, recipients: recipients, passphrase: passphrase, inFolder: inFolder)
+        }
+        guard let unknown else {
+            return try write(to: output, destination: destination, target: target, recipients: recipients, inFolder: inFolder)
+        }
+        var result = try write(to: output, destination: destination,
+                               target: helloWhenNoKeys ? .vector(try store.replicas.vector()) : target,
+                               recipients: [], onlyWithoutHistory: unknown)
+        result.hello = true
+        return result
+    }
+
+    /// Seals pending changes and writes the bundle, encrypted to `recipients` unless empty.
+    ///
+    /// - Parameter onlyWithoutHistory: Thrown instead when the bundle would carry history.
+    private func write(to output: String, destination: ExportDestination, target: ExportTarget,
+                       recipients: [(id: ReplicaID, exchangeKey: [UInt8])], passphrase: [UInt8]? = nil,
+                       onlyWithoutHistory refusal: BundleSyncError? = nil, inFolder: [ReplicaID: Set<UInt64>] = [:]) throws -> ExportResult {
         let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
         let base = try baseVector(for: target)
         return try db.readTransaction {
             let vector = try store.replicas.vector()
-            let missing = try store.history.missing(from: base)
+            let lacking = try store.history.missing(from: base)
             // A snapshot when asked for, or when history the target lacks was pruned here.
             var snapshot = false
             var complete = true
             for (origin, held) in vector.entries where held > base[origin] {
-                if missing.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
+                if lacking.filter({ $0.origin == origin }).count < Int(held - base[origin]) { complete = false }
             }
+            // The origin's own bundle in the folder passes these on; this one need not.
+            let missing = lacking.filter { $0.origin == store.id || inFolder[$0.origin]?.contains($0.seq) != true }
             if case .full = target { snapshot = true }
             if !complete { snapshot = true }
+            if let refusal, snapshot || !missing.isEmpty { throw refusal }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
@@ -89,11 +140,28 @@ package struct Exporter {
                 optionalCapabilities: [], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
+            var announced = header
+            announced.exchangeKey = store.exchange.publicKey
 
             let intoDirectory = if case .directory = destination { true } else { false }
+            let toStandardOutput = if case .standardOutput = destination { true } else { false }
+            let mySeq = vector[store.id]
+            let name = store.name
+            // A bundle with no batch carries only this replica's vector. When the same one is
+            // already there, exporting again has nothing to send.
+            if !snapshot && missing.isEmpty && !toStandardOutput {
+                let same = BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: Hasher256().finalize())
+                let existing = intoDirectory ? PathText.join(output, same) : output
+                if let there = try? BundleReader(path: existing), there.header.batches.isEmpty, !there.header.isSnapshot,
+                   BundlePath.fileName(exporterName: name, seq: mySeq, header: there.header, contentDigest: there.trailer.contentDigest) == same,
+                   (try? there.finish()) != nil {
+                    return ExportResult(path: existing, batches: 0, rows: 0, snapshot: false, sealed: sealed, bytes: there.fileSize, written: false)
+                }
+            }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
-            let writer = try BundleWriter(path: provisional, header: header, shownAs: output)
+            let writer = toStandardOutput ? try BundleWriter(standardOutputWith: announced, recipients: recipients, passphrase: passphrase)
+                : try BundleWriter(path: provisional, header: announced, shownAs: output, recipients: recipients, passphrase: passphrase)
             let rows: Int
             if snapshot {
                 rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
@@ -109,16 +177,14 @@ package struct Exporter {
                 rows = missing.reduce(0) { $0 + $1.rows }
             }
             progress?(ProgressEvent(phase: "writing", kind: .finished))
-            let mySeq = vector[store.id]
-            let name = store.name
             let path = try writer.finish(identity: store.identity) { trailer in
                 intoDirectory
-                    ? PathText.join(output, "\(name)-\(mySeq)-\(trailer.fileDigest.short).\(BundleFile.fileExtension)")
+                    ? PathText.join(output, BundlePath.fileName(exporterName: name, seq: mySeq, header: header, contentDigest: trailer.contentDigest))
                     : output
             }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.intValue ?? 0
+            let size = writer.bytesWritten
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
-                                sealed: sealed, bytes: size)
+                                sealed: sealed, bytes: size, recipients: recipients.map(\.id), passphrase: passphrase != nil)
         }
     }
 
@@ -146,6 +212,42 @@ package struct Exporter {
         guard var schema = store.catalog[table]?.schema else { return held }
         for c in held?.columns ?? [] where !schema.columns.contains(where: { $0.name == c.name }) { schema.columns.append(c) }
         return schema
+    }
+
+    /// The replicas an encrypted bundle for `target` is sealed to, with their keys: this
+    /// replica itself, and the named peers, or, for any other target, every peer heard from
+    /// or trusted here.
+    ///
+    /// - Returns: The recipients, and the refusal to give when some recipient's key is not
+    ///   known here, or no peer is.
+    private func recipients(for target: ExportTarget) throws -> (recipients: [(id: ReplicaID, exchangeKey: [UInt8])], unknown: BundleSyncError?) {
+        var peers: [Int64]
+        switch target {
+        case .peers(let names):
+            peers = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
+        default:
+            peers = try store.replicas.knownPeers(besides: store.selfIndex).map(\.index)
+            peers += try TrustList(store: store).entries().filter { $0.trusted && !$0.isSelf }
+                .compactMap { try store.replicas.existingIndex(of: $0.id) }
+        }
+        let hint = "import a bundle that peer exported (on a new device, 'bundlesync export' with no changes writes a hello bundle that carries its key)"
+        guard !peers.isEmpty else {
+            return ([(store.id, store.exchange.publicKey)], BundleSyncError.usage("no peer to encrypt the bundle to: this replica knows no peer's encryption key", hint: hint))
+        }
+        var out: [(id: ReplicaID, exchangeKey: [UInt8])] = [(store.id, store.exchange.publicKey)]
+        var unknown: [String] = []
+        for p in Set(peers).sorted() {
+            let id = try store.replicas.id(at: p)
+            if let key = try store.replicas.exchangeKey(of: p) {
+                out.append((id, key))
+            } else {
+                unknown.append("'\(try store.replicas.name(of: id) ?? id.short)' (\(id.short))")
+            }
+        }
+        guard unknown.isEmpty else {
+            return (out, BundleSyncError.usage("the encryption key of \(unknown.joined(separator: ", ")) is not known here, so the bundle cannot be encrypted to \(unknown.count == 1 ? "it" : "them")", hint: hint))
+        }
+        return (out, nil)
     }
 
     /// The vector the target is assumed to hold.

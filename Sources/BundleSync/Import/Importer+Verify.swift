@@ -8,9 +8,9 @@ extension Importer {
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
     ///
     /// - Throws: `.badData` naming the file and what is wrong.
-    package func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+    package func verifyAgainstHistory(_ path: String, passphrase: [UInt8]? = nil) throws -> BundleSummary {
         var heads: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
-        let summary = try BundleSummary.read(path: path, progress: progress) { entry, batch in
+        let summary = try BundleSummary.read(path: path, progress: progress, keyring: keyring(passphrase: passphrase)) { entry, batch in
             guard let idx = try store.replicas.existingIndex(of: batch.origin) else { return }
             if let stored = try store.history.hash(origin: idx, seq: batch.seq), stored != entry.hash {
                 throw forkError(entry, existing: stored, path: path)
@@ -23,6 +23,7 @@ extension Importer {
                 heads[batch.origin] = (batch.seq, entry.hash)
             }
         }
+        guard summary.header.isOpened else { throw try notAddressed(summary.header, path: path) }
         try checkSchema(of: summary.header)
         if let snapshotHeads = summary.header.snapshotHeads { _ = try checkHeads(snapshotHeads, path: path) }
         try TrustList(store: store).check(summary.header, path: path)

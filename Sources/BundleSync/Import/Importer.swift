@@ -38,6 +38,8 @@ public struct ImportOptions: Sendable {
     public var clockSkewBound: Int64 = 24 * 3600 * 1000
     /// When set, a bundle with such timestamps is refused instead.
     public var refuseClockSkew = false
+    /// Opens bundles encrypted to this passphrase.
+    public var passphrase: [UInt8]? = nil
     public init() {}
 }
 
@@ -64,7 +66,13 @@ package struct Importer {
     /// - Throws: Only for the replica itself (for example, a copied replica file with local
     ///   changes that must not be sealed); problems with a bundle are in its outcome.
     package func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
-        if try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
+        // Local changes are sealed first, unless a bundle shows that this file was put back
+        // from a backup: then they wait for the new identity it takes (see RestoreCheck).
+        let restoring = try paths.contains { p in
+            guard let header = try? BundleReader(path: p, keyring: keyring(passphrase: options.passphrase)).header, header.isOpened else { return false }
+            return try RestoreCheck(store: store).showsRestore(header)
+        }
+        if !restoring, try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
         return paths.map { path in
             do {
                 return try importBundle(path, options: options)
@@ -82,118 +90,213 @@ package struct Importer {
     package func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         // Pass 1: prove the bundle whole and authentic, and that it fits this replica,
         // before taking any lock or writing anything.
-        let check = try BundleReader(path: path)
+        let keys = keyring(passphrase: options.passphrase)
+        let check = try BundleReader(path: path, keyring: keys)
+        try requireOpened(check)
         try checkSchema(of: check.header)
         var allKnown = true
         let label = PathText.fileName(of: path)
         defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
-        while try check.nextSnapshotChunkOutline() != nil {
+        // The latest timestamp the bundle would bring, and whose it is.
+        var newest = HLC.zero
+        var newestOrigin = check.header.exporter
+        while let outline = try check.nextSnapshotChunkOutline() {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
+            if let top = outline.hlcRange?.upperBound, top > newest { newest = top }
         }
         if let heads = check.header.snapshotHeads {
             allKnown = try checkHeads(heads, path: path)
         }
-        while let (entry, _) = try check.nextBatchOutline() {
+        while let (entry, outline) = try check.nextBatchOutline() {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))
             if let known = try history.hash(origin: entry.origin, seq: entry.seq) {
                 guard known == entry.hash else { throw forkError(entry, existing: known, path: path) }
             } else {
                 allKnown = false
+                if let top = outline.hlcRange?.upperBound, top > newest {
+                    newest = top
+                    newestOrigin = entry.origin
+                }
             }
         }
         try check.finish()
         progress?(ProgressEvent(phase: "verifying \(label)", kind: .finished))
         try TrustList(store: store).check(check.header, path: path)
+        _ = try RestoreCheck(store: store).check(check.header, path: path)
 
         var outcome = ImportOutcome(path: path, status: .skipped, exporter: check.header.exporterName)
         let now = HLC.nowMilliseconds()
-        return try store.withoutCapture {
-            try sealer.sealPending()
-            var newest = HLC.zero
-            var heldItems = Set<HeldItem>()
-            if !allKnown {
-                // Pass 2: the same checks again as the bytes are read, then merge.
-                let reader = try BundleReader(path: path)
-                guard reader.trailer == check.trailer else {
-                    throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
-                }
-                // Batches kept here are relayed as they came, so the way their tables were
-                // declared is kept where this replica does not track all of a table.
-                for declared in reader.header.tables {
-                    let local = store.catalog[declared.name]
-                    if local == nil || declared.columns.contains(where: { local?.ordinal(of: $0.name) == nil }) {
-                        try store.held.rememberDeclared(declared)
+        // Timestamps far ahead of this device's clock are reported, or refused, before
+        // anything is written. The latest time this replica had already seen explains writes
+        // stamped up to there (and a little past, for overwrites of such writes).
+        if newest.milliseconds > now + options.clockSkewBound, !Self.isExplained(newest, seen: try store.clock) {
+            let ahead = Double(newest.milliseconds - now) / 3_600_000
+            let writer = newestOrigin == check.header.exporter ? "'\(shown(check.header.exporterName))' (\(newestOrigin.short))" : try replicas.label(of: newestOrigin)
+            let message = "'\(path)' holds writes of replica \(writer) timestamped \(Self.describe(hours: ahead)) ahead of this device's clock (\(newest))"
+            if options.refuseClockSkew {
+                throw BundleSyncError(.badData, message, hint: "set the clock of \(writer) right; to accept the writes it made meanwhile, import this file once without --max-clock-skew", bundle: path)
+            }
+            outcome.warnings.append(message + "; they win conflicts over writes made before that time, and this replica's own clock does not follow them")
+        }
+        var slices = Slices(store: store)
+        do {
+            return try store.withoutCapture {
+                try sealer.sealPending()
+                var newest = HLC.zero
+                var heldItems = Set<HeldItem>()
+                if !allKnown {
+                    // Pass 2: the same checks again as the bytes are read, then merge.
+                    let reader = try BundleReader(path: path, keyring: keys)
+                    guard reader.header.isOpened, reader.trailer == check.trailer else {
+                        throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
                     }
-                }
-                while let chunk = try reader.nextSnapshotChunk() {
-                    progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-                    let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
-                    if !held.isEmpty {
-                        try store.held.hold(chunk, items: held)
-                        heldItems.formUnion(held)
+                    // Batches kept here are relayed as they came, so the way their tables were
+                    // declared is kept where this replica does not track all of a table.
+                    for declared in reader.header.tables {
+                        let local = store.catalog[declared.name]
+                        if local == nil || declared.columns.contains(where: { local?.ordinal(of: $0.name) == nil }) {
+                            try store.held.rememberDeclared(declared)
+                        }
                     }
-                    outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
-                    for t in chunk.tables {
-                        for r in t.rows { newest = max(newest, ([r.rowHLC] + r.cells.map(\.hlc)).max()!) }
-                    }
-                }
-                if let heads = reader.header.snapshotHeads {
-                    _ = try checkHeads(heads, path: path)
-                    outcome.applied += try adoptHeads(heads, keys: reader.header.keys)
-                }
-                while let (entry, signed, batch) = try reader.nextBatch() {
-                    progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-                    let origin = try replicas.index(of: entry.origin, publicKey: reader.header.keys[entry.origin])
-                    if let stored = try history.hash(origin: origin, seq: entry.seq) {
-                        guard stored == entry.hash else { throw forkError(entry, existing: stored, path: path) }
-                        outcome.known += 1
-                        continue
-                    }
-                    let head = try replicas.head(of: origin)
-                    if entry.seq <= head.seq {
-                        outcome.known += 1 // held here once, since pruned
-                        continue
-                    }
-                    if let range = batch.hlcRange { newest = max(newest, range.upperBound) }
-                    if try isApplicable(batch, head: head) {
-                        let held = try RowMerger(store: store).merge(batch, originIndex: origin)
-                        try history.store(signed, batch: batch, origin: origin, applied: true)
+                    while let chunk = try reader.nextSnapshotChunk() {
+                        progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
+                        let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
                         if !held.isEmpty {
-                            try store.held.hold(origin: origin, seq: batch.seq, items: held)
+                            try store.held.hold(chunk, items: held)
                             heldItems.formUnion(held)
                         }
-                        outcome.applied += 1
-                        progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))
-                    } else {
-                        try history.store(signed, batch: batch, origin: origin, applied: false)
-                        outcome.parked += 1
-                        progress?(ProgressEvent(phase: "applying", kind: .detail("parked batch \(entry.seq) of \(entry.origin.short): earlier history has not arrived")))
+                        outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
+                        for t in chunk.tables {
+                            for r in t.rows { newest = max(newest, ([r.rowHLC] + r.cells.map(\.hlc)).max()!) }
+                        }
+                        try slices.next()
                     }
+                    if let heads = reader.header.snapshotHeads {
+                        _ = try checkHeads(heads, path: path)
+                        outcome.applied += try adoptHeads(heads, keys: reader.header.keys, forks: &outcome.forks)
+                    }
+                    while let (entry, signed, batch) = try reader.nextBatch() {
+                        progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
+                        let origin = try replicas.index(of: entry.origin, publicKey: reader.header.keys[entry.origin])
+                        if let stored = try history.hash(origin: origin, seq: entry.seq) {
+                            guard stored == entry.hash else { throw forkError(entry, existing: stored, path: path) }
+                            outcome.known += 1
+                            continue
+                        }
+                        let head = try replicas.head(of: origin)
+                        if entry.seq <= head.seq {
+                            // Held here once, since pruned; the head's hash is still known.
+                            if entry.seq == head.seq && entry.hash != head.hash { throw forkError(entry, existing: head.hash, path: path) }
+                            outcome.known += 1
+                            continue
+                        }
+                        if let range = batch.hlcRange { newest = max(newest, range.upperBound) }
+                        if try isApplicable(batch, head: head) {
+                            let held = try RowMerger(store: store).merge(batch, originIndex: origin)
+                            try history.store(signed, batch: batch, origin: origin, applied: true)
+                            if !held.isEmpty {
+                                try store.held.hold(origin: origin, seq: batch.seq, items: held)
+                                heldItems.formUnion(held)
+                            }
+                            outcome.applied += 1
+                            progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))
+                        } else {
+                            try history.store(signed, batch: batch, origin: origin, applied: false)
+                            outcome.parked += 1
+                            progress?(ProgressEvent(phase: "applying", kind: .detail("parked batch \(entry.seq) of \(entry.origin.short): earlier history has not arrived")))
+                        }
+                        try slices.next()
+                    }
+                    try reader.finish()
+                    if !heldItems.isEmpty { outcome.warnings.append(Self.holdingNotice(heldItems.sorted { $0.description < $1.description }, path: path)) }
+                    outcome.released = try applyParked(forks: &outcome.forks, slices: &slices)
+                    outcome.parked = max(0, outcome.parked - outcome.released)
+                } else {
+                    outcome.known = check.header.batches.count
                 }
-                try reader.finish()
-                if !heldItems.isEmpty { outcome.warnings.append(Self.holdingNotice(heldItems.sorted { $0.description < $1.description }, path: path)) }
-                outcome.released = try applyParked(forks: &outcome.forks)
-                outcome.parked = max(0, outcome.parked - outcome.released)
-            } else {
-                outcome.known = check.header.batches.count
-            }
-            if check.header.isSnapshot && outcome.applied > 0 { outcome.applied = 1 }
-            if newest.milliseconds > now + options.clockSkewBound {
-                let ahead = Double(newest.milliseconds - now) / 3_600_000
-                let message = "'\(path)' holds writes timestamped \(String(format: "%.1f", ahead)) h ahead of this device's clock"
-                if options.refuseClockSkew {
-                    throw BundleSyncError(.badData, message, hint: "fix the clock of the device that wrote them, or raise --max-clock-skew", bundle: path)
+                if check.header.isSnapshot && outcome.applied > 0 { outcome.applied = 1 }
+                try store.advanceClock(to: newest)
+                if check.header.exporter != store.id {
+                    // Batches pruned here count as known: an old bundle is no news of its exporter.
+                    try replicas.remember(exporterOf: check.header, heardAt: now,
+                                          broughtHistory: outcome.applied + outcome.parked + outcome.released > 0)
                 }
-                outcome.warnings.append(message)
+                if outcome.applied + outcome.released > 0 { outcome.status = .applied }
+                else if outcome.parked > 0 { outcome.status = .parked }
+                return outcome
             }
-            try store.advanceClock(to: newest)
-            if check.header.exporter != store.id {
-                try replicas.remember(exporterOf: check.header, heardAt: now, broughtHistory: !allKnown)
-            }
-            if outcome.applied + outcome.released > 0 { outcome.status = .applied }
-            else if outcome.parked > 0 { outcome.status = .parked }
-            return outcome
+        } catch var e as BundleSyncError where slices.committed > 0 {
+            // Whole batches were committed before the failure: say so, and how to finish.
+            let n = slices.committedBatches
+            e.message += " (\(n) \(n == 1 ? "batch" : "batches") of it had been applied; importing it again completes it)"
+            throw e
         }
+    }
+
+    /// The transactions an import is applied in: whole batches, committed once a slice has
+    /// held the write lock for ``budget`` milliseconds, then a pause so that an application
+    /// waiting for the lock gets it. A bundle that merges quickly is one transaction.
+    struct Slices {
+        /// How long one transaction holds the write lock, at most about (plus one batch).
+        static let budget = 400
+        /// How long the lock is left free between slices: longer than SQLite's busy handler
+        /// sleeps between its attempts (at most 100 ms), so a waiting writer gets its turn.
+        static let pause = 110
+        let store: ReplicaStore
+        var started = DispatchTime.now()
+        var done = 0
+        private(set) var committed = 0
+        private(set) var committedBatches = 0
+
+        init(store: ReplicaStore) { self.store = store }
+
+        /// Called after each whole batch or chunk.
+        mutating func next() throws {
+            done += 1
+            let elapsed = (DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
+            guard elapsed >= Self.budget else { return }
+            try store.commitSlice(pause: Self.pause)
+            committed += 1
+            committedBatches = done
+            started = DispatchTime.now()
+        }
+    }
+
+    /// Whether a timestamp ahead of the wall clock is explained by what a replica has seen:
+    /// no later than its clock, plus room for overwrites of the writes stamped there (each
+    /// overwrite is stamped just after the write it replaces).
+    static func isExplained(_ hlc: HLC, seen: HLC) -> Bool {
+        hlc.rawValue <= seen.rawValue &+ (UInt64(1) << 32)
+    }
+
+    static func describe(hours: Double) -> String {
+        if hours >= 48 { return String(format: "%.0f days", hours / 24) }
+        return String(format: "%.1f h", hours)
+    }
+
+    /// What opens bundles encrypted to this replica, or to `passphrase`.
+    package func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
+
+    /// Refuses an encrypted bundle this replica cannot open, once it is proved authentic:
+    /// exit status 77, naming the replicas it was encrypted to.
+    package func requireOpened(_ reader: BundleReader) throws {
+        guard !reader.header.isOpened else { return }
+        try reader.finish()
+        throw try notAddressed(reader.header, path: reader.path)
+    }
+
+    /// The refusal of an authentic encrypted bundle that is not encrypted to this replica.
+    package func notAddressed(_ header: BundleHeader, path: String) throws -> BundleSyncError {
+        let names = try header.recipients.map { r in
+            try store.replicas.name(of: r.replica).map { "'\($0)' (\(r.replica.short))" } ?? r.replica.short
+        }
+        let to = names + (header.passphrase == nil ? [] : ["a passphrase"])
+        return BundleSyncError(.notAddressed, "'\(path)' is encrypted to \(to.joined(separator: ", ")), not to this replica (\(store.id.short))"
+                                   + (header.passphrase == nil ? "" : " and not to the passphrase given"),
+                               hint: "import it on one of those replicas, or ask its exporter for a bundle encrypted to this one",
+                               bundle: path)
     }
 
     /// A batch can be merged now when it continues its origin's history here and everything
@@ -207,7 +310,7 @@ package struct Importer {
     }
 
     /// Merges parked batches whose history has arrived, until none is left that can be.
-    private func applyParked(forks: inout [BundleSyncError]) throws -> Int {
+    private func applyParked(forks: inout [BundleSyncError], slices: inout Slices) throws -> Int {
         var released = 0
         var advanced = true
         while advanced {
@@ -234,6 +337,7 @@ package struct Importer {
                 released += 1
                 progress?(ProgressEvent(phase: "applying", kind: .detail("applied parked batch \(p.seq) of \(p.origin.short)")))
                 advanced = true
+                try slices.next()
             }
         }
         return released
@@ -252,7 +356,10 @@ package struct Importer {
             }
             let entry = BundleHeader.BatchEntry(origin: h.origin, seq: h.seq, hash: h.hash, length: 0)
             if let stored = try history.hash(origin: idx, seq: h.seq), stored != h.hash {
-                throw forkError(entry, existing: stored, path: path)
+                // A parked batch there is dropped and reported when the snapshot is adopted;
+                // one applied here contradicts the snapshot.
+                let parked = try history.parked().contains { $0.originIndex == idx && $0.seq == h.seq }
+                if !parked { throw forkError(entry, existing: stored, path: path) }
             }
             let local = try replicas.head(of: idx)
             if local.seq == h.seq && local.hash != h.hash { throw forkError(entry, existing: local.hash, path: path) }
@@ -265,11 +372,18 @@ package struct Importer {
     /// effect of those batches. Parked batches it covers are dropped.
     ///
     /// - Returns: How many origins advanced.
-    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]]) throws -> Int {
+    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]], forks: inout [BundleSyncError]) throws -> Int {
         var advanced = 0
         for h in heads {
             let idx = try replicas.index(of: h.origin, publicKey: keys[h.origin])
             guard try replicas.head(of: idx).seq < h.seq else { continue }
+            // A parked batch at the snapshot's head that is not the head is a fork: it is
+            // dropped with the rest the snapshot covers, and reported.
+            for p in try history.parked() where p.originIndex == idx && p.seq == h.seq && p.hash != h.hash {
+                let e = BundleSyncError.badData("batch \(p.seq) of replica \(h.origin.short) parked here is \(p.hash.short), but the snapshot's history holds \(h.hash.short) there: the replica's history has forked; the parked batch is dropped",
+                                                hint: "a copy of that replica's database wrote its own history; the copy must be re-identified")
+                forks.append(e)
+            }
             try replicas.advanceHead(origin: idx, seq: h.seq, hash: h.hash)
             try history.dropParked(origin: idx, through: h.seq)
             advanced += 1

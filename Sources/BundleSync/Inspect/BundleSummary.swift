@@ -21,11 +21,14 @@ public struct BundleSummary {
     public var header: BundleHeader
     public var fileBytes: Int
     public var bodyBytes: Int
+    /// The bundle's format version.
+    public var formatVersion: Int = 1
     public var origins: [OriginSummary] = []
     public var tables: [String: TableSummary] = [:]
     public var oldest: HLC?
     public var newest: HLC?
-    /// Every row change, when asked for (`inspect --rows`).
+    /// Every row change, when asked for (`inspect --rows`). Clocks (64 bits, beyond what a
+    /// JSON number holds exactly) are decimal strings.
     public var rows: [[String: Any]]? = nil
 
     /// Reads a whole bundle, checking everything it can prove on its own.
@@ -38,13 +41,17 @@ public struct BundleSummary {
     ///   - includeRows: Also collect every row change (for `inspect --rows`).
     ///   - each: Called with each batch's header entry and outline, in order.
     /// - Throws: `.badData` naming the file and what is wrong, `.noInput` if it is missing.
-    public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil,
+    ///   - keyring: Opens a bundle encrypted to its replica. Without it, or when the bundle
+    ///     is not encrypted to that replica, an encrypted bundle is proved whole and signed,
+    ///     and the summary holds only what its header shows in the clear
+    ///     (``BundleHeader/isOpened`` is false).
+    public static func read(path: String, includeRows: Bool = false, progress: ProgressHandler? = nil, keyring: BundleKeyring? = nil,
                             each: ((BundleHeader.BatchEntry, Batch.Outline) throws -> Void)? = nil) throws -> BundleSummary {
-        let reader = try BundleReader(path: path)
+        let reader = try BundleReader(path: path, keyring: keyring)
         let label = "verifying \(PathText.fileName(of: path))"
         defer { progress?(ProgressEvent(phase: label, kind: .finished)) }
         var s = BundleSummary(path: path, header: reader.header, fileBytes: reader.fileSize,
-                              bodyBytes: Int(reader.trailer.uncompressedLength))
+                              bodyBytes: Int(reader.trailer.uncompressedLength), formatVersion: Int(reader.version))
         if includeRows { s.rows = [] }
         func nextBatch() throws -> (BundleHeader.BatchEntry, Batch.Outline, Batch?)? {
             if includeRows { return try reader.nextBatch().map { ($0.entry, $0.batch.outline, $0.batch) } }
@@ -67,10 +74,10 @@ public struct BundleSummary {
                         "origin": entry.origin.hex, "batch": entry.seq, "table": t.table,
                         "key": r.key.map(\.jsonValue), "causal_length": r.causalLength,
                     ]
-                    if let h = r.rowHLC { row["row_hlc"] = h.rawValue }
+                    if let h = r.rowHLC { row["row_hlc"] = String(h.rawValue) }
                     if r.isAlive {
                         row["cells"] = r.cells.map { c -> [String: Any] in
-                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue, "value": c.value.jsonValue]
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": String(c.hlc.rawValue), "value": c.value.jsonValue]
                             if let m = c.merge { cell["merge"] = m.summary }
                             return cell
                         }
@@ -91,11 +98,11 @@ public struct BundleSummary {
             for t in chunk?.tables ?? [] {
                 for r in t.rows {
                     var row: [String: Any] = ["snapshot": true, "table": t.table, "key": r.key.map(\.jsonValue),
-                                              "causal_length": r.causalLength, "row_hlc": r.rowHLC.rawValue,
+                                              "causal_length": r.causalLength, "row_hlc": String(r.rowHLC.rawValue),
                                               "row_origin": chunk!.origins[r.rowOrigin].hex]
                     if r.isAlive {
                         row["cells"] = r.cells.map { c -> [String: Any] in
-                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": c.hlc.rawValue,
+                            var cell: [String: Any] = ["column": t.columns[c.column], "hlc": String(c.hlc.rawValue),
                                                        "origin": chunk!.origins[c.origin].hex, "value": c.value.jsonValue]
                             if let m = c.merge { cell["merge"] = m.summary }
                             return cell
@@ -134,7 +141,7 @@ public struct BundleSummary {
     public var json: [String: Any] {
         var out: [String: Any] = [
             "path": path,
-            "format_version": Int(BundleFile.formatVersion),
+            "format_version": formatVersion,
             "exporter": ["id": header.exporter.hex, "name": header.exporterName] as [String: Any],
             "created": isoFormatter.string(from: Date(timeIntervalSince1970: Double(header.createdMilliseconds) / 1000)),
             "exporter_vector": header.exporterVector.json,
@@ -155,6 +162,19 @@ public struct BundleSummary {
             "rows": rowCount,
             "cells": cellCount,
         ]
+        if formatVersion >= 2 {
+            out["exchange_key"] = hexString(header.exchangeKey ?? [])
+            out["encrypted"] = header.isEncrypted
+            out["recipients"] = header.recipients.map(\.replica.hex)
+            if header.passphrase != nil { out["passphrase_recipient"] = true }
+        }
+        if !header.isOpened {
+            out["opened"] = false
+            for key in ["exporter_vector", "base_vector", "required_capabilities", "optional_capabilities", "schemas", "batches",
+                        "origins", "tables", "body_bytes", "rows", "cells"] {
+                out[key] = nil
+            }
+        }
         if let oldest, let newest {
             out["time_range"] = ["oldest": oldest.description, "newest": newest.description]
         }
@@ -168,12 +188,13 @@ public struct BundleSummary {
 }
 
 extension SQLValue {
-    /// A JSON rendering that keeps the SQLite type: integers as numbers, text as strings,
+    /// A JSON rendering that keeps the SQLite type: integers as numbers (beyond ±2^53, which
+    /// a JSON number does not hold exactly, as `{"integer": "decimal"}`), text as strings,
     /// REAL as `{"real": n}` and BLOB as `{"blob": "hex"}`.
     public var jsonValue: Any {
         switch self {
         case .null: NSNull()
-        case .integer(let v): v
+        case .integer(let v): v.magnitude > 1 << 53 ? ["integer": String(v)] as [String: Any] : v as Any
         case .real(let v): ["real": v.isFinite ? v as Any : String(v), "bits": String(v.bitPattern, radix: 16)] as [String: Any]
         case .text(let b): String(validating: b, as: UTF8.self) as Any? ?? ["text_hex": hexString(b)]
         case .blob(let b): ["blob": hexString(b)]

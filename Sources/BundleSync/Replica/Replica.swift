@@ -20,6 +20,7 @@ public final class Replica {
 
     private init(store: ReplicaStore) throws {
         self.store = store
+        try RestoreCheck(store: store).run()
         problems = try CaptureCheck(store: store).run()
         if problems.isEmpty { try HeldReplay(store: store).run() }
     }
@@ -74,10 +75,55 @@ public final class Replica {
     }
 
     /// Seals pending changes and writes one bundle with the history the target lacks.
-    public func export(to output: String, target: ExportTarget) throws -> ExportResult {
+    ///
+    /// - Parameters:
+    ///   - encrypt: Encrypt the bundle to its recipients; a replica set to `encrypt always`
+    ///     encrypts every bundle.
+    ///   - helloWhenNoKeys: When the bundle must be encrypted and a recipient's key is not
+    ///     known, write a hello bundle (keys and vector, no changes, in the clear) instead of
+    ///     refusing.
+    ///   - passphrase: Also encrypt the bundle to this passphrase, for a device whose key is
+    ///     not known here yet.
+    public func export(to output: String, target: ExportTarget, encrypt: Bool = false, helloWhenNoKeys: Bool = false,
+                       passphrase: [UInt8]? = nil) throws -> ExportResult {
         try requireSyncable()
-        return try Exporter(store: store, progress: progress).export(to: output, target: target)
+        return try Exporter(store: store, progress: progress).export(to: output, target: target, encrypt: encrypt,
+                                                                     helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase)
     }
+
+    /// Exports into a shared folder (`sync`): like ``export(to:target:)``, but leaves out the
+    /// batches that their origins' own bundles there carry, as imported just before
+    /// (`imported`); every replica that syncs through the folder reads those bundles too. So
+    /// each replica's file carries its own history and what the folder lacks, and the folder
+    /// grows with the number of replicas, not with its square.
+    public func exportToFolder(_ directory: String, target: ExportTarget, imported: [ImportOutcome], encrypt: Bool = false,
+                               helloWhenNoKeys: Bool = false, passphrase: [UInt8]? = nil) throws -> ExportResult {
+        try requireSyncable()
+        var carried: [ReplicaID: Set<UInt64>] = [:]
+        for outcome in imported where outcome.status != .refused {
+            guard let header = try? BundleReader(path: outcome.path, keyring: keyring(passphrase: passphrase)).header, header.isOpened else { continue }
+            for b in header.batches where b.origin == header.exporter { carried[b.origin, default: []].insert(b.seq) }
+        }
+        return try Exporter(store: store, progress: progress).export(to: directory, target: target, encrypt: encrypt,
+                                                                    helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase, inFolder: carried)
+    }
+
+    /// What opens bundles encrypted to this replica.
+    public var keyring: BundleKeyring { BundleKeyring(replica: store.id, exchange: store.exchange) }
+
+    /// This replica's key with a passphrase.
+    public func keyring(passphrase: [UInt8]?) -> BundleKeyring {
+        BundleKeyring(replica: store.id, exchange: store.exchange, passphrase: passphrase)
+    }
+
+    /// Whether this replica writes encrypted bundles only.
+    public var requiresEncryption: Bool { get throws { try store.requiresEncryption } }
+
+    /// Makes this replica write encrypted bundles only, or plain ones unless asked.
+    public func setRequiresEncryption(_ on: Bool) throws { try store.setRequiresEncryption(on) }
+
+    /// This replica's X25519 public key, which its bundles announce.
+    public var exchangeKey: [UInt8] { store.exchange.publicKey }
 
     /// Imports bundle files, each checked completely and merged in one transaction.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
@@ -92,9 +138,9 @@ public final class Replica {
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
-    public func verifyAgainstHistory(_ path: String) throws -> BundleSummary {
+    public func verifyAgainstHistory(_ path: String, passphrase: [UInt8]? = nil) throws -> BundleSummary {
         try requireSyncable()
-        return try Importer(store: store, progress: progress).verifyAgainstHistory(path)
+        return try Importer(store: store, progress: progress).verifyAgainstHistory(path, passphrase: passphrase)
     }
 
     /// Everything `status` shows.
@@ -110,6 +156,41 @@ public final class Replica {
     public func prune() throws -> PruneResult {
         try requireSyncable()
         return try Mailbox.prune(store)
+    }
+
+    /// A peer that was forgotten, and what history that freed.
+    public struct Forgotten: Sendable {
+        public var id: ReplicaID
+        public var name: String?
+        public var lastHeard: Int64?
+    }
+
+    /// Forgets peers: they no longer keep history here nor decide what exports carry, so
+    /// history and bundle sizes stop growing for a peer that left for good. A forgotten peer
+    /// that comes back with news is a peer again, and receives a snapshot if the history it
+    /// lacks was pruned meanwhile.
+    ///
+    /// - Parameters:
+    ///   - names: Peers by name, id or id prefix.
+    ///   - silentFor: Also every peer not heard from for at least this many milliseconds.
+    public func forget(_ names: [String], silentFor: Int64? = nil, now: Int64 = HLC.nowMilliseconds()) throws -> [Forgotten] {
+        try withoutCapture {
+            var chosen: [Int64] = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
+            if let silentFor {
+                for p in try store.replicas.knownPeers(besides: store.selfIndex) where now - (p.lastHeard ?? 0) >= silentFor {
+                    chosen.append(p.index)
+                }
+            }
+            var seen = Set<Int64>()
+            var out: [Forgotten] = []
+            let known = Dictionary(try store.replicas.knownPeers(besides: store.selfIndex).map { ($0.index, $0) }) { a, _ in a }
+            for idx in chosen where seen.insert(idx).inserted {
+                try store.replicas.forget(idx)
+                let p = known[idx]
+                out.append(Forgotten(id: try store.replicas.id(at: idx), name: p?.name, lastHeard: p?.lastHeard))
+            }
+            return out
+        }
     }
 
     /// Stops syncing `table`: removes its triggers and bookkeeping, keeps its rows.

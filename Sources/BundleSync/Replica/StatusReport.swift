@@ -12,8 +12,12 @@ public struct StatusReport: Sendable {
         public var vector: VersionVector
         public var lacksBatches: Int
         public var lacksChanges: Int
+        /// The bytes of history kept here for it: the batches it lacks.
+        public var lacksBytes: Int
         /// Milliseconds since the Unix epoch.
         public var lastHeard: Int64?
+        /// Whether one of its bundles told this replica its encryption key.
+        public var encryptionKeyKnown = false
     }
 
     public struct Parked: Sendable {
@@ -30,11 +34,15 @@ public struct StatusReport: Sendable {
     public var vector: VersionVector
     public var clock: HLC
     public var peers: [Peer]
+    /// Peers forgotten with `forget`: they keep no history here.
+    public var forgotten: [(id: ReplicaID, name: String?)]
     public var pendingByTable: [String: Int]
     public var parked: [Parked]
     public var historyBatches: Int
     public var historyBytes: Int
     public var trustOnly: Bool
+    /// Whether every bundle this replica writes is encrypted (`config DB encrypt always`).
+    public var encryptAlways = false
     public var atHome: Bool
     public var tables: [TableSchema]
     /// Tables and columns not tracked here whose changes this replica holds, with how many
@@ -46,7 +54,7 @@ public struct StatusReport: Sendable {
     package init(_ store: ReplicaStore) throws {
         let replicas = store.replicas
         (id, name, path) = (store.id, store.name, store.db.path)
-        (vector, clock, peers, parked) = (VersionVector(), .zero, [], [])
+        (vector, clock, peers, parked, forgotten) = (VersionVector(), .zero, [], [], [])
         (pendingByTable, historyBatches, historyBytes, trustOnly, atHome, tables, held) = ([:], 0, 0, false, false, [], [])
         try store.db.readTransaction {
             vector = try replicas.vector()
@@ -55,12 +63,16 @@ public struct StatusReport: Sendable {
                 let holds = try replicas.peerVector(p.index)
                 let missing = try store.history.missing(from: holds)
                 return Peer(id: p.id, name: p.name, vector: holds, lacksBatches: missing.count,
-                            lacksChanges: missing.reduce(0) { $0 + $1.rows }, lastHeard: p.lastHeard)
+                            lacksChanges: missing.reduce(0) { $0 + $1.rows }, lacksBytes: missing.reduce(0) { $0 + $1.length },
+                            lastHeard: p.lastHeard,
+                            encryptionKeyKnown: try replicas.exchangeKey(of: p.index) != nil)
             }
+            forgotten = try replicas.forgottenPeers().map { ($0.id, $0.name) }
             parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
             (historyBatches, historyBytes) = try store.history.totals()
             pendingByTable = try store.catalog.pendingChanges()
             trustOnly = try TrustList(store: store).isEnforced
+            encryptAlways = try store.requiresEncryption
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
             var counts: [String: Int] = [:]
@@ -99,15 +111,18 @@ public struct StatusReport: Sendable {
             "clock": clock.description,
             "peers": peers.map { p -> [String: Any] in
                 var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": p.vector.json,
-                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges]
+                                        "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges, "lacks_bytes": p.lacksBytes,
+                                        "encryption_key_known": p.encryptionKeyKnown]
                 if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
                 return d
             },
+            "forgotten": forgotten.map { ["id": $0.id.hex, "name": $0.name ?? NSNull()] as [String: Any] },
             "pending_changes": pendingChanges,
             "pending_by_table": pendingByTable,
             "parked": parked.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex, "waits_for": $0.waitsFor] as [String: Any] },
             "history": ["batches": historyBatches, "bytes": historyBytes],
             "trust_only": trustOnly,
+            "encrypt": encryptAlways ? "always" : "never",
             "at_home": atHome,
             "held": held.map { ["what": $0.what, "batches": $0.batches] as [String: Any] },
             "tables": tables.map { t in

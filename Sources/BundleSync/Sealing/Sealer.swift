@@ -46,8 +46,14 @@ package struct Sealer {
     @discardableResult
     package func sealPending(keepingHistory: Bool = true) throws -> [BatchSummary] {
         precondition(db.isInTransaction, "seal outside a transaction")
-        let start = try store.clock
-        var highest = start
+        // Stamps follow the device's wall clock, never running behind what this replica
+        // stamped or saw, unless that lies ahead of the wall clock: timestamps from a clock
+        // that ran ahead (this device's, before it was set right, or a peer's) must not carry
+        // every later write into the future. Causality is kept where it decides a merge: a
+        // write to a row or cell is always stamped after the write it replaces (see `fold`).
+        let seen = try store.clock
+        let start = min(seen, HLC.wall(HLC.nowMilliseconds()))
+        var highest = seen
         var builder = BatchBuilder()
         var sealed: [BatchSummary] = []
         var pendingTotal = 0
@@ -92,6 +98,14 @@ package struct Sealer {
                 try current.bind(key)
                 guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
                 let values = current.int(0) == 0 ? nil : (0..<t.schema.columns.count).map { current.value(5 + $0) }
+                if let why = Self.tooLarge(t, key: key, values: values) {
+                    // Every reader would refuse a bundle carrying this row; it waits, and the
+                    // rest of the replica's changes still flow.
+                    store.notices.append(why)
+                    current.reset()
+                    group.removeAll(keepingCapacity: true)
+                    return
+                }
                 let before = try ClockStore.clock(from: current, at: 1)
                 current.reset()
                 if var change = try fold(t, key: key, before: before, ops: group, values: values, hlc: hlc(forWall:)) {
@@ -132,6 +146,42 @@ package struct Sealer {
         if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
         try store.advanceClock(to: highest)
         return sealed
+    }
+
+    /// Why a row cannot travel in a bundle: a value larger than a reader accepts, or a row
+    /// larger than one batch may be. Nil when it can.
+    static func tooLarge(_ t: TrackedTable, key: [SQLValue], values: [SQLValue]?) -> String? {
+        func size(_ v: SQLValue) -> Int {
+            switch v {
+            case .text(let b), .blob(let b): b.count
+            default: 9
+            }
+        }
+        func literal(_ v: SQLValue) -> String {
+            switch v {
+            case .null: return "NULL"
+            case .integer(let n): return String(n)
+            case .real(let d): return String(d)
+            case .text(let b):
+                let text = shown(String(decoding: b.prefix(40), as: UTF8.self))
+                return "'\(text)\(b.count > 40 ? "…" : "")'"
+            case .blob(let b): return "x'\(hexString(Array(b.prefix(20))))\(b.count > 20 ? "…" : "")'"
+            }
+        }
+        let keyText = key.map(literal).joined(separator: ", ")
+        let hint = "hint: store it in smaller parts, in rows of their own; the row syncs once it is written again"
+        for (i, v) in key.enumerated() where size(v) > Limits.maxValueBytes {
+            return "a row of '\(shown(t.name))' is not synced: its key column '\(shown(t.schema.keyColumns[i]))' holds \(size(v)) bytes, more than a bundle may carry in one value (\(Limits.maxValueBytes))\n" + hint
+        }
+        guard let values else { return nil }
+        for (i, v) in values.enumerated() where size(v) > Limits.maxValueBytes {
+            return "row (\(keyText)) of '\(shown(t.name))' is not synced: column '\(shown(t.schema.columns[i].name))' holds \(size(v)) bytes, more than a bundle may carry in one value (\(Limits.maxValueBytes))\n" + hint
+        }
+        let total = (key + values).reduce(0) { $0 + size($1) }
+        if total > Limits.maxBatchBytes - (1 << 20) {
+            return "row (\(keyText)) of '\(shown(t.name))' is not synced: its values hold \(total) bytes, more than one batch may carry (\(Limits.maxBatchBytes))\n" + hint
+        }
+        return nil
     }
 
     /// Folds one key's logged operations into a row change and updates its clock row.
@@ -178,14 +228,23 @@ package struct Sealer {
         var clock = before ?? RowClock(causalLength: 0, row: .init(hlc: .zero, origin: store.selfIndex), overrides: [:])
         var change = RowChange(key: key, causalLength: length, rowHLC: nil, cells: [])
         if length != startLength {
-            let h = hlc(rowWall ?? lastWall)
+            let h = max(hlc(rowWall ?? lastWall), before.map { $0.row.hlc.successor } ?? .zero)
             change.rowHLC = h
             clock = RowClock(causalLength: length, row: .init(hlc: h, origin: store.selfIndex), overrides: [:])
         }
         if let values, length % 2 == 1 {
             for (i, wall) in columnWall.enumerated() {
                 guard let wall else { continue }
-                let h = hlc(wall)
+                // A cell rewritten in the row's incarnation is stamped after the write it
+                // replaces, even when that write's time is ahead of this device's clock.
+                let h = max(hlc(wall), length == startLength ? clock.cell(i).hlc.successor : .zero)
+                if length == startLength && h <= clock.cell(i).hlc {
+                    // The write it replaces carries the latest time a bundle may: nothing can
+                    // be stamped after it, so this write could never win. Said, not sent.
+                    let writer = (try? store.replicas.id(at: clock.cell(i).origin)).map { (try? store.replicas.label(of: $0)) ?? $0.short } ?? "another replica"
+                    store.notices.append("column '\(shown(t.schema.columns[i].name))' of a row of '\(shown(t.name))' is not synced: \(writer) wrote it at \(clock.cell(i).hlc), the latest time a bundle may carry, so no later write can win over it\nhint: write the value under a new key; the device that wrote it has a wrong clock")
+                    return nil
+                }
                 change.cells.append(CellChange(column: i, hlc: h, value: values[i]))
                 clock.setCell(i, .init(hlc: h, origin: store.selfIndex))
             }

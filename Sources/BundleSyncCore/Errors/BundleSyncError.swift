@@ -12,7 +12,7 @@ public struct BundleSyncError: Error, CustomStringConvertible, Sendable {
     /// The kind of failure, one per exit status of SPEC §2.2.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Kind: Hashable, Sendable {
-            case usage, badData, noInput, cannotCreate, io, busy, untrusted, failure
+            case usage, badData, noInput, cannotCreate, io, busy, untrusted, notAddressed, failure
         }
         let kind: Kind
         /// Wrong arguments or a request that cannot make sense.
@@ -29,6 +29,8 @@ public struct BundleSyncError: Error, CustomStringConvertible, Sendable {
         public static let busy = Code(kind: .busy)
         /// Authentic data from a replica this one does not trust.
         public static let untrusted = Code(kind: .untrusted)
+        /// An authentic encrypted bundle that is not encrypted to this replica.
+        public static let notAddressed = Code(kind: .notAddressed)
         /// Anything else.
         public static let failure = Code(kind: .failure)
 

@@ -8,9 +8,11 @@ import Foundation
 public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let counterBits: UInt64 = 16
     public static let zero = HLC(rawValue: 0)
-    /// The largest timestamp a bundle may carry: under 2^63, so it fits SQLite's signed
-    /// integers and can always be counted past (about the year 6400).
-    public static let maximum = HLC(rawValue: (UInt64(1) << 63) - (UInt64(1) << 32))
+    /// The latest timestamp a bundle may carry, 2^59 (2^43 ms, 2248-09-26T15:10:22Z): far
+    /// beyond any honest clock, and far below what SQLite's signed integers hold. A reader
+    /// refuses anything later as bad data, and a writer never stamps past it, so no bundle can
+    /// carry a replica's clock to a point where its own exports would be refused.
+    public static let maximum = HLC(rawValue: UInt64(1) << 59)
 
     public let rawValue: UInt64
 
@@ -23,11 +25,18 @@ public struct HLC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var milliseconds: Int64 { Int64(rawValue >> Self.counterBits) }
     public var counter: UInt16 { UInt16(truncatingIfNeeded: rawValue) }
 
-    /// The next timestamp after `self` for an event that happened at wall time `wall`.
+    /// The next timestamp after `self` for an event that happened at wall time `wall`,
+    /// never past ``maximum``.
     public func next(wall: Int64) -> HLC {
         let candidate = HLC(milliseconds: wall)
-        return candidate > self ? candidate : HLC(rawValue: rawValue &+ 1)
+        return min(Self.maximum, candidate > self ? candidate : HLC(rawValue: rawValue &+ 1))
     }
+
+    /// The timestamp just after `self`, never past ``maximum``.
+    public var successor: HLC { min(Self.maximum, HLC(rawValue: rawValue &+ 1)) }
+
+    /// The timestamp for the first counter value of wall time `wall` (milliseconds).
+    public static func wall(_ milliseconds: Int64) -> HLC { min(maximum, HLC(milliseconds: milliseconds)) }
 
     public static func < (a: HLC, b: HLC) -> Bool { a.rawValue < b.rawValue }
 

@@ -101,7 +101,7 @@ package struct RowGrammar {
         let base: UInt64
         if case .batch(let b) = stamps { base = b } else { base = 0 }
         let (sum, overflow) = base.addingReportingOverflow(try r.varint(what))
-        guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range") }
+        guard !overflow, sum <= HLC.maximum.rawValue else { throw BundleSyncError.badData("\(what) is out of range: later than \(HLC.maximum), the latest time a bundle may carry") }
         return sum
     }
 

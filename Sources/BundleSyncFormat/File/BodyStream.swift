@@ -1,4 +1,5 @@
 import BundleSyncCore
+import Crypto
 import Foundation
 
 /// The compressed body of a bundle being read: read from the file piece by piece,
@@ -28,22 +29,33 @@ final class BodyStream {
     /// Uncompressed bytes taken so far.
     private(set) var consumed = 0
     let expectedContentLength: Int
+    /// For an encrypted body: the body key, the number of the next sealed chunk, and the
+    /// buffer a sealed chunk is read into (the file digest reads it from there).
+    private let bodyKey: SymmetricKey?
+    private var chunkCounter: UInt64 = 0
+    private var sealedChunk = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     /// - Parameters:
     ///   - handle: Positioned at the start of the compressed body.
     ///   - fileHasher: The file digest, already fed with the prefix and the header.
-    init(path: String, handle: FileHandle, compressedLength: Int, contentLength: Int, fileHasher: Hasher256, threaded: Bool) {
+    ///   - contentHasher: The content digest, fed with the digest key for an encrypted body.
+    ///   - bodyKey: For an encrypted body, the key its chunks are sealed with; nil for a
+    ///     plain body, and for an encrypted one that is only hashed.
+    init(path: String, handle: FileHandle, compressedLength: Int, contentLength: Int, fileHasher: Hasher256,
+         contentHasher: Hasher256 = Hasher256(), bodyKey: SymmetricKey? = nil, threaded: Bool) {
         self.path = path
         self.handle = handle
         compressedRemaining = compressedLength
         expectedContentLength = contentLength
-        digests = DigestPipeline([fileHasher, Hasher256()], threaded: threaded)
+        self.bodyKey = bodyKey
+        digests = DigestPipeline([fileHasher, contentHasher], threaded: threaded)
     }
 
     deinit {
         digests.cancel()
         try? handle.close()
         buffer.deallocate()
+        sealedChunk.deallocate()
     }
 
 
@@ -97,21 +109,67 @@ final class BodyStream {
     /// Reads the next piece of the compressed body into the decompressor, handing it to the
     /// file digest.
     func readCompressed(orThrow message: @autoclosure () -> String) throws {
-        let fd = handle.fileDescriptor
+        if let bodyKey { return try openNextChunk(key: bodyKey, orThrow: message()) }
         digests.wait(for: fileTicket) // the file digest may still be reading the previous piece
-        let piece = decompressor.refill(capacity: min(compressedRemaining, 1 << 20)) { into -> Int in
-            var got = 0
-            while got < into.count {
-                let r = read(fd, into.baseAddress! + got, into.count - got)
-                if r < 0 && errno == EINTR { continue }
-                if r <= 0 { break }
-                got += r
-            }
-            return got
-        }
+        let piece = decompressor.refill(capacity: min(compressedRemaining, 1 << 20)) { readFile(into: $0) }
         guard !piece.isEmpty else { throw BundleSyncError(.badData, message(), bundle: path) }
         fileTicket = digests.hash(piece, into: Self.fileStream)
         compressedRemaining -= piece.count
+    }
+
+    /// Reads as much of `into` from the file as it can; returns the count.
+    private func readFile(into: UnsafeMutableRawBufferPointer) -> Int {
+        let fd = handle.fileDescriptor
+        var got = 0
+        while got < into.count {
+            let r = read(fd, into.baseAddress! + got, into.count - got)
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { break }
+            got += r
+        }
+        return got
+    }
+
+    /// Reads the next sealed chunk of the file into `sealedChunk` and hands it to the file
+    /// digest, returning its bytes, or nil at the end of the body.
+    private func readSealedChunk(orThrow message: @autoclosure () -> String) throws -> UnsafeRawBufferPointer? {
+        guard compressedRemaining > 0 else { return nil }
+        if sealedChunk.count == 0 {
+            sealedChunk = .allocate(byteCount: BodyCipher.sealedChunkLength, alignment: 16)
+        }
+        digests.wait(for: fileTicket) // the file digest may still be reading the previous chunk
+        let want = min(compressedRemaining, BodyCipher.sealedChunkLength)
+        let got = readFile(into: UnsafeMutableRawBufferPointer(rebasing: sealedChunk[0..<want]))
+        guard got == want else { throw BundleSyncError(.badData, message(), bundle: path) }
+        let piece = UnsafeRawBufferPointer(rebasing: sealedChunk[0..<got])
+        fileTicket = digests.hash(piece, into: Self.fileStream)
+        compressedRemaining -= got
+        return piece
+    }
+
+    /// Reads, authenticates and decrypts the next chunk of an encrypted body into the
+    /// decompressor.
+    private func openNextChunk(key: SymmetricKey, orThrow message: @autoclosure () -> String) throws {
+        guard let sealed = try readSealedChunk(orThrow: message()) else {
+            throw BundleSyncError(.badData, message(), bundle: path)
+        }
+        guard let plain = BodyCipher.open(sealed, key: key, counter: chunkCounter, final: compressedRemaining == 0) else {
+            throw BundleSyncError(.badData, "'\(path)': encrypted chunk \(chunkCounter + 1) of the body does not open (damaged, truncated, reordered or altered)", bundle: path)
+        }
+        chunkCounter += 1
+        _ = decompressor.refill(capacity: plain.count) { into in
+            plain.withUnsafeBytes { into.copyMemory(from: $0) }
+            return plain.count
+        }
+    }
+
+    /// For an encrypted body read without its key: hashes the rest of the body for the file
+    /// digest, the only check possible without the key.
+    ///
+    /// - Returns: The file digest.
+    func finishSealed() throws -> Digest32 {
+        while try readSealedChunk(orThrow: "'\(path)' is truncated") != nil {}
+        return digests.finish()[Self.fileStream]
     }
 
     /// Takes the next `n` buffered bytes (`fill` them first) for the content digest. The
@@ -167,6 +225,11 @@ final class BodyStream {
         }
         handTakenBytesToDigest()
         let digest = digests.finish()
+        // The buffer held the largest frame; a reader kept for its header after the body
+        // was checked need not hold that memory too.
+        buffer.deallocate()
+        buffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        (start, end, hashFrom) = (0, 0, 0)
         return (digest[Self.fileStream], digest[Self.contentStream])
     }
 }

@@ -14,15 +14,14 @@ public enum BundleFile {
     /// translation, and the letters make the file recognisable in a hex dump.
     public static let magic: [UInt8] = [0x89, 0x42, 0x53, 0x59, 0x4E, 0x43, 0x0D, 0x0A]
     public static let endMagic: [UInt8] = Array("BSYNCEND".utf8)
-    public static let formatVersion: UInt16 = 1
+    /// The format version this release writes.
+    public static let formatVersion: UInt16 = 2
+    /// The format versions this release reads: every one an earlier release wrote.
+    public static let readableVersions: ClosedRange<UInt16> = 1...2
     public static let prefixLength = 16
     public static let trailerLength = 8 + 8 + 32 + 32 + 64 + 8
     public static let fileExtension = "bsync"
 
-    /// The uncompressed body may be at most this many times the compressed body, plus
-    /// `expansionSlack`. Real table data compresses by 2–20×; anything far beyond is a bomb.
-    package static let maxExpansionRatio = 1024
-    package static let expansionSlack = 8 << 20
 
     /// The bytes of one batch frame in the uncompressed body.
     package static func frameLength(batchLength: Int) -> Int {

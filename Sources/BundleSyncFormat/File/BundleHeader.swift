@@ -58,12 +58,49 @@ public struct BundleHeader: Equatable, Sendable {
 
     public var isSnapshot: Bool { snapshotHeads != nil }
 
+    /// Format version 2: the exporter's X25519 public key, to which peers encrypt bundles.
+    public var exchangeKey: [UInt8]? = nil
+    /// Format version 2: the replicas an encrypted bundle is encrypted to; empty for a
+    /// plain one.
+    public var recipients: [BundleRecipient] = []
+    /// Format version 2: the passphrase an encrypted bundle is also encrypted to, if any.
+    public var passphrase: PassphraseRecipient? = nil
+    /// False for an encrypted bundle read without a key that opens it: then only the fields
+    /// in the clear (exporter, keys, name, creation time, recipients) are set.
+    public var isOpened = true
+
+    public var isEncrypted: Bool { !recipients.isEmpty || passphrase != nil }
+
+    /// The header in format version 1's layout.
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 1024)
         w.raw(exporter.bytes)
         w.raw(exporterKey)
         w.string(exporterName)
         w.varint(UInt64(max(0, createdMilliseconds)))
+        w.raw(encodedContents())
+        return w.bytes
+    }
+
+    /// The fields of format version 2 that stay in the clear, up to the contents: exporter,
+    /// its two public keys, name, creation time and the recipients.
+    package func encodedClearPart() -> [UInt8] {
+        var w = ByteWriter(capacity: 256)
+        w.raw(exporter.bytes)
+        w.raw(exporterKey)
+        w.raw(exchangeKey ?? [UInt8](repeating: 0, count: 32))
+        w.string(exporterName)
+        w.varint(UInt64(max(0, createdMilliseconds)))
+        w.varint(recipients.count + (passphrase == nil ? 0 : 1))
+        for r in recipients { r.encode(into: &w) }
+        passphrase?.encode(into: &w)
+        return w.bytes
+    }
+
+    /// The header's contents, from the exporter's vector to the end: the same bytes in both
+    /// format versions, and what an encrypted bundle seals.
+    package func encodedContents() -> [UInt8] {
+        var w = ByteWriter(capacity: 1024)
         exporterVector.encode(into: &w)
         baseVector.encode(into: &w)
         for list in [requiredCapabilities, optionalCapabilities] {
@@ -98,6 +135,70 @@ public struct BundleHeader: Equatable, Sendable {
         return w.bytes
     }
 
+    /// The most recipients a header may list.
+    package static let maxRecipients = 10_000
+
+    /// Decodes a header of format version 2. For an encrypted bundle, the contents stay
+    /// sealed: the header returned has only its clear fields, ``isOpened`` false, and the
+    /// sealed bytes and where they start in the header are returned beside it.
+    package static func decodeVersion2(_ bytes: [UInt8]) throws -> (header: BundleHeader, sealed: (offset: Int, bytes: [UInt8])?) {
+        var r = ByteReader(bytes)
+        let exporter = try r.readReplicaID("exporter id")
+        let exporterKey = try r.raw(32, "exporter public key")
+        guard ReplicaID(publicKey: exporterKey) == exporter else {
+            throw BundleSyncError.badData("the exporter id does not match its public key")
+        }
+        let exchangeKey = try r.raw(32, "exporter encryption key")
+        let name = try r.string("exporter name", limit: Limits.maxNameBytes)
+        guard ReplicaName.isValid(name) else {
+            throw BundleSyncError.badData("the exporter name '\(shown(name))' is not a valid replica name")
+        }
+        let created = try r.varint("creation time")
+        guard created <= UInt64(Int64.max) else { throw BundleSyncError.badData("creation time is out of range") }
+        let n = try r.count("recipient count", limit: min(maxRecipients, r.remaining / 66))
+        var recipients: [BundleRecipient] = []
+        var passphrase: PassphraseRecipient?
+        for _ in 0..<n {
+            let kind = try r.u8("recipient kind")
+            switch kind {
+            case BundleRecipient.replicaKind:
+                let rec = try BundleRecipient.decode(from: &r)
+                guard passphrase == nil else { throw BundleSyncError.badData("a replica recipient follows the passphrase recipient") }
+                if let last = recipients.last, !(last.replica < rec.replica) {
+                    throw BundleSyncError.badData("recipients are not in canonical order")
+                }
+                recipients.append(rec)
+            case PassphraseRecipient.kind:
+                guard passphrase == nil else { throw BundleSyncError.badData("the header lists two passphrase recipients") }
+                passphrase = try PassphraseRecipient.decode(from: &r)
+            default:
+                throw BundleSyncError.badData("recipient kind \(kind) is unknown")
+            }
+        }
+        var header = BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
+                                  createdMilliseconds: Int64(created), exporterVector: VersionVector(), baseVector: VersionVector(),
+                                  requiredCapabilities: [], optionalCapabilities: [], keys: [exporter: exporterKey],
+                                  tables: [], batches: [])
+        header.exchangeKey = exchangeKey
+        header.recipients = recipients
+        header.passphrase = passphrase
+        if !header.isEncrypted {
+            try header.decodeContents(from: &r)
+            return (header, nil)
+        }
+        guard r.remaining > 16 else { throw BundleSyncError.badData("the encrypted header contents are missing") }
+        header.isOpened = false
+        let offset = r.offset
+        return (header, (offset, try r.raw(r.remaining, "encrypted header contents")))
+    }
+
+    /// Decodes the contents of a header (what ``encodedContents()`` writes) into this one.
+    package mutating func decodeContents(_ bytes: [UInt8]) throws {
+        var r = ByteReader(bytes)
+        try decodeContents(from: &r)
+        isOpened = true
+    }
+
     package static func decode(_ bytes: [UInt8]) throws -> BundleHeader {
         var r = ByteReader(bytes)
         let exporter = try r.readReplicaID("exporter id")
@@ -111,6 +212,14 @@ public struct BundleHeader: Equatable, Sendable {
         }
         let created = try r.varint("creation time")
         guard created <= UInt64(Int64.max) else { throw BundleSyncError.badData("creation time is out of range") }
+        var header = BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
+                                  createdMilliseconds: Int64(created), exporterVector: VersionVector(), baseVector: VersionVector(),
+                                  requiredCapabilities: [], optionalCapabilities: [], keys: [:], tables: [], batches: [])
+        try header.decodeContents(from: &r)
+        return header
+    }
+
+    private mutating func decodeContents(from r: inout ByteReader) throws {
         let ev = try VersionVector.decode(from: &r, what: "exporter vector")
         let bv = try VersionVector.decode(from: &r, what: "base vector")
         func capabilities(_ what: String) throws -> [String] {
@@ -125,7 +234,7 @@ public struct BundleHeader: Equatable, Sendable {
         let required = try capabilities("required capability")
         // Checked before anything after it is parsed: a later format may change what follows
         // once it requires a capability, and the reader must say so rather than call it damage.
-        for cap in required where !knownCapabilities.contains(cap) {
+        for cap in required where !Self.knownCapabilities.contains(cap) {
             throw BundleSyncError.badData("the bundle requires capability '\(shown(cap))', which this release lacks",
                                           hint: "upgrade bundlesync on this device")
         }
@@ -167,7 +276,7 @@ public struct BundleHeader: Equatable, Sendable {
             batches.append(BatchEntry(origin: origin, seq: seq, hash: hash, length: length))
         }
         var heads: [SnapshotHead]?
-        if required.contains(snapshotCapability) {
+        if required.contains(Self.snapshotCapability) {
             guard batches.isEmpty else { throw BundleSyncError.badData("a snapshot bundle also lists batches") }
             let n = try r.count("snapshot head count", limit: min(Limits.maxReplicas, r.remaining / 49))
             var list: [SnapshotHead] = []
@@ -182,10 +291,14 @@ public struct BundleHeader: Equatable, Sendable {
             heads = list
         }
         try r.expectEnd("the header")
-        return BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
-                            createdMilliseconds: Int64(created), exporterVector: ev, baseVector: bv,
-                            requiredCapabilities: required, optionalCapabilities: optional,
-                            keys: keys, tables: tables, batches: batches, snapshotHeads: heads)
+        exporterVector = ev
+        baseVector = bv
+        requiredCapabilities = required
+        optionalCapabilities = optional
+        self.keys = keys
+        self.tables = tables
+        self.batches = batches
+        snapshotHeads = heads
     }
 
     package init(exporter: ReplicaID, exporterKey: [UInt8], exporterName: String, createdMilliseconds: Int64, exporterVector: VersionVector, baseVector: VersionVector, requiredCapabilities: [String], optionalCapabilities: [String], keys: [ReplicaID: [UInt8]], tables: [TableSchema], batches: [BatchEntry], snapshotHeads: [SnapshotHead]? = nil) {

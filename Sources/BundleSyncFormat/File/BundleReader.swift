@@ -1,6 +1,7 @@
 import BundleSyncCore
 import BundleSyncMerge
 
+import Crypto
 import Foundation
 
 /// Reads a bundle file as a stream and checks everything it can prove on its own.
@@ -15,6 +16,8 @@ public final class BundleReader {
     public let header: BundleHeader
     public let trailer: BundleFile.Trailer
     public let fileSize: Int
+    /// The format version of the file.
+    public let version: UInt16
 
     private let body: BodyStream
     private var index = 0
@@ -22,8 +25,15 @@ public final class BundleReader {
 
     /// Opens a bundle and checks its prefix, header and trailer.
     ///
+    /// An encrypted bundle is opened with `keyring` when it names the keyring's replica
+    /// among its recipients, or the keyring's passphrase opens its passphrase recipient.
+    /// Otherwise its header holds only the fields in the clear
+    /// (``BundleHeader/isOpened`` is false), no batch or chunk is read, and ``finish()``
+    /// checks what can be checked without the key: the file digest and the exporter's
+    /// signature, which cover every byte of the file.
+    ///
     /// - Throws: `.noInput` if the file is missing, `.badData` for anything malformed.
-    public init(path: String) throws {
+    public init(path: String, keyring: BundleKeyring? = nil) throws {
         self.path = path
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -35,10 +45,10 @@ public final class BundleReader {
         guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
             throw BundleSyncError(.usage, "'\(path)' is not a regular file", hint: "give the bundle file itself, or a directory of them", bundle: path)
         }
-        guard let h = FileHandle(forReadingAtPath: path) else {
-            throw BundleSyncError(.noInput, "'\(path)' cannot be opened for reading", bundle: path)
-        }
-        let size = Int((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.int64Value ?? 0)
+        let h = try BundlePath.openForReading(path)
+        // The size of what was opened, also when the path is a link to it (/proc/self/fd/N).
+        var opened = stat()
+        let size = fstat(h.fileDescriptor, &opened) == 0 ? Int(opened.st_size) : 0
         fileSize = size
         guard size > 0 else { throw BundleSyncError(.badData, "'\(path)' is empty", bundle: path) }
 
@@ -59,7 +69,8 @@ public final class BundleReader {
         }
         var pr = ByteReader(prefix, offset: 8)
         let version = try pr.u16("format version")
-        guard version == BundleFile.formatVersion else {
+        self.version = version
+        guard BundleFile.readableVersions.contains(version) else {
             throw BundleSyncError(.badData, "'\(path)' uses bundle format version \(version), which this release cannot read",
                                   hint: "upgrade bundlesync on this device", bundle: path)
         }
@@ -77,8 +88,19 @@ public final class BundleReader {
         var fileHasher = Hasher256()
         fileHasher.update(prefix)
         fileHasher.update(headerBytes)
+        var fileKey: FileKey?
         do {
-            header = try BundleHeader.decode(headerBytes)
+            if version == 1 {
+                header = try BundleHeader.decode(headerBytes)
+            } else {
+                let (clear, sealed) = try BundleHeader.decodeVersion2(headerBytes)
+                var h = clear
+                if let sealed, let keyring, let key = keyring.fileKey(recipients: clear.recipients, passphrase: clear.passphrase) {
+                    try h.decodeContents(try key.openHeader(sealed.bytes, authenticating: prefix + headerBytes[0..<sealed.offset]))
+                    fileKey = key
+                }
+                header = h
+            }
         } catch let e as BundleSyncError {
             throw e.prefixed("header at offset \(BundleFile.prefixLength): ").about(bundle: path)
         }
@@ -92,11 +114,16 @@ public final class BundleReader {
         guard trailer.compressedLength == UInt64(compressedLength) else {
             throw BundleSyncError(.badData, "'\(path)' is truncated or has data appended (the body should be \(trailer.compressedLength) bytes, found \(compressedLength))", bundle: path)
         }
+        if header.isEncrypted {
+            guard BodyCipher.isValidSealedLength(compressedLength) else {
+                throw BundleSyncError(.badData, "'\(path)': the encrypted body's length \(compressedLength) does not cut into whole chunks (truncated or appended data)", bundle: path)
+            }
+        }
         let expectedContentLength: Int
-        if header.isSnapshot {
-            // Chunks are written as the state is read, so only the trailer knows their total;
-            // the expansion cap below still bounds it before anything is decompressed.
-            guard trailer.uncompressedLength <= UInt64(Int.max / 2) else {
+        if header.isSnapshot || !header.isOpened {
+            // Chunks are written as the state is read, so only the trailer knows their total
+            // (and a sealed header hides the batch list from a reader without the key).
+            guard trailer.uncompressedLength <= UInt64(Limits.maxBodyBytes) else {
                 throw BundleSyncError(.badData, "'\(path)': the trailer's body length is out of range", bundle: path)
             }
             expectedContentLength = Int(trailer.uncompressedLength)
@@ -106,14 +133,21 @@ public final class BundleReader {
         guard trailer.uncompressedLength == UInt64(expectedContentLength) else {
             throw BundleSyncError(.badData, "'\(path)': the trailer's body length disagrees with the header's batch list", bundle: path)
         }
-        guard expectedContentLength <= compressedLength * BundleFile.maxExpansionRatio + BundleFile.expansionSlack else {
-            throw BundleSyncError(.badData, "'\(path)' claims a body of \(expectedContentLength) bytes from \(compressedLength) compressed bytes; refusing a likely decompression bomb", bundle: path)
+        // No ratio between compressed and declared sizes is checked: honest data (a zero-filled
+        // blob, a repeated string) compresses by any factor. The body is read frame by frame
+        // and checked as it expands, so memory is bounded by the largest frame actually
+        // produced; a declared size only has to be one the format allows.
+        guard expectedContentLength <= Limits.maxBodyBytes else {
+            throw BundleSyncError(.badData, "'\(path)' claims a body of \(expectedContentLength) bytes, more than a bundle may hold (\(Limits.maxBodyBytes))", bundle: path)
         }
         try h.seek(toOffset: UInt64(BundleFile.prefixLength + headerLength))
         // Hashing a large body on a second core, beside decompressing and checking it, hides
         // most of its cost; a small one is hashed in line.
+        var contentHasher = Hasher256()
+        if let fileKey { contentHasher.update(fileKey.digestKey) }
         body = BodyStream(path: path, handle: h, compressedLength: compressedLength, contentLength: expectedContentLength,
-                          fileHasher: fileHasher, threaded: expectedContentLength >= Self.threadedHashing)
+                          fileHasher: fileHasher, contentHasher: contentHasher, bodyKey: fileKey?.bodyKey,
+                          threaded: expectedContentLength >= Self.threadedHashing)
     }
 
     /// The body size from which digests are computed on a thread of their own.
@@ -260,6 +294,13 @@ public final class BundleReader {
     }
 
     private func checkEnd() throws {
+        guard header.isOpened else {
+            guard try body.finishSealed() == trailer.fileDigest else {
+                throw BundleSyncError(.badData, "'\(path)': the file digest does not match (the file was altered after export)", bundle: path)
+            }
+            try checkExporterSignature()
+            return
+        }
         guard header.isSnapshot ? body.consumed == body.expectedContentLength : index == header.batches.count else {
             throw BundleSyncError(.badData, "'\(path)': only \(index) of \(header.batches.count) batches were read", bundle: path)
         }
@@ -270,6 +311,10 @@ public final class BundleReader {
         guard digest.content == trailer.contentDigest else {
             throw BundleSyncError(.badData, "'\(path)': the content digest does not match", bundle: path)
         }
+        try checkExporterSignature()
+    }
+
+    private func checkExporterSignature() throws {
         guard Signature.isValid(trailer.signature, domain: .bundle, message: BundleFile.signedMessage(trailer: trailer),
                                 publicKey: header.exporterKey) else {
             throw BundleSyncError(.badData, "'\(path)': the exporter's signature is not valid", bundle: path)

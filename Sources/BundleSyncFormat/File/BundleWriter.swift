@@ -1,6 +1,7 @@
 import BundleSyncCore
 import BundleSyncMerge
 
+import Crypto
 import Foundation
 
 /// Writes a bundle file in one pass (`bundlesync-format(5)`).
@@ -11,8 +12,11 @@ import Foundation
 package final class BundleWriter {
     package let finalPath: String
     private let displayPath: String
-    private let tempPath: String
+    /// Nil when writing to standard output, which has no temporary name.
+    private let tempPath: String?
     private let handle: FileHandle
+    /// Bytes written so far.
+    package private(set) var bytesWritten = 0
     private let compressor = ZstdCompressor(level: 3)
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
@@ -22,42 +26,103 @@ package final class BundleWriter {
     private let expected: [BundleHeader.BatchEntry]
     private var written = 0
     private var finished = false
+    /// For an encrypted bundle: the body key, the compressed bytes not yet sealed, and the
+    /// number of the next chunk.
+    private let bodyKey: SymmetricKey?
+    private var unsealed: [UInt8] = []
+    private var chunkCounter: UInt64 = 0
 
-    /// - Parameter shownAs: The path to name in messages (the directory, when the final name
-    ///   is chosen only at the end).
-    package init(path: String, header: BundleHeader, shownAs: String? = nil) throws {
+    /// - Parameters:
+    ///   - shownAs: The path to name in messages (the directory, when the final name is
+    ///     chosen only at the end).
+    ///   - version: The format version to write; 1 only to make bundles as older releases did.
+    ///   - recipients: For an encrypted bundle, each recipient's replica id and X25519 public
+    ///     key; empty for a plain bundle. Only version 2 encrypts.
+    ///   - passphrase: A passphrase the bundle is also encrypted to.
+    package convenience init(path: String, header: BundleHeader, shownAs: String? = nil, version: UInt16 = BundleFile.formatVersion,
+                             recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = [], passphrase: [UInt8]? = nil) throws {
+        let dir = PathText.directory(of: path)
+        let tempPath = BundlePath.temporary(for: path)
+        // One open that creates the file, so a failure leaves nothing behind, and the reason
+        // given is the system's own ("Read-only file system", "Permission denied").
+        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let e = errno
+            if e != EEXIST { unlink(tempPath) }
+            let place = shownAs ?? (dir.isEmpty ? "." : dir)
+            throw BundleSyncError(BundlePath.code(forWriteFailure: e), "cannot create a bundle in '\(place)': \(String(cString: strerror(e)).lowercased())",
+                                  hint: BundlePath.hint(forWriteFailure: e), cause: .errno(e), bundle: shownAs ?? path)
+        }
+        let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        try self.init(handle: h, path: path, tempPath: tempPath, shownAs: shownAs, header: header,
+                      version: version, recipients: recipients, passphrase: passphrase)
+    }
+
+    /// Writes the bundle to standard output (`export -o -`), in one pass, for a pipe.
+    package convenience init(standardOutputWith header: BundleHeader, recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = [],
+                             passphrase: [UInt8]? = nil) throws {
+        try self.init(handle: FileHandle.standardOutput, path: "-", tempPath: nil, shownAs: "standard output", header: header,
+                      version: BundleFile.formatVersion, recipients: recipients, passphrase: passphrase)
+    }
+
+    private init(handle h: FileHandle, path: String, tempPath: String?, shownAs: String?, header: BundleHeader, version: UInt16,
+                 recipients: [(id: ReplicaID, exchangeKey: [UInt8])], passphrase: [UInt8]?) throws {
+        precondition(version == 2 || (recipients.isEmpty && passphrase == nil), "only format version 2 encrypts")
         finalPath = path
         displayPath = shownAs ?? path
-        let dir = PathText.directory(of: path)
-        tempPath = BundlePath.temporary(for: path)
-        guard FileManager.default.createFile(atPath: tempPath, contents: nil) else {
-            throw BundleSyncError(.cannotCreate, "cannot create a bundle in '\(shownAs ?? (dir.isEmpty ? "." : dir))'",
-                                  hint: "check that the directory exists, is writable and has space")
-        }
-        guard let h = FileHandle(forWritingAtPath: tempPath) else {
-            throw BundleSyncError(.cannotCreate, "cannot write a bundle into '\(displayPath)'")
-        }
+        self.tempPath = tempPath
         handle = h
         expected = header.batches
-        let headerBytes = header.encoded()
-        var w = ByteWriter(capacity: BundleFile.prefixLength)
-        w.raw(BundleFile.magic)
-        w.u16(BundleFile.formatVersion)
-        w.u16(0)
-        w.u32(UInt32(headerBytes.count))
-        try emit(w.bytes)
-        try emit(headerBytes)
+        func prefix(headerLength: Int) -> [UInt8] {
+            var w = ByteWriter(capacity: BundleFile.prefixLength)
+            w.raw(BundleFile.magic)
+            w.u16(version)
+            w.u16(0)
+            w.u32(UInt32(headerLength))
+            return w.bytes
+        }
+        if version == 1 {
+            bodyKey = nil
+            let headerBytes = header.encoded()
+            try emit(prefix(headerLength: headerBytes.count))
+            try emit(headerBytes)
+            return
+        }
+        var header = header
+        let contents = header.encodedContents()
+        guard !recipients.isEmpty || passphrase != nil else {
+            bodyKey = nil
+            header.recipients = []
+            header.passphrase = nil
+            let clear = header.encodedClearPart()
+            try emit(prefix(headerLength: clear.count + contents.count))
+            try emit(clear + contents)
+            return
+        }
+        let fileKey = FileKey()
+        header.recipients = try recipients.sorted { $0.id < $1.id }.map { try fileKey.wrap(for: $0.id, exchangeKey: $0.exchangeKey) }
+        header.passphrase = try passphrase.map { try fileKey.wrap(passphrase: $0) }
+        let clear = header.encodedClearPart()
+        let p = prefix(headerLength: clear.count + contents.count + BodyCipher.tagLength)
+        let sealed = try fileKey.sealHeader(contents, authenticating: p + clear)
+        bodyKey = fileKey.bodyKey
+        contentHasher.update(fileKey.digestKey)
+        try emit(p)
+        try emit(clear + sealed)
     }
 
     deinit {
         if !finished {
-            try? handle.close()
-            unlink(tempPath)
+            if let tempPath {
+                try? handle.close()
+                unlink(tempPath)
+            }
         }
     }
 
     private func emit(_ bytes: [UInt8]) throws {
         fileHasher.update(bytes)
+        bytesWritten += bytes.count
         do {
             try handle.write(contentsOf: Data(bytes))
         } catch {
@@ -67,6 +132,21 @@ package final class BundleWriter {
     }
 
     private func emitCompressed(_ bytes: [UInt8]) throws {
+        guard let bodyKey else { return try emitInFile(bytes) }
+        unsealed += bytes
+        // A chunk is sealed once more bytes follow it, so the last one is always sealed as final.
+        var start = 0
+        while unsealed.count - start > BodyCipher.chunkLength {
+            try emitInFile(try BodyCipher.seal(unsealed[start..<start + BodyCipher.chunkLength], key: bodyKey,
+                                               counter: chunkCounter, final: false))
+            chunkCounter += 1
+            start += BodyCipher.chunkLength
+        }
+        if start > 0 { unsealed.removeFirst(start) }
+    }
+
+    /// Queues bytes of the body as they go into the file.
+    private func emitInFile(_ bytes: [UInt8]) throws {
         compressedLength += UInt64(bytes.count)
         pendingCompressed += bytes
         if pendingCompressed.count >= 1 << 20 {
@@ -108,43 +188,67 @@ package final class BundleWriter {
     package func finish(identity: Identity, name: ((BundleFile.Trailer) -> String)? = nil) throws -> String {
         precondition(written == expected.count, "header lists batches that were not written")
         try compressor.compress([], finish: true) { try emitCompressed($0) }
+        if let bodyKey {
+            try emitInFile(try BodyCipher.seal(unsealed, key: bodyKey, counter: chunkCounter, final: true))
+            unsealed = []
+        }
         if !pendingCompressed.isEmpty { try emit(pendingCompressed) }
         var trailer = BundleFile.Trailer(compressedLength: compressedLength, uncompressedLength: uncompressedLength,
                                          contentDigest: contentHasher.finalize(), fileDigest: fileHasher.finalize(),
                                          signature: [])
         trailer.signature = try identity.sign(domain: .bundle, BundleFile.signedMessage(trailer: trailer))
         do {
-            try handle.write(contentsOf: Data(trailer.encoded()))
-            try handle.synchronize()
-            try handle.close()
+            let end = trailer.encoded()
+            try handle.write(contentsOf: Data(end))
+            bytesWritten += end.count
+            if tempPath != nil {
+                try handle.synchronize()
+                try handle.close()
+            }
         } catch {
             throw BundleSyncError(.io, "cannot write the bundle into '\(displayPath)': \(error.localizedDescription)",
                                   hint: "check that the stick is still there and has space")
         }
+        guard let tempPath else {
+            finished = true
+            return finalPath
+        }
         let target = name?(trailer) ?? finalPath
         guard rename(tempPath, target) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let e = errno
             unlink(tempPath)
-            throw BundleSyncError(.cannotCreate, "cannot move the finished bundle to '\(target)': \(reason)")
+            throw BundleSyncError(BundlePath.code(forWriteFailure: e), "cannot move the finished bundle to '\(target)': \(String(cString: strerror(e)).lowercased())",
+                                  hint: BundlePath.hint(forWriteFailure: e), cause: .errno(e), bundle: target)
         }
         finished = true
-        // The bundle is complete under its name once renamed. A directory that cannot be
-        // flushed (some file systems refuse fsync on one) leaves only the rename less durable
-        // after a power cut, so the export stands.
-        try? syncDirectory(of: target)
+        // The bundle is complete under its name once renamed; flushing the directory makes
+        // the rename survive a power cut or a pulled stick. A file system that does not flush
+        // directories at all is fine; an I/O error there is reported.
+        try syncDirectory(of: target)
         return target
     }
 
     /// Makes the rename of `path` into place durable by flushing its directory.
     private func syncDirectory(of path: String) throws {
         let dir = PathText.directory(of: path)
-        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw BundleSyncError(.io, "cannot open the directory of '\(path)' to flush it", cause: .errno(errno), bundle: path)
+            let e = errno
+            guard e == EIO else { return }
+            throw Self.unflushed(path, e)
         }
         defer { close(fd) }
         guard fsync(fd) == 0 else {
-            throw BundleSyncError(.io, "cannot flush the directory of '\(path)'", cause: .errno(errno), bundle: path)
+            let e = errno
+            // Some file systems refuse to flush a directory (EINVAL, ENOTSUP); that is not a failure.
+            guard e == EIO || e == ENOSPC || e == EDQUOT else { return }
+            throw Self.unflushed(path, e)
         }
+    }
+
+    private static func unflushed(_ path: String, _ e: Int32) -> BundleSyncError {
+        BundleSyncError(.io, "'\(path)' was written, but its directory could not be flushed to the disk: \(String(cString: strerror(e)).lowercased())",
+                        hint: "the bundle may not survive removing the stick; check the stick and export again",
+                        cause: .errno(e), bundle: path)
     }
 }

@@ -270,7 +270,7 @@ package struct JSONDocument: Equatable {
             }
             let replica = try table.replica(from: &r, kind: "JSON")
             let hlc = try r.varint("JSON write HLC")
-            guard hlc <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a JSON write HLC is out of range") }
+            guard hlc <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a JSON write HLC is out of range: later than \(HLC.maximum), the latest time a bundle may carry") }
             let stamp = Stamp(hlc: hlc, replica: replica)
             switch kind {
             case .removed:

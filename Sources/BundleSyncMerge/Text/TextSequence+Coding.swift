@@ -45,7 +45,7 @@ extension TextSequence {
         func replica() throws -> ReplicaID { try table.replica(from: &r, kind: "text") }
         func hlc() throws -> UInt64 {
             let h = try r.varint("text write HLC")
-            guard h <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a text write HLC is out of range") }
+            guard h <= HLC.maximum.rawValue else { throw BundleSyncError.badData("a text write HLC is out of range: later than \(HLC.maximum), the latest time a bundle may carry") }
             return h
         }
         func offset() throws -> UInt64 { UInt64(try r.count("text offset", limit: Limits.maxValueBytes)) }

@@ -84,6 +84,31 @@ package final class ReplicaDirectory {
         return keys
     }
 
+    // MARK: - Encryption keys
+
+    private static let exchangeKeysTable = "_bundlesync_exchange_keys"
+
+    /// Records a replica's X25519 public key, as its latest bundle announced it.
+    package func rememberExchangeKey(_ key: [UInt8], of replica: Int64) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS \(Self.exchangeKeysTable)(replica INTEGER PRIMARY KEY, key BLOB NOT NULL)")
+        try db.run("INSERT INTO \(Self.exchangeKeysTable)(replica, key) VALUES (?, ?) ON CONFLICT(replica) DO UPDATE SET key = excluded.key",
+                   [.integer(replica), .blob(key)])
+    }
+
+    /// The X25519 public key a replica announced, or nil when none of its bundles said.
+    package func exchangeKey(of replica: Int64) throws -> [UInt8]? {
+        guard try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(Self.exchangeKeysTable)]) != nil,
+              case .blob(let k)? = try db.scalar("SELECT key FROM \(Self.exchangeKeysTable) WHERE replica = ?", [.integer(replica)]) else {
+            return nil
+        }
+        return k
+    }
+
+    /// The name recorded for a replica, if any.
+    package func name(of id: ReplicaID) throws -> String? {
+        try db.scalar("SELECT name FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)])?.string
+    }
+
     // MARK: - History held
 
     /// What this replica holds: for each origin, how many of its batches, contiguously.
@@ -122,12 +147,46 @@ package final class ReplicaDirectory {
         }
     }
 
+    /// How messages name a replica: its name and short id when its name is known here.
+    package func label(of id: ReplicaID) throws -> String {
+        if case .text(let b)? = try db.scalar("SELECT name FROM _bundlesync_replicas WHERE id = ?", [.blob(id.bytes)]) {
+            return "'\(shown(String(decoding: b, as: UTF8.self)))' (\(id.short))"
+        }
+        return id.short
+    }
+
     // MARK: - Peers
 
     /// Peers heard from (this replica imported a bundle they exported), other than `me`.
     package func knownPeers(besides me: Int64) throws -> [KnownPeer] {
-        try db.rows("SELECT idx, id, name, last_heard FROM _bundlesync_replicas WHERE last_heard IS NOT NULL AND idx != ? ORDER BY name, id",
-                    [.integer(me)]).compactMap { row in
+        try db.rows("""
+            SELECT idx, id, name, last_heard FROM _bundlesync_replicas
+            WHERE last_heard IS NOT NULL AND idx != ? AND NOT EXISTS (SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.forgottenKey("id")))
+            ORDER BY name, id
+            """, [.integer(me)]).compactMap { row in
+            guard case .integer(let idx) = row[0], case .blob(let b) = row[1], let id = ReplicaID(bytes: b) else { return nil }
+            return KnownPeer(index: idx, id: id, name: row[2].string, lastHeard: row[3].integer)
+        }
+    }
+
+    /// The `_bundlesync_meta` key that marks a peer as forgotten, as an SQL expression over
+    /// the column holding its id.
+    private static func forgottenKey(_ idColumn: String) -> String { "'forgotten:' || lower(hex(\(idColumn)))" }
+
+    /// Forgets a peer: it no longer counts among the peers whose needs keep history and
+    /// decide what an export carries. What it was known to hold is kept, so that an old
+    /// bundle of it brings nothing back; a bundle with news makes it a peer again.
+    package func forget(_ peer: Int64) throws {
+        try db.run("INSERT OR REPLACE INTO _bundlesync_meta(key, value) SELECT \(Self.forgottenKey("id")), last_heard FROM _bundlesync_replicas WHERE idx = ?",
+                   [.integer(peer)])
+    }
+
+    /// Peers forgotten here: their index, id and name.
+    package func forgottenPeers() throws -> [KnownPeer] {
+        try db.rows("""
+            SELECT idx, id, name, last_heard FROM _bundlesync_replicas
+            WHERE EXISTS (SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.forgottenKey("id"))) ORDER BY name, id
+            """).compactMap { row in
             guard case .integer(let idx) = row[0], case .blob(let b) = row[1], let id = ReplicaID(bytes: b) else { return nil }
             return KnownPeer(index: idx, id: id, name: row[2].string, lastHeard: row[3].integer)
         }
@@ -174,6 +233,10 @@ package final class ReplicaDirectory {
         let known = try existingIndex(of: header.exporter).map { try peerVector($0) }
         let news = broughtHistory || known.map { !$0.dominates(header.exporterVector) } ?? true
         let peer = try index(of: header.exporter, publicKey: header.exporterKey)
+        if news {
+            try db.run("DELETE FROM _bundlesync_meta WHERE key = (SELECT \(Self.forgottenKey("id")) FROM _bundlesync_replicas WHERE idx = ?)", [.integer(peer)])
+        }
+        if let key = header.exchangeKey { try rememberExchangeKey(key, of: peer) }
         try db.run("""
             UPDATE _bundlesync_replicas SET name = coalesce(name, ?),
               last_heard = CASE WHEN ? OR last_heard IS NULL THEN max(coalesce(last_heard, 0), ?) ELSE last_heard END

@@ -13,6 +13,8 @@ import BundleSyncMerge
 package final class ReplicaStore {
     package let db: Database
     package private(set) var identity: Identity
+    /// The replica's X25519 key pair, to which peers encrypt bundles.
+    package private(set) var exchange: ExchangeIdentity
     package private(set) var name: String
     /// This replica's own row in `_bundlesync_replicas`.
     package private(set) var selfIndex: Int64
@@ -29,9 +31,10 @@ package final class ReplicaStore {
 
     package var id: ReplicaID { identity.id }
 
-    private init(db: Database, identity: Identity, name: String, selfIndex: Int64) throws {
+    private init(db: Database, identity: Identity, exchange: ExchangeIdentity, name: String, selfIndex: Int64) throws {
         self.db = db
         self.identity = identity
+        self.exchange = exchange
         self.name = name
         self.selfIndex = selfIndex
         let texts = SQLTexts()
@@ -42,6 +45,35 @@ package final class ReplicaStore {
         rows = RowWriter(db: db, texts: texts)
         held = HeldStore(db: db)
         history = HistoryStore(db: db, replicas: replicas, held: held)
+        db.onCommit { [weak self] in try? self?.noteHead() }
+        // The identity mirrors `_bundlesync_meta`: a new identity taken in a transaction
+        // that rolls back is not taken.
+        db.onRollback { [weak self] in try? self?.reloadIdentity() }
+    }
+
+    private func reloadIdentity() throws {
+        guard case .blob(let key)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'private_key'"),
+              case .text(let nameBytes)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'name'") else { return }
+        let fresh = try Identity(privateKeyBytes: key)
+        guard case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(fresh.id.bytes)]) else { return }
+        (identity, name, selfIndex) = (fresh, String(decoding: nameBytes, as: UTF8.self), idx)
+    }
+
+    /// The head last written to the ``HeadJournal``.
+    private var notedHead: HeadJournal?
+
+    /// This replica's own head, as the ``HeadJournal`` records it.
+    package func ownHead() throws -> HeadJournal {
+        let head = try replicas.head(of: selfIndex)
+        return HeadJournal(id: id, seq: head.seq, hash: head.hash)
+    }
+
+    /// Rewrites the ``HeadJournal`` when the replica's own head moved.
+    package func noteHead() throws {
+        let head = try ownHead()
+        guard head != notedHead else { return }
+        head.write(for: db.path)
+        notedHead = head
     }
 
     // MARK: - Opening
@@ -71,6 +103,7 @@ package final class ReplicaStore {
             for (k, v): (String, SQLValue) in [
                 ("schema_version", .integer(Int64(Bookkeeping.schemaVersion))),
                 ("private_key", .blob(identity.privateKeyBytes)),
+                ("exchange_private_key", .blob(ExchangeIdentity().privateKeyBytes)),
                 ("name", .text(chosen)),
                 ("hlc", .integer(0)),
                 ("created", .integer(HLC.nowMilliseconds())),
@@ -128,7 +161,23 @@ package final class ReplicaStore {
               case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(identity.id.bytes)]) else {
             throw damaged("no identity")
         }
-        return try ReplicaStore(db: db, identity: identity, name: String(decoding: nameBytes, as: UTF8.self), selfIndex: idx)
+        return try ReplicaStore(db: db, identity: identity, exchange: try exchangeIdentity(db),
+                                name: String(decoding: nameBytes, as: UTF8.self), selfIndex: idx)
+    }
+
+    /// The replica's encryption key pair; a replica made before encrypted bundles gets one
+    /// the first time it is opened.
+    private static func exchangeIdentity(_ db: Database) throws -> ExchangeIdentity {
+        let query = "SELECT value FROM _bundlesync_meta WHERE key = 'exchange_private_key'"
+        if case .blob(let key)? = try db.scalar(query) { return try ExchangeIdentity(privateKeyBytes: key) }
+        try db.writeTransaction {
+            try db.run("INSERT OR IGNORE INTO _bundlesync_meta(key, value) VALUES ('exchange_private_key', ?)",
+                       [.blob(ExchangeIdentity().privateKeyBytes)])
+        }
+        guard case .blob(let key)? = try db.scalar(query) else {
+            throw BundleSyncError(.failure, "'\(db.path)' has damaged bundlesync bookkeeping (no encryption key)", database: db.path)
+        }
+        return try ExchangeIdentity(privateKeyBytes: key)
     }
 
     package static func validateName(_ name: String) throws {
@@ -150,6 +199,19 @@ package final class ReplicaStore {
 
     package func advanceClock(to hlc: HLC) throws {
         try db.run("UPDATE _bundlesync_meta SET value = max(value, ?) WHERE key = 'hlc'", [.integer(Int64(bitPattern: hlc.rawValue))])
+    }
+
+    /// Whether this replica writes encrypted bundles only (`bundlesync config DB encrypt always`).
+    package var requiresEncryption: Bool {
+        get throws { try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'encrypt'") == .text("always") }
+    }
+
+    /// Sets whether this replica writes encrypted bundles only.
+    package func setRequiresEncryption(_ on: Bool) throws {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('encrypt', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [.text(on ? "always" : "never")])
+        }
     }
 
     // MARK: - Own transactions
@@ -180,6 +242,15 @@ package final class ReplicaStore {
         }
     }
 
+    /// Inside ``withoutCapture(_:)``: commits the work so far (capture is on while the lock is
+    /// free, so an application's writes in the pause are captured) and goes on in a new
+    /// transaction after `pause` milliseconds.
+    package func commitSlice(pause milliseconds: Int) throws {
+        try catalog.resumeCapture()
+        try db.commitAndContinue(pause: milliseconds)
+        try catalog.holdCapture()
+    }
+
     /// Inside ``withoutCapture(_:)``: turns capture back on for every table but `t` (nil:
     /// off for every table again), so that writes an application's triggers make to other
     /// tracked tables while bundlesync writes `t` are captured.
@@ -188,7 +259,8 @@ package final class ReplicaStore {
     }
 
     /// Takes a new identity (see `Replica.reidentify`): records its key and name and makes it
-    /// this store's own. Must run inside a write transaction.
+    /// this store's own, with a new encryption key pair too, so that the copy this replica
+    /// came from cannot read the bundles encrypted to it. Must run inside a write transaction.
     package func adopt(_ fresh: Identity, name chosen: String) throws {
         try Self.validateName(chosen)
         try db.run("INSERT INTO _bundlesync_replicas(id, public_key, name, trusted) VALUES (?, ?, ?, 1)",
@@ -198,6 +270,9 @@ package final class ReplicaStore {
         }
         try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'private_key'", [.blob(fresh.privateKeyBytes)])
         try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'name'", [.text(chosen)])
+        let freshExchange = ExchangeIdentity()
+        try db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'exchange_private_key'", [.blob(freshExchange.privateKeyBytes)])
+        exchange = freshExchange
         identity = fresh
         selfIndex = idx
         name = chosen

@@ -20,6 +20,11 @@ public final class Database {
     /// Called after every rollback of a write transaction, so in-memory mirrors of tables
     /// follow the transaction.
     private var rollbackHandlers: [() -> Void] = []
+    func runRollbackHandlers() { rollbackHandlers.forEach { $0() } }
+    /// Whether nothing this connection writes is ever committed (see ``RollbackOnly``).
+    package let rollbackOnly: Bool = RollbackOnly.connectionsOpenedNow
+    var savepoints = 0
+    private var commitHandlers: [() -> Void] = []
 
     /// Opens a database.
     ///
@@ -127,10 +132,12 @@ public final class Database {
     /// Taking the lock up front means a busy database fails here, before any work, rather
     /// than half-way through with SQLITE_BUSY on an upgrade that can never succeed.
     public func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        if rollbackOnly { return try inRollbackOnlyTransaction(body) }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()
             try execute("COMMIT")
+            commitHandlers.forEach { $0() }
             return result
         } catch {
             try? execute("ROLLBACK")
@@ -139,12 +146,29 @@ public final class Database {
         }
     }
 
+    /// Inside ``writeTransaction(_:)``: commits what was done so far, lets other connections
+    /// take the write lock for `pause` milliseconds, and takes it again for the rest.
+    /// A rollback-only connection (``RollbackOnly``) commits nothing: there it does nothing.
+    package func commitAndContinue(pause milliseconds: Int) throws {
+        if rollbackOnly { return }
+        try execute("COMMIT")
+        commitHandlers.forEach { $0() }
+        usleep(useconds_t(milliseconds * 1000))
+        try execute("BEGIN IMMEDIATE")
+    }
+
     /// Registers `handler` to run after every rollback of ``writeTransaction(_:)``.
     package func onRollback(_ handler: @escaping () -> Void) {
         rollbackHandlers.append(handler)
     }
 
+    /// Registers `handler` to run after every commit of ``writeTransaction(_:)``.
+    package func onCommit(_ handler: @escaping () -> Void) {
+        commitHandlers.append(handler)
+    }
+
     public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        if rollbackOnly { return try inRollbackOnlyTransaction(body) }
         try execute("BEGIN")
         defer { try? execute("COMMIT") }
         return try body()
@@ -163,7 +187,10 @@ public final class Database {
             return BundleSyncError(.io, "I/O error on \(db): \(message)")
         case SQLITE_READONLY:
             return BundleSyncError(.cannotCreate, "the database \(db) is read-only: \(message)")
-        case SQLITE_CORRUPT, SQLITE_NOTADB:
+        case SQLITE_NOTADB:
+            return BundleSyncError(.failure, "\(db) is not a SQLite database",
+                                   hint: "give the application's database file; 'bundlesync init' makes a new one")
+        case SQLITE_CORRUPT:
             return BundleSyncError(.failure, "the database \(db) is damaged: \(message)")
         default:
             return BundleSyncError(.failure, "SQLite error on \(db): \(message)")

@@ -19,6 +19,9 @@ package final class TableCatalog {
         self.db = db
         self.texts = texts
         try reload()
+        // The catalog mirrors `_bundlesync_tables`: a `track` or `untrack` that rolls back
+        // must not leave its table described here.
+        db.onRollback { [weak self] in try? self?.reload() }
     }
 
     /// Reads the tracked tables again (after `track` changed them).

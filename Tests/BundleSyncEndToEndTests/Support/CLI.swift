@@ -31,11 +31,13 @@ enum CLI {
         return candidates.first { fm.isExecutableFile(atPath: $0) } ?? candidates.last!
     }()
 
-    /// Runs `bundlesync ARGS`, optionally under a wrapper such as `faketime`.
+    /// Runs `bundlesync ARGS`, optionally under a wrapper such as `faketime` (or `program`
+    /// instead of the binary, such as a shell running a pipeline).
     @discardableResult
-    static func run(_ args: [String], wrapper: [String] = [], environment: [String: String] = [:], stdin: String? = nil) throws -> CLIResult {
+    static func run(_ args: [String], wrapper: [String] = [], environment: [String: String] = [:], stdin: String? = nil,
+                    program: String? = nil) throws -> CLIResult {
         let p = Process()
-        let command = wrapper + [binary] + args
+        let command = wrapper + [program ?? binary] + args
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = command
         var env = ProcessInfo.processInfo.environment

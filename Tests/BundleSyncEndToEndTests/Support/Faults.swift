@@ -79,6 +79,28 @@ enum Faults {
         """
     }
 
+    /// Whether `now` is `after` up to some key and `before` from there on: the state after
+    /// the first whole chunks of a snapshot, which are in key order. Rows are [id, …].
+    static func isKeyPrefix(_ now: [[SQLValue]], of after: [[SQLValue]], restFrom before: [[SQLValue]]) -> Bool {
+        func byKey(_ rows: [[SQLValue]]) -> [String: [SQLValue]] {
+            Dictionary(rows.map { row -> (String, [SQLValue]) in
+                if case .text(let b) = row[0] { return (String(decoding: b, as: UTF8.self), row) }
+                return (String(describing: row[0]), row)
+            }) { a, _ in a }
+        }
+        let (n, a, b) = (byKey(now), byKey(after), byKey(before))
+        var keys = Set(n.keys).union(a.keys).union(b.keys).sorted()
+        // Rows before and after agree on say nothing about where the import stopped.
+        keys.removeAll { a[$0] == b[$0] && n[$0] == a[$0] }
+        var inAfterPart = true
+        for k in keys {
+            if inAfterPart && n[k] == a[k] { continue }
+            inAfterPart = false
+            guard n[k] == b[k] else { return false }
+        }
+        return true
+    }
+
     /// Every tracked row, ordered by key.
     static func content(_ db: String) throws -> [[SQLValue]] {
         try App.rows(db, "SELECT id, n, s FROM items ORDER BY id")

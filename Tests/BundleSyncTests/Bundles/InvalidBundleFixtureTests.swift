@@ -215,11 +215,12 @@ struct InvalidBundleFactory {
                             tables: tables, batches: entries)
     }
 
-    /// Writes a bundle with the real writer and returns its bytes.
+    /// Writes a bundle with the real writer, in format version 1 like the golden bundles
+    /// these cases are made from, and returns its bytes.
     func write(_ header: BundleHeader, _ batches: [SignedBatch]) throws -> [UInt8] {
         let path = "\(work)/\(UUID().uuidString).bsync"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let w = try BundleWriter(path: path, header: header)
+        let w = try BundleWriter(path: path, header: header, version: 1)
         for s in batches { try w.append(s) }
         try w.finish(identity: a)
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -240,7 +241,7 @@ struct InvalidBundleFactory {
                   uncompressedLength: UInt64? = nil, contentDigest: Digest32? = nil) throws -> [UInt8] {
         var w = ByteWriter()
         w.raw(BundleFile.magic)
-        w.u16(BundleFile.formatVersion)
+        w.u16(1)
         w.u16(0)
         w.u32(UInt32(header.count))
         w.raw(header)
@@ -313,10 +314,10 @@ struct InvalidBundleFactory {
             "v1-delta.bsync with the high bit of the first magic byte cleared (a 7-bit transfer)")
         add("bad-magic-crlf.bsync", Array(g[0..<6]) + Array(g[7...]), "does not look like a bundlesync bundle",
             "v1-delta.bsync with the magic's CR LF translated to LF (a text-mode transfer)")
-        var v2 = g
-        v2[8] = 2
-        add("format-version-2.bsync", v2, "format version 2", hint: "upgrade",
-            "v1-delta.bsync claiming format version 2")
+        var v3 = g
+        v3[8] = 3
+        add("format-version-3.bsync", v3, "format version 3", hint: "upgrade",
+            "v1-delta.bsync claiming format version 3")
         var flags = g
         flags[10] = 0x01
         add("reserved-prefix-flags.bsync", flags, "reserved flags", "v1-delta.bsync with reserved prefix flag bit 0 set")
@@ -417,7 +418,8 @@ struct InvalidBundleFactory {
         longEntry.length = 1 << 30
         add("batch-length-over-limit.bsync", try assemble(header: header([longEntry]).encoded(), body: frame(s1),
                                                           uncompressedLength: UInt64(BundleFile.frameLength(batchLength: 1 << 30))),
-            "exceeds the limit", "a header entry declaring a batch of 1 GiB, over the 256 MiB limit")
+            "has length 139, the header says 1073741824",
+            "a header entry declaring a batch of 1 GiB whose frame holds 139 bytes: refused at the frame, before anything of that size is read")
 
         var longValue = s1.bytes
         let textAt = offset(of: [3, 5] + Array("first".utf8), in: longValue)
@@ -469,7 +471,8 @@ struct InvalidBundleFactory {
         add("decompression-bomb-claims-4gib.bsync",
             try assemble(header: header(bombEntries).encoded(), body: [], compressed: compress([], thenZeros: 1 << 16),
                          uncompressedLength: UInt64(bombClaim)),
-            "decompression bomb", "a tiny file whose header and trailer claim 4 GiB of batches")
+            "has length 0, the header says 268435456",
+            "a tiny file whose header and trailer claim 4 GiB of batches: refused at the first frame, in bounded memory")
 
         add("body-expands-beyond-declared.bsync",
             try assemble(header: header([e1]).encoded(), body: frame(s1), compressed: compress(frame(s1), thenZeros: 64 << 20)),

@@ -1,0 +1,142 @@
+@testable import BundleSync
+import BundleSyncTestSupport
+import Foundation
+import Testing
+
+/// The golden bundles of format version 2 (`fixtures/make-golden-v2.sh`): plain, hello and
+/// encrypted, with the keys of the replica they are encrypted to in `v2-keys.json`.
+///
+/// Set `BUNDLESYNC_RECORD=1` to re-record the expected JSON (never the bundles).
+@Suite struct GoldenVersion2Tests {
+    static let bundles = ["v2-hello", "v2-plain", "v2-encrypted", "v2-encrypted-snapshot"]
+
+    /// The test keys of the replica 'reader'.
+    struct Keys: Decodable {
+        var id: String
+        var signing_private_key: String
+        var exchange_private_key: String
+
+        static func load() throws -> Keys {
+            try JSONDecoder().decode(Keys.self, from: Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v2-keys.json"))))
+        }
+
+        var keyring: BundleKeyring {
+            get throws {
+                BundleKeyring(replica: ReplicaID(hex: id)!,
+                              exchange: try ExchangeIdentity(privateKeyBytes: bytesFromHex(exchange_private_key)!))
+            }
+        }
+    }
+
+    @Test(arguments: bundles)
+    func aVersion2GoldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
+        var summary = try BundleSummary.read(path: fixture("bundles/\(name).bsync"), includeRows: true, keyring: try Keys.load().keyring)
+        summary.path = "fixtures/bundles/\(name).bsync"
+        #expect(summary.header.isOpened)
+        try assertSnapshot(jsonString(summary.json) + "\n", matches: "fixtures/bundles/\(name).json",
+                           "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD=1")
+    }
+
+    /// Without a key, an encrypted bundle still proves itself whole and signed, and shows
+    /// only its clear fields.
+    @Test func anEncryptedGoldenBundleVerifiesWithoutAKeyAndShowsOnlyItsClearFields() throws {
+        var summary = try BundleSummary.read(path: fixture("bundles/v2-encrypted.bsync"), includeRows: true)
+        summary.path = "fixtures/bundles/v2-encrypted.bsync"
+        #expect(!summary.header.isOpened)
+        #expect(summary.header.recipients.map(\.replica.hex).contains(try Keys.load().id))
+        #expect(summary.rows?.isEmpty == true)
+        try assertSnapshot(jsonString(summary.json) + "\n", matches: "fixtures/bundles/v2-encrypted.sealed.json",
+                           "the clear fields of v2-encrypted.bsync changed; if intended, re-record with BUNDLESYNC_RECORD=1")
+    }
+
+    @Test func theEncryptedGoldenBundleHoldsNoNameOrValueInTheClear() throws {
+        for name in ["v2-encrypted", "v2-encrypted-snapshot"] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/\(name).bsync"))))
+            for secret in ["notes", "readings", "title", "body", "score", "attachment", "station", "taken",
+                           "plain", "hello", "unicode", "日本語", "blob", "north", "ship", "lww-v1"] {
+                #expect(!contains(bytes, Array(secret.utf8)), "\(name).bsync shows '\(secret)'")
+            }
+            // The plain bundle with the same batch does show them.
+            let plain = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v2-plain.bsync"))))
+            #expect(contains(plain, Array("notes".utf8)))
+        }
+    }
+
+    /// A fresh replica with the golden schema that holds the keys of 'reader'.
+    static func readerReplica(_ file: String) throws -> (Replica, app: Database) {
+        let keys = try Keys.load()
+        let (fresh, _) = try goldenSchemaReplica(file)
+        try fresh.store.db.writeTransaction {
+            try fresh.store.adopt(try Identity(privateKeyBytes: bytesFromHex(keys.signing_private_key)!), name: "reader")
+            try fresh.store.db.run("UPDATE _bundlesync_meta SET value = ? WHERE key = 'exchange_private_key'",
+                                   [.blob(bytesFromHex(keys.exchange_private_key)!)])
+        }
+        let replica = try Replica.open(path: fresh.store.db.path)
+        #expect(replica.store.id.hex == keys.id)
+        return (replica, try Database(path: fresh.store.db.path))
+    }
+
+    static let expectedNotes: [[SQLValue]] = [
+        [.text("n-01"), .text("hello")], [.text("n-02"), .text("mixed 日本語 text")], [.text("n-03"), .null],
+    ]
+
+    @Test(arguments: ["v2-plain", "v2-encrypted", "v2-encrypted-snapshot"])
+    func aVersion2GoldenBundleImportsIntoTheReplicaItIsFor(_ name: String) throws {
+        let (replica, app) = try Self.readerReplica("\(name).db")
+        let outcome = try replica.importBundle(fixture("bundles/\(name).bsync"))
+        #expect(outcome.status == .applied, "\(outcome.error.map { "\($0)" } ?? "")")
+        #expect(try app.rows("SELECT id, body FROM notes ORDER BY id") == Self.expectedNotes)
+        #expect(try app.rows("SELECT count(*) FROM readings") == [[.integer(3)]])
+    }
+
+    @Test func anEncryptedGoldenBundleIsRefusedByAReplicaItIsNotFor() throws {
+        let (replica, app) = try goldenSchemaReplica("stranger.db")
+        let before = try replica.digest()
+        let outcome = try #require(try replica.importBundles([fixture("bundles/v2-encrypted.bsync")]).first)
+        #expect(outcome.status == .refused)
+        #expect(outcome.error?.code == .notAddressed)
+        #expect(outcome.error?.message.contains(try Keys.load().id.prefix(12)) == true, "\(outcome.error?.message ?? "")")
+        #expect(try replica.digest() == before)
+        #expect(try app.rows("SELECT count(*) FROM notes") == [[.integer(0)]])
+    }
+
+    /// Every bit flip, truncation and splice of the encrypted golden bundle is refused, both
+    /// without a key (the signature covers every byte) and with it (before anything is
+    /// applied).
+    @Test func everyDamageToTheEncryptedGoldenBundleIsRefused() throws {
+        let tmp = TempDir()
+        let keyring = try Keys.load().keyring
+        let golden = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v2-encrypted.bsync"))))
+        let other = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixture("bundles/v2-encrypted-snapshot.bsync"))))
+        var mutants: [(String, [UInt8])] = []
+        for i in golden.indices {
+            var m = golden
+            m[i] ^= UInt8(1 << (i % 8))
+            mutants.append(("bit \(i % 8) of byte \(i) flipped", m))
+        }
+        for n in stride(from: 0, to: golden.count, by: 3) { mutants.append(("cut to \(n) bytes", Array(golden.prefix(n)))) }
+        mutants.append(("a byte appended", golden + [0]))
+        // Splices: the other bundle's header or body in place of this one's.
+        let h1 = 16 + Int(golden[12]) | Int(golden[13]) << 8
+        let h2 = 16 + Int(other[12]) | Int(other[13]) << 8
+        mutants.append(("header of another bundle", Array(other[..<h2]) + Array(golden[h1...])))
+        mutants.append(("body of another bundle", Array(golden[..<h1]) + Array(other[h2...])))
+        let path = tmp.file("mutant.bsync")
+        for (what, bytes) in mutants {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            for key in [nil, keyring] {
+                do {
+                    _ = try BundleSummary.read(path: path, keyring: key)
+                    Issue.record("\(what) was accepted \(key == nil ? "without" : "with") the key")
+                } catch let e as BundleSyncError {
+                    #expect(e.code == .badData || e.code == .noInput, "\(what): \(e)")
+                }
+            }
+        }
+    }
+
+    private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        return (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<$0 + needle.count]) == needle }
+    }
+}
