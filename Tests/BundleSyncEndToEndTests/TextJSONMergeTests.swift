@@ -162,6 +162,58 @@ private func graphemeBytes(_ bytes: [UInt8]) -> [[UInt8]]? {
         try expectSameDigest([a, b])
     }
 
+    @Test func wordsTypedBackwardsAtOneSpotOnTwoDevicesTakingTurnsStayWhole() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        try a.insertNote("n", body: "Hello  world")
+        try syncAll([a, b], via: stick)
+
+        // Each device types its word one character at a time, each new character before the
+        // last (backwards), sealing every keystroke; their writes alternate in time.
+        func backwards(_ word: String) -> [String] {
+            let chars = Array(word)
+            return (1...chars.count).map { "Hello " + String(chars[(chars.count - $0)...]) + " world" }
+        }
+        let alice = backwards("alice"), bob = backwards("bob")
+        let scratch = tmp.dir("sealed")
+        for i in 0..<max(alice.count, bob.count) {
+            if i < alice.count {
+                try a.writeText("body", of: "n", alice[i])
+                _ = try a.export(to: scratch)
+                tick()
+            }
+            if i < bob.count {
+                try b.writeText("body", of: "n", bob[i])
+                _ = try b.export(to: scratch)
+                tick()
+            }
+        }
+        try syncAll([a, b], via: stick)
+
+        let candidates = ["Hello bobalice world", "Hello alicebob world"]
+        let got = try a.cellValue("body", of: "n")
+        let whole = candidates.contains { got == .text($0) }
+        #expect(whole, "merged text is \(got.map(shown) ?? "(no row)"), expected one of \(candidates)")
+        try expectSameBytes([a, b], "body", of: "n")
+        try expectSameDigest([a, b])
+    }
+
+    @Test func aLineInsertedBeforeALineWhoseStartIsRetypedElsewhereStaysBeforeTheWholeLine() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        try a.insertNote("n", body: "line1\nline2\nline3\n")
+        try syncAll([a, b], via: stick)
+
+        try a.writeText("body", of: "n", "line1\nnew line\nline2\nline3\n")
+        try b.writeText("body", of: "n", "line1\nLINE2\nline3\n")
+        try syncAll([a, b], via: stick)
+
+        try expectText([a, b], "body", of: "n", is: "line1\nnew line\nLINE2\nline3\n")
+        try expectSameDigest([a, b])
+    }
+
     @Test func deletingASentenceWhileTheOtherSideInsertsAWordInItKeepsOnlyTheWord() throws {
         let tmp = TempDir()
         let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
