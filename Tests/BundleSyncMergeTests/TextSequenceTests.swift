@@ -334,6 +334,85 @@ import Testing
         return row[b.count]
     }
 
+    /// Applies `hunks` to `a`.
+    private func apply(_ hunks: [TextDiff.Hunk], _ a: [UInt8], _ b: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var at = 0
+        for h in hunks {
+            out += a[at..<h.old.lowerBound]
+            out += b[h.new]
+            at = h.old.upperBound
+        }
+        return out + a[at...]
+    }
+
+    @Test func hunksReproduceTheNewTextInOrderAtClusterBoundaries() {
+        var rng = SplitMix64(seed: 11)
+        let pieces = ["a", "b", " ", "\n", "é", "e\u{301}", "👍🏽", "漢", "ab ", "x\n"]
+        for _ in 0..<3000 {
+            let a = (0..<Int(rng.next() % 30)).map { _ in pieces[Int(rng.next() % 10)] }.joined()
+            var b = Array(a)
+            for _ in 0..<Int(rng.next() % 4) {
+                let at = Int(rng.next() % UInt64(b.count + 1))
+                if rng.next() % 2 == 0 || b.isEmpty { b.insert(contentsOf: pieces[Int(rng.next() % 10)], at: at) } else { b.remove(at: min(at, b.count - 1)) }
+            }
+            let ab = Array(a.utf8), bb = Array(String(b).utf8)
+            let hunks = TextDiff.hunks(ab, bb)
+            #expect(apply(hunks, ab, bb) == bb, "\(a.debugDescription) -> \(String(b).debugDescription)")
+            for (h, next) in zip(hunks, hunks.dropFirst()) {
+                #expect(h.old.upperBound < next.old.lowerBound || h.new.upperBound < next.new.lowerBound, "hunks touch: \(hunks)")
+            }
+            for h in hunks {
+                #expect(String(validating: ab[h.old], as: UTF8.self) != nil && String(validating: bb[h.new], as: UTF8.self) != nil)
+            }
+        }
+    }
+
+    @Test func scatteredEditsOfAOneMegabyteLineYieldTheMinimalEdit() {
+        var rng = SplitMix64(seed: 12)
+        var words: [String] = []
+        var size = 0
+        while size < 1 << 20 {
+            words.append(["lorem", "ipsum", "été", "漢字", "👍🏽"][Int(rng.next() % 5)] + String(rng.next() % 1_000_000))
+            size += words.last!.utf8.count + 1
+        }
+        let old = words.joined(separator: " ")
+        var inserted = 0, deleted = 0
+        for k in 0..<1500 {
+            let i = k * (words.count / 1500) + 1
+            if k % 2 == 0 {
+                let w = "new\(k)x"
+                inserted += w.utf8.count + 1
+                words.insert(w, at: i)
+            } else {
+                deleted += words[i].utf8.count + 1
+                words.remove(at: i)
+            }
+        }
+        let new = words.joined(separator: " ")
+        let hunks = TextDiff.hunks(Array(old.utf8), Array(new.utf8))
+        #expect(apply(hunks, Array(old.utf8), Array(new.utf8)) == Array(new.utf8))
+        let hunkInserted = hunks.reduce(0) { $0 + $1.new.count }, hunkDeleted = hunks.reduce(0) { $0 + $1.old.count }
+        #expect(hunkInserted <= inserted, "\(hunkInserted) bytes inserted for \(inserted) new")
+        #expect(hunkDeleted <= deleted, "\(hunkDeleted) bytes deleted for \(deleted) removed")
+        #expect(hunks.count >= 1500, "each edit its own hunk: \(hunks.count)")
+    }
+
+    @Test func aLargeBlockEditKeepsTheUnchangedTextAroundAndInsideIt() {
+        // Two blocks replaced, one of them keeping some of its lines, plus small edits.
+        let lines = (0..<4000).map { "line \($0) of the text, with words\n" }
+        var edited = lines
+        edited.replaceSubrange(1000..<1100, with: (0..<150).map { "a new line \($0)\n" })
+        edited.replaceSubrange(2000..<2060, with: Array(lines[2000..<2010]) + (0..<80).map { "other \($0)\n" } + Array(lines[2050..<2060]))
+        edited[3000] = "line 3000 of the TEXT, with words\n"
+        let a = Array(lines.joined().utf8), b = Array(edited.joined().utf8)
+        let hunks = TextDiff.hunks(a, b)
+        #expect(apply(hunks, a, b) == b)
+        let minimalInsert = (0..<150).map { "a new line \($0)\n" }.joined().utf8.count + (0..<80).map { "other \($0)\n" }.joined().utf8.count + 4
+        let inserted = hunks.reduce(0) { $0 + $1.new.count }
+        #expect(inserted <= minimalInsert, "\(inserted) bytes inserted, minimal \(minimalInsert)")
+    }
+
     @Test func myersFindsAShortestEditScript() throws {
         var rng = SplitMix64(seed: 7)
         for _ in 0..<2000 {
