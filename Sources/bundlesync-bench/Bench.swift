@@ -10,6 +10,12 @@ struct Options {
     var dir: String?
     var bigBundleMB: Int?
     var keep = false
+    var textTrace: String?
+    var textEvery = 100
+    var textKeystrokes: Int?
+    var textOnly = false
+
+    static let defaultTrace = "fixtures/traces/paper-shaped.trace.zst"
 
     static let usage = """
     usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--keep]
@@ -19,6 +25,10 @@ struct Options {
       --dir DIR           where to put the databases and bundles (default: a temporary directory)
       --big-bundle-mb M   also measure peak memory importing a bundle of about M MB (SPEC: 1024)
       --keep              keep the files afterwards
+      --text-trace FILE   the keystroke trace of the text section (default: \(defaultTrace), if present)
+      --text-every N      keystrokes between two writes of the text (default 100)
+      --text-keystrokes K replay only the first K keystrokes
+      --text-only         run only the text section
     """
 
     static func parse(_ args: [String]) -> Options {
@@ -47,6 +57,14 @@ struct Options {
                 guard let m = Int(value(a)), m > 0 else { fail("--big-bundle-mb needs a positive number") }
                 o.bigBundleMB = m
             case "--keep": o.keep = true
+            case "--text-trace": o.textTrace = value(a)
+            case "--text-every":
+                guard let n = Int(value(a)), n > 0 else { fail("--text-every needs a positive number") }
+                o.textEvery = n
+            case "--text-keystrokes":
+                guard let n = Int(value(a)), n > 0 else { fail("--text-keystrokes needs a positive number") }
+                o.textKeystrokes = n
+            case "--text-only": o.textOnly = true
             case "-h", "--help":
                 print(usage)
                 exit(0)
@@ -102,6 +120,7 @@ final class Run {
         defer {
             if !o.keep { try? FileManager.default.removeItem(atPath: root) }
         }
+        if o.textOnly { return try textSection() }
         log("bundlesync-bench: \(grouped(w.rows)) rows (items \(grouped(w.itemCount)), events \(grouped(w.eventCount)) at \(grouped(w.stations)) stations), seed \(o.seed), in \(root); CLOCK_MONOTONIC at 0 s: \(fixed(Progress.start, 6))")
         let total0 = now()
 
@@ -332,6 +351,7 @@ final class Run {
         ]
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
+        try textSection()
     }
 }
 

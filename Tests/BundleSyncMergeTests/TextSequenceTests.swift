@@ -177,8 +177,13 @@ import Testing
                     text.removeSubrange(at..<min(text.count, at + Int(rng.next() % 4)))
                 }
                 hlc += 1
+                let before = states[r]
                 let d = try states[r].edit(to: bytes(String(text)), hlc: hlc, replica: Self.ids[r])
                 #expect(string(states[r].text) == String(text))
+                // The writer places its own runs directly; merging its delta must agree exactly.
+                var merged = before
+                try merged.merge(TextSequence.decode(d.encoded()))
+                #expect(merged == states[r], "round \(round): the writer's state differs from its delta merged")
                 deltas.append((d.encoded(), seen[r]))
                 seen[r].insert(deltas.count - 1)
             }

@@ -332,6 +332,8 @@ package struct TextSequence: Equatable {
 
         let counter = UTF8Scalars.Counter(old)
         var written: UInt64 = 0
+        /// Where each inserted run goes: before scalar k of run i (k may be its length).
+        var gaps: [(run: Int, k: Int)] = []
         for h in hunks {
             let a = counter.scalarIndex(ofByte: h.old.lowerBound)
             let b = counter.scalarIndex(ofByte: h.old.upperBound)
@@ -353,12 +355,57 @@ package struct TextSequence: Equatable {
             delta.runs.append(Run(hlc: hlc, replica: replica, offset: written, length: length, side: side,
                                   parent: parent, rightOrigin: rightOrigin, deleted: false, bytes: bytes))
             written += UInt64(length)
+            gaps.append(left.map { ($0.run, $0.k + 1) } ?? (0, 0))
         }
-        try merge(delta)
+        // Each run hangs where nothing hangs yet on its side (right of a scalar with no right
+        // child, or left of one with no left child), so it lands right after the scalar it
+        // was typed after: placed there directly, without building the tree, the state is
+        // exactly what merging the delta makes.
+        insert(delta.runs, at: gaps)
+        if !delta.deletions.isEmpty { try delete(delta.deletions) }
+        coalesce()
         guard text == new else {
             throw BundleSyncError.failure("internal error: a text edit did not reproduce the written text")
         }
         return delta
+    }
+
+    /// Puts `inserted[j]` before scalar `gaps[j].k` of run `gaps[j].run`, for gaps in
+    /// document order, splitting runs where a gap falls inside one.
+    private mutating func insert(_ inserted: [Run], at gaps: [(run: Int, k: Int)]) {
+        guard !inserted.isEmpty else { return }
+        var out: [Run] = []
+        out.reserveCapacity(runs.count + 2 * inserted.count)
+        var j = 0
+        for (i, r) in runs.enumerated() {
+            var rest = r
+            var done = 0
+            while j < gaps.count && gaps[j].run == i {
+                let k = gaps[j].k - done
+                if k == 0 {
+                    out.append(inserted[j])
+                } else if k >= rest.length {
+                    break
+                } else {
+                    out.append(rest.head(k))
+                    rest = rest.tail(from: k)
+                    done += k
+                    out.append(inserted[j])
+                }
+                j += 1
+            }
+            out.append(rest)
+            // Gaps after the run's last scalar.
+            while j < gaps.count && gaps[j].run == i {
+                out.append(inserted[j])
+                j += 1
+            }
+        }
+        while j < gaps.count {
+            out.append(inserted[j])
+            j += 1
+        }
+        runs = out
     }
 
     /// Where text typed right after `left` (nil: the start) hangs in the tree.
