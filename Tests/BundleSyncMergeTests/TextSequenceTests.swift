@@ -184,6 +184,7 @@ import Testing
                 var merged = before
                 try merged.merge(TextSequence.decode(d.encoded()))
                 #expect(merged == states[r], "round \(round): the writer's state differs from its delta merged")
+                #expect(try TextSequence.decode(states[r].encoded()) == states[r], "round \(round): a state survives its encoding")
                 deltas.append((d.encoded(), seen[r]))
                 seen[r].insert(deltas.count - 1)
             }

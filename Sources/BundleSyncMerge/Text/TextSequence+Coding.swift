@@ -18,10 +18,10 @@ extension TextSequence {
         static let sameWrite: UInt8 = 2
         /// The offset is given; otherwise the run starts where the write's previous run ended.
         static let offsetGiven: UInt8 = 4
-        /// Bits 3-4: where the first scalar hangs.
+        /// Bits 3-5: where the first scalar hangs.
         static let anchorShift: UInt8 = 3
-        /// Bits 5-6: its right origin, for a run on the right side.
-        static let originShift: UInt8 = 5
+        /// Bits 6-7: its right origin, for a run on the right side.
+        static let originShift: UInt8 = 6
     }
 
     private enum Anchor: UInt8 {
@@ -33,6 +33,10 @@ extension TextSequence {
         case rightOf = 2
         /// Left of the scalar given.
         case leftOf = 3
+        /// Right of the last scalar of the run before it in the list.
+        case rightOfPrevious = 4
+        /// Left of the first scalar of the run after it in the list.
+        case leftOfNext = 5
     }
 
     private enum Origin: UInt8 {
@@ -42,6 +46,28 @@ extension TextSequence {
         case asBefore = 1
         /// Given.
         case given = 2
+        /// The first scalar of the run after it in the list.
+        case next = 3
+    }
+
+    /// An HLC difference: its multiples of 2^16 (whole milliseconds) and whether a remainder
+    /// follows, then the remainder.
+    private static func writeHLCDelta(_ d: UInt64, into w: inout ByteWriter) {
+        let rest = d & 0xFFFF
+        w.varint((d >> 16) << 1 | (rest != 0 ? 1 : 0))
+        if rest != 0 { w.varint(rest) }
+    }
+
+    private static func readHLCDelta(from r: inout ByteReader) throws -> UInt64 {
+        let head = try r.varint("text write HLC")
+        guard head >> 1 <= HLC.maximum.rawValue >> 16 else { throw BundleSyncError.badData("a text write HLC is out of range") }
+        var d = (head >> 1) << 16
+        if head & 1 == 1 {
+            let rest = try r.varint("text write HLC")
+            guard rest > 0 && rest <= 0xFFFF else { throw BundleSyncError.badData("a text write HLC remainder is out of range") }
+            d |= rest
+        }
+        return d
     }
 
     // MARK: - Encoding
@@ -68,7 +94,7 @@ extension TextSequence {
         var previousHLC: UInt64 = 0
         for w in writes {
             head.varint(table.index(w.replica))
-            head.varint(w.hlc - previousHLC)
+            Self.writeHLCDelta(w.hlc - previousHLC, into: &head)
             previousHLC = w.hlc
         }
         func id(_ u: UnitID) {
@@ -79,7 +105,9 @@ extension TextSequence {
         var previous: WriteKey?
         var nextOffset: [WriteKey: UInt64] = [:]
         var lastOrigin: [WriteKey: UnitID?] = [:]
-        for r in runs {
+        for (i, r) in runs.enumerated() {
+            let before: Run? = i > 0 ? runs[i - 1] : nil
+            let after: Run? = i + 1 < runs.count ? runs[i + 1] : nil
             var flags: UInt8 = r.deleted ? RunFlag.tombstone : 0
             let same = previous == r.write
             if same { flags |= RunFlag.sameWrite }
@@ -87,19 +115,23 @@ extension TextSequence {
             if offsetGiven { flags |= RunFlag.offsetGiven }
             let anchor: Anchor
             if r.side == .left {
-                anchor = .leftOf
+                anchor = r.parent == after?.first ? .leftOfNext : .leftOf
             } else if let p = r.parent {
-                anchor = p.write == r.write && p.offset + 1 == r.offset ? .continued : .rightOf
+                if p.write == r.write && p.offset + 1 == r.offset {
+                    anchor = .continued
+                } else {
+                    anchor = p == before?.last ? .rightOfPrevious : .rightOf
+                }
             } else {
                 anchor = .start
             }
             flags |= anchor.rawValue << RunFlag.anchorShift
             var origin = Origin.end
-            if r.side == .right {
-                if let before = lastOrigin[r.write], before == r.rightOrigin {
+            if r.side == .right, let o = r.rightOrigin {
+                if let last = lastOrigin[r.write], last == o {
                     origin = .asBefore
-                } else if r.rightOrigin != nil {
-                    origin = .given
+                } else {
+                    origin = o == after?.first ? .next : .given
                 }
             }
             flags |= origin.rawValue << RunFlag.originShift
@@ -112,7 +144,8 @@ extension TextSequence {
             if !r.deleted { body.lengthPrefixed(r.bytes) }
             previous = r.write
             nextOffset[r.write] = r.end
-            lastOrigin[r.write] = r.rightOrigin
+            // As the reader sees it: an origin read from the next run is not repeated.
+            lastOrigin[r.write] = anchor == .leftOfNext || origin == .next ? .some(nil) : r.rightOrigin
         }
         body.varint(deletions.count)
         for d in deletions {
@@ -150,7 +183,7 @@ extension TextSequence {
         var hlc: UInt64 = 0
         for _ in 0..<writeCount {
             let rep = try table.replica(from: &r, kind: "text")
-            let (sum, overflow) = hlc.addingReportingOverflow(try r.varint("text write HLC"))
+            let (sum, overflow) = hlc.addingReportingOverflow(try readHLCDelta(from: &r))
             guard !overflow else { throw BundleSyncError.badData("a text write HLC is out of range") }
             hlc = try checkedHLC(sum)
             let w = WriteKey(hlc: hlc, replica: rep)
@@ -174,9 +207,10 @@ extension TextSequence {
         var previous: WriteKey?
         var nextOffset: [WriteKey: UInt64] = [:]
         var lastOrigin: [WriteKey: UnitID?] = [:]
-        for _ in 0..<runCount {
+        // Runs whose parent or right origin is the first scalar of the run after them.
+        var pointsToNext: [(run: Int, parent: Bool)] = []
+        for i in 0..<runCount {
             let flags = try r.u8("text run flags")
-            guard flags & 0x80 == 0 else { throw BundleSyncError.badData("reserved text run flags are set") }
             let w: WriteKey
             if flags & RunFlag.sameWrite != 0 {
                 guard let previous else { throw BundleSyncError.badData("the first text run continues no write") }
@@ -189,30 +223,41 @@ extension TextSequence {
             guard length > 0 else { throw BundleSyncError.badData("a text run is empty") }
             units += length
             guard units <= Limits.maxValueBytes else { throw BundleSyncError.badData("a text state is too large") }
-            let anchor = Anchor(rawValue: (flags >> RunFlag.anchorShift) & 3)!
-            guard let origin = Origin(rawValue: (flags >> RunFlag.originShift) & 3) else {
-                throw BundleSyncError.badData("unknown text right origin kind")
+            guard let anchor = Anchor(rawValue: (flags >> RunFlag.anchorShift) & 7) else {
+                throw BundleSyncError.badData("unknown text anchor kind")
             }
-            let side: Side = anchor == .leftOf ? .left : .right
-            let parent: UnitID?
+            let origin = Origin(rawValue: flags >> RunFlag.originShift)!
+            let side: Side = anchor == .leftOf || anchor == .leftOfNext ? .left : .right
+            var parent: UnitID?
             switch anchor {
             case .start: parent = nil
             case .continued:
                 guard off > 0 else { throw BundleSyncError.badData("a text run continues nothing") }
                 parent = UnitID(hlc: w.hlc, replica: w.replica, offset: off - 1)
             case .rightOf, .leftOf: parent = try id()
+            case .rightOfPrevious:
+                guard let before = seq.runs.last else { throw BundleSyncError.badData("the first text run follows no run") }
+                parent = before.last
+            case .leftOfNext:
+                guard i + 1 < runCount else { throw BundleSyncError.badData("the last text run precedes no run") }
+                pointsToNext.append((i, true))
             }
             var rightOrigin: UnitID?
-            switch origin {
-            case .end: rightOrigin = nil
-            case .asBefore:
-                guard side == .right, let before = lastOrigin[w] else {
-                    throw BundleSyncError.badData("a text run repeats a right origin it has none of")
+            if side == .left {
+                guard origin == .end else { throw BundleSyncError.badData("a text run on the left side gives a right origin") }
+            } else {
+                switch origin {
+                case .end: rightOrigin = nil
+                case .asBefore:
+                    guard let before = lastOrigin[w], before != nil else {
+                        throw BundleSyncError.badData("a text run repeats a right origin it has none of")
+                    }
+                    rightOrigin = before
+                case .given: rightOrigin = try id()
+                case .next:
+                    guard i + 1 < runCount else { throw BundleSyncError.badData("the last text run precedes no run") }
+                    pointsToNext.append((i, false))
                 }
-                rightOrigin = before
-            case .given:
-                guard side == .right else { throw BundleSyncError.badData("a text run on the left side gives a right origin") }
-                rightOrigin = try id()
             }
             var content: [UInt8] = []
             let deleted = flags & RunFlag.tombstone != 0
@@ -227,7 +272,18 @@ extension TextSequence {
             seq.runs.append(run)
             previous = w
             nextOffset[w] = run.end
-            lastOrigin[w] = run.rightOrigin
+            // A right origin taken from the next run is known only once that run is read; a
+            // later run of the write cannot repeat it.
+            lastOrigin[w] = origin == .next ? .some(nil) : run.rightOrigin
+        }
+        for (i, isParent) in pointsToNext {
+            let next = seq.runs[i + 1].first
+            if isParent {
+                seq.runs[i].parent = next
+                seq.runs[i].rightOrigin = next
+            } else {
+                seq.runs[i].rightOrigin = next
+            }
         }
         let deleteCount = try r.count("text delete count", limit: r.remaining / 3)
         for _ in 0..<deleteCount {
