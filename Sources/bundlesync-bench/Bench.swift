@@ -12,9 +12,16 @@ struct Options {
     var keep = false
     var fleet: [Int] = []
     var fleetRounds = 10
+    var textTrace: String?
+    var textEvery = 100
+    var textKeystrokes: Int?
+    var textOnly = false
+
+    static let defaultTrace = "fixtures/traces/paper-shaped.trace.zst"
 
     static let usage = """
     usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--fleet R,R...] [--fleet-rounds N] [--keep]
+                            [--text-trace FILE] [--text-every N] [--text-keystrokes K] [--text-only]
 
       --rows N            rows in the workload, split about 60/40 between two tables (default 100000)
       --seed S            seed of the generated data (default 1)
@@ -23,6 +30,10 @@ struct Options {
       --fleet R,R...      also run the fleet section: R replicas syncing through one folder (e.g. 8,32,128)
       --fleet-rounds N    rounds of the fleet section (default 10)
       --keep              keep the files afterwards
+      --text-trace FILE   the keystroke trace of the text section (default: \(defaultTrace), if present)
+      --text-every N      keystrokes between two writes of the text (default 100)
+      --text-keystrokes K replay only the first K keystrokes
+      --text-only         run only the text section
     """
 
     static func parse(_ args: [String]) -> Options {
@@ -58,6 +69,14 @@ struct Options {
                 guard let n = Int(value(a)), n > 0 else { fail("--fleet-rounds needs a positive number") }
                 o.fleetRounds = n
             case "--keep": o.keep = true
+            case "--text-trace": o.textTrace = value(a)
+            case "--text-every":
+                guard let n = Int(value(a)), n > 0 else { fail("--text-every needs a positive number") }
+                o.textEvery = n
+            case "--text-keystrokes":
+                guard let n = Int(value(a)), n > 0 else { fail("--text-keystrokes needs a positive number") }
+                o.textKeystrokes = n
+            case "--text-only": o.textOnly = true
             case "-h", "--help":
                 print(usage)
                 exit(0)
@@ -115,6 +134,7 @@ final class Run {
         defer {
             if !o.keep { try? FileManager.default.removeItem(atPath: root) }
         }
+        if o.textOnly { return try textSection() }
         log("bundlesync-bench: \(grouped(w.rows)) rows (items \(grouped(w.itemCount)), events \(grouped(w.eventCount)) at \(grouped(w.stations)) stations), seed \(o.seed), in \(root); CLOCK_MONOTONIC at 0 s: \(fixed(Progress.start, 6))")
         let total0 = now()
 
@@ -381,6 +401,7 @@ final class Run {
         if !o.fleet.isEmpty { sections.append(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds)) }
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
+        try textSection()
     }
 }
 

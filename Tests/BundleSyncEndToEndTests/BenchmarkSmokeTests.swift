@@ -31,7 +31,8 @@ import Testing
         FileManager.default.createFile(atPath: errPath, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.benchBinary)
-        p.arguments = ["--rows", "400", "--seed", "7", "--dir", tmp.dir("work")]
+        p.arguments = ["--rows", "400", "--seed", "7", "--dir", tmp.dir("work"),
+                       "--text-trace", fixture("traces/paper-shaped.trace.zst"), "--text-keystrokes", "2000"]
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle(forWritingAtPath: outPath)
         p.standardError = FileHandle(forWritingAtPath: errPath)
@@ -47,6 +48,10 @@ import Testing
             #expect(out.contains("\n| \(number) "), "the table has no row \(number)")
         }
         #expect(out.contains("skipped (use --big-bundle-mb 1024)"))
+        for figure in ["Text merge on a keystroke trace", "state after the trace", "state growth per write", "snapshot bundle of the cell",
+                       "seal per write", "inferred edit size / minimal edit size"] {
+            #expect(out.contains(figure), "the text section does not mention '\(figure)':\n\(out)")
+        }
         #expect(out.range(of: #"\| A and B converged\s+\| yes"#, options: .regularExpression) != nil, "replicas did not converge:\n\(out)")
         #expect(!out.contains("bug"), "the benchmark reported a problem:\n\(out)")
         // The working files are removed afterwards.

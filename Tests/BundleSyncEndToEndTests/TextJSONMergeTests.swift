@@ -162,6 +162,58 @@ private func graphemeBytes(_ bytes: [UInt8]) -> [[UInt8]]? {
         try expectSameDigest([a, b])
     }
 
+    @Test func wordsTypedBackwardsAtOneSpotOnTwoDevicesTakingTurnsStayWhole() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        try a.insertNote("n", body: "Hello  world")
+        try syncAll([a, b], via: stick)
+
+        // Each device types its word one character at a time, each new character before the
+        // last (backwards), sealing every keystroke; their writes alternate in time.
+        func backwards(_ word: String) -> [String] {
+            let chars = Array(word)
+            return (1...chars.count).map { "Hello " + String(chars[(chars.count - $0)...]) + " world" }
+        }
+        let alice = backwards("alice"), bob = backwards("bob")
+        let scratch = tmp.dir("sealed")
+        for i in 0..<max(alice.count, bob.count) {
+            if i < alice.count {
+                try a.writeText("body", of: "n", alice[i])
+                _ = try a.export(to: scratch)
+                tick()
+            }
+            if i < bob.count {
+                try b.writeText("body", of: "n", bob[i])
+                _ = try b.export(to: scratch)
+                tick()
+            }
+        }
+        try syncAll([a, b], via: stick)
+
+        let candidates = ["Hello bobalice world", "Hello alicebob world"]
+        let got = try a.cellValue("body", of: "n")
+        let whole = candidates.contains { got == .text($0) }
+        #expect(whole, "merged text is \(got.map(shown) ?? "(no row)"), expected one of \(candidates)")
+        try expectSameBytes([a, b], "body", of: "n")
+        try expectSameDigest([a, b])
+    }
+
+    @Test func aLineInsertedBeforeALineWhoseStartIsRetypedElsewhereStaysBeforeTheWholeLine() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        try a.insertNote("n", body: "line1\nline2\nline3\n")
+        try syncAll([a, b], via: stick)
+
+        try a.writeText("body", of: "n", "line1\nnew line\nline2\nline3\n")
+        try b.writeText("body", of: "n", "line1\nLINE2\nline3\n")
+        try syncAll([a, b], via: stick)
+
+        try expectText([a, b], "body", of: "n", is: "line1\nnew line\nLINE2\nline3\n")
+        try expectSameDigest([a, b])
+    }
+
     @Test func deletingASentenceWhileTheOtherSideInsertsAWordInItKeepsOnlyTheWord() throws {
         let tmp = TempDir()
         let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
@@ -299,6 +351,105 @@ private func graphemeBytes(_ bytes: [UInt8]) -> [[UInt8]]? {
         let arrived = got == .text(after)
         #expect(arrived, "the imported 1 MB text differs from the original (\(got.map { v -> String in if case .text(let t) = v { return "\(t.count) bytes" }; return shown(v) } ?? "no row"))")
         try expectSameBytes([a, b], "body", of: "big")
+        try expectSameDigest([a, b])
+    }
+
+    /// Words for large texts: a few kinds, each with a number, so that most are unique.
+    private func randomWords(_ bytes: Int, seed: UInt64) -> [String] {
+        var rng = SplitMix64(seed: seed)
+        let stems = ["lorem", "ipsum", "été", "漢字", "naïve", "👍🏽", "fjord", "e\u{301}t"]
+        var words: [String] = []
+        var size = 0
+        while size < bytes {
+            words.append(stems[Int(rng.next() % UInt64(stems.count))] + String(rng.next() % 10_000_000))
+            size += words.last!.utf8.count + 1
+        }
+        return words
+    }
+
+    @Test func aRewriteOfAOneMegabyteLineAt1500PlacesKeepsAConcurrentDeleteAndInsertWhereTheyWere() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        let base = randomWords(1 << 20, seed: 0x1500)
+        try a.insertNote("n", body: base.joined(separator: " "))
+        try syncAll([a, b], via: stick)
+
+        // A rewrites 1,500 scattered words; B deletes one word and inserts another elsewhere.
+        // Edits are described per word of the base: its replacement (nil: deleted), and the
+        // words inserted after it.
+        var replaced: [Int: String?] = [:]
+        var after: [Int: [String]] = [:]
+        let step = base.count / 1600
+        for k in 0..<1500 {
+            let i = 10 + k * step
+            switch k % 3 {
+            case 0: replaced[i] = "A\(k)changed"
+            case 1: replaced[i] = .some(nil)
+            default: after[i, default: []].append("A\(k)new")
+            }
+        }
+        func render(_ replaced: [Int: String?], _ after: [Int: [String]]) -> String {
+            var out: [String] = []
+            for (i, w) in base.enumerated() {
+                if let r = replaced[i] { if let r { out.append(r) } } else { out.append(w) }
+                out += after[i] ?? []
+            }
+            return out.joined(separator: " ")
+        }
+        let deletedByB = 10 + 700 * step + step / 2, insertedAfterByB = 10 + 1200 * step + step / 2
+        #expect(!replaced.keys.contains(deletedByB) && !after.keys.contains(insertedAfterByB))
+        try a.writeText("body", of: "n", render(replaced, after))
+        let deletion: [Int: String?] = [deletedByB: String?.none]
+        try b.writeText("body", of: "n", render(deletion, [insertedAfterByB: ["Bnew"]]))
+        try syncAll([a, b], via: stick)
+
+        var allReplaced = replaced
+        allReplaced[deletedByB] = .some(nil)
+        var allAfter = after
+        allAfter[insertedAfterByB] = ["Bnew"]
+        try expectText([a, b], "body", of: "n", is: render(allReplaced, allAfter))
+        try expectSameDigest([a, b])
+    }
+
+    @Test func twoMegabyteNotesWithAThousandInsertionsAndDeletionsOnEachSideMergeBoth() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let stick = tmp.dir("stick")
+        // Two notes of 2 MB in lines of about ten words.
+        let bases = [randomWords(2 << 20, seed: 0x2001), randomWords(2 << 20, seed: 0x2002)]
+        func render(_ words: [String], deleted: Set<Int>, after: [Int: String]) -> String {
+            var out = ""
+            for (i, w) in words.enumerated() {
+                if !deleted.contains(i) { out += w + (i % 10 == 9 ? "\n" : " ") }
+                if let x = after[i] { out += x + " " }
+            }
+            return out
+        }
+        for (n, words) in bases.enumerated() { try a.insertNote("n\(n)", body: render(words, deleted: [], after: [:])) }
+        try syncAll([a, b], via: stick)
+
+        // A edits every other stretch of words and B the ones between: 1,000 insertions and 1,000
+        // deletions each, at places far enough apart that each edit is unambiguous.
+        var expected: [String] = []
+        for (n, words) in bases.enumerated() {
+            let step = words.count / 4000
+            func edits(_ first: Int) -> (Set<Int>, [Int: String]) {
+                var deleted = Set<Int>(), after: [Int: String] = [:]
+                for k in 0..<2000 {
+                    let i = first + 2 * k * step
+                    if k % 2 == 0 { deleted.insert(i) } else { after[i] = "\(first == 0 ? "A" : "B")\(k)ins" }
+                }
+                return (deleted, after)
+            }
+            let (da, ia) = edits(0), (db, ib) = edits(step)
+            try a.writeText("body", of: "n\(n)", render(words, deleted: da, after: ia))
+            try b.writeText("body", of: "n\(n)", render(words, deleted: db, after: ib))
+            expected.append(render(words, deleted: da.union(db), after: ia.merging(ib) { x, _ in x }))
+        }
+        try syncAll([a, b], via: stick)
+
+        for n in 0..<2 { try expectText([a, b], "body", of: "n\(n)", is: expected[n]) }
         try expectSameDigest([a, b])
     }
 

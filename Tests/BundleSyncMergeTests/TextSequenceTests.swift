@@ -53,6 +53,83 @@ import Testing
         #expect(a == "The fat black cat sat.", "the later write comes first, each word whole")
     }
 
+    /// Replicas 1 and 2 start from `base` and each write the texts of `scripts` in turn,
+    /// alternating in time (HLCs interleave), without seeing each other; then they exchange
+    /// every delta. Returns both merged texts.
+    private func alternating(from base: String, _ a: [String], _ b: [String]) throws -> (String, String) {
+        var origin = TextSequence.empty
+        let seed = try origin.edit(to: bytes(base), hlc: 1, replica: Self.ids[0])
+        var x = TextSequence.empty, y = TextSequence.empty
+        try x.merge(seed)
+        try y.merge(seed)
+        var dx: [TextSequence] = [], dy: [TextSequence] = []
+        var hlc: UInt64 = 10
+        for i in 0..<max(a.count, b.count) {
+            if i < a.count { dx.append(try x.edit(to: bytes(a[i]), hlc: hlc, replica: Self.ids[1])); hlc += 1 }
+            if i < b.count { dy.append(try y.edit(to: bytes(b[i]), hlc: hlc, replica: Self.ids[2])); hlc += 1 }
+        }
+        for d in dy { try x.merge(TextSequence.decode(d.encoded())) }
+        for d in dx { try y.merge(TextSequence.decode(d.encoded())) }
+        return (string(x.text), string(y.text))
+    }
+
+    /// The steps of typing `word` backwards between `before` and `after`.
+    private func typedBackwards(_ word: String, between before: String, and after: String) -> [String] {
+        let chars = Array(word)
+        return (1...chars.count).map { n in before + String(chars[(chars.count - n)...]) + after }
+    }
+
+    @Test func wordsTypedBackwardsAtOneSpotOnTwoReplicasStayWhole() throws {
+        let (a, b) = try alternating(from: "Hello  world",
+                                     typedBackwards("alice", between: "Hello ", and: " world"),
+                                     typedBackwards("bob", between: "Hello ", and: " world"))
+        #expect(a == b)
+        #expect(a == "Hello bobalice world" || a == "Hello alicebob world", "\(a)")
+    }
+
+    @Test func wordsTypedForwardsAtOneSpotOnTwoReplicasStayWhole() throws {
+        func typed(_ word: String) -> [String] {
+            let chars = Array(word)
+            return (1...chars.count).map { "Hello " + String(chars[..<$0]) + " world" }
+        }
+        let (a, b) = try alternating(from: "Hello  world", typed("alice"), typed("bob"))
+        #expect(a == b)
+        #expect(a == "Hello bobalice world" || a == "Hello alicebob world", "\(a)")
+    }
+
+    @Test func aLineInsertedBeforeALineWhoseStartIsRetypedStaysBeforeIt() throws {
+        let (a, b) = try alternating(from: "line1\nline2\n", ["line1\nnew line\nline2\n"], ["line1\nLINE2\n"])
+        #expect(a == b)
+        #expect(a == "line1\nnew line\nLINE2\n", "\(a.debugDescription)")
+    }
+
+    @Test func firstReleaseEncodingsStillDecodeAndMergeInTheirOrder() throws {
+        // A version 1 state: "ac" by write 1, then "b" inserted after "a" by write 2.
+        var w = ByteWriter(capacity: 64)
+        w.varint(1)
+        w.raw(Self.ids[0].bytes)
+        w.varint(3) // runs
+        for (h, off, len, parentKind, text) in [(UInt64(1), 0, 1, 0, "a"), (UInt64(2), 0, 1, 2, "b"), (UInt64(1), 1, 1, 2, "c")] {
+            w.varint(0); w.varint(h); w.varint(off); w.varint(len)
+            w.u8(UInt8(parentKind))
+            if parentKind == 2 { w.varint(0); w.varint(UInt64(1)); w.varint(0) }
+            w.u8(0)
+            w.lengthPrefixed(Array(text.utf8))
+        }
+        w.varint(0)
+        let old = try TextSequence.decode(w.bytes)
+        #expect(string(old.text) == "abc")
+        // Merged into an empty state, it comes out in the same order, and survives version 2.
+        var fresh = TextSequence.empty
+        try fresh.merge(old)
+        #expect(string(fresh.text) == "abc")
+        #expect(fresh.encoded().starts(with: TextSequence.version2Marker))
+        #expect(try TextSequence.decode(fresh.encoded()) == fresh)
+        // And later edits work on it.
+        _ = try fresh.edit(to: bytes("abXc"), hlc: 3, replica: Self.ids[1])
+        #expect(string(fresh.text) == "abXc")
+    }
+
     @Test func aDeleteRemovesOnlyWhatItsWriterSaw() throws {
         let (a, b) = try concurrently(from: "One. Two three four. Five.", "One. Five.", "One. Two three and a half four. Five.")
         #expect(a == b)
@@ -70,6 +147,59 @@ import Testing
         var rng = SplitMix64(seed: 0x5EED_7E47)
         for round in 0..<100 {
             try convergenceRound(&rng, replicas: 2 + round % 3)
+        }
+    }
+
+    @Test func randomEditsWithRepeatedCharactersConvergeInAnyCausalOrder() throws {
+        var rng = SplitMix64(seed: 0xF06E)
+        for round in 0..<60 {
+            let n = 2 + round % 3
+            var states = Array(repeating: TextSequence.empty, count: n)
+            var seen = Array(repeating: Set<Int>(), count: n)
+            var deltas: [(bytes: [UInt8], deps: Set<Int>)] = []
+            var hlc: UInt64 = 1
+            let alphabet = Array("ab é\n")
+            for _ in 0..<(8 * n) {
+                let r = Int(rng.next() % UInt64(n))
+                for (i, d) in deltas.enumerated() where !seen[r].contains(i) && d.deps.isSubset(of: seen[r]) && rng.next() % 3 == 0 {
+                    try states[r].merge(TextSequence.decode(d.bytes))
+                    seen[r].insert(i)
+                }
+                var text = Array(string(states[r].text))
+                // Typing at one place, forwards or backwards, or deleting a few characters.
+                let at = Int(rng.next() % UInt64(text.count + 1))
+                switch rng.next() % 3 {
+                case 0:
+                    for k in 0..<Int(1 + rng.next() % 4) { text.insert(alphabet[Int(rng.next() % 5)], at: min(at + k, text.count)) }
+                case 1:
+                    for _ in 0..<Int(1 + rng.next() % 4) { text.insert(alphabet[Int(rng.next() % 5)], at: at) }
+                default:
+                    text.removeSubrange(at..<min(text.count, at + Int(rng.next() % 4)))
+                }
+                hlc += 1
+                let before = states[r]
+                let d = try states[r].edit(to: bytes(String(text)), hlc: hlc, replica: Self.ids[r])
+                #expect(string(states[r].text) == String(text))
+                // The writer places its own runs directly; merging its delta must agree exactly.
+                var merged = before
+                try merged.merge(TextSequence.decode(d.encoded()))
+                #expect(merged == states[r], "round \(round): the writer's state differs from its delta merged")
+                #expect(try TextSequence.decode(states[r].encoded()) == states[r], "round \(round): a state survives its encoding")
+                deltas.append((d.encoded(), seen[r]))
+                seen[r].insert(deltas.count - 1)
+            }
+            for r in 0..<n {
+                var pending = deltas.indices.filter { !seen[r].contains($0) }.shuffled(using: &rng)
+                while let i = pending.first(where: { deltas[$0].deps.isSubset(of: seen[r]) }) {
+                    try states[r].merge(TextSequence.decode(deltas[i].bytes))
+                    seen[r].insert(i)
+                    pending.removeAll { $0 == i }
+                }
+            }
+            for r in 1..<n { #expect(states[r].text == states[0].text, "round \(round)") }
+            var fresh = TextSequence.empty
+            try fresh.merge(TextSequence.decode(states[1].encoded()))
+            #expect(fresh.text == states[0].text, "round \(round): a whole state rebuilds the same text")
         }
     }
 
@@ -144,6 +274,13 @@ import Testing
             #expect(finalPieces.filter { $0 == t }.count == (deleted.contains(t) ? 0 : 1), "token \(t)")
         }
         #expect(try TextSequence.decode(states[0].encoded()).text == states[0].text)
+        // A whole state merged into an empty one, or into a replica that holds it all, gives
+        // the same text: insertion in id order rebuilds the order deltas built.
+        var fresh = TextSequence.empty
+        try fresh.merge(TextSequence.decode(states[n - 1].encoded()))
+        #expect(fresh.text == states[0].text)
+        try states[0].merge(TextSequence.decode(states[n - 1].encoded()))
+        #expect(fresh.text == states[0].text)
     }
 
     @Test func diffCutsOnlyAtClusterBoundaries() {
@@ -201,6 +338,85 @@ import Testing
             }
         }
         return row[b.count]
+    }
+
+    /// Applies `hunks` to `a`.
+    private func apply(_ hunks: [TextDiff.Hunk], _ a: [UInt8], _ b: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var at = 0
+        for h in hunks {
+            out += a[at..<h.old.lowerBound]
+            out += b[h.new]
+            at = h.old.upperBound
+        }
+        return out + a[at...]
+    }
+
+    @Test func hunksReproduceTheNewTextInOrderAtClusterBoundaries() {
+        var rng = SplitMix64(seed: 11)
+        let pieces = ["a", "b", " ", "\n", "é", "e\u{301}", "👍🏽", "漢", "ab ", "x\n"]
+        for _ in 0..<3000 {
+            let a = (0..<Int(rng.next() % 30)).map { _ in pieces[Int(rng.next() % 10)] }.joined()
+            var b = Array(a)
+            for _ in 0..<Int(rng.next() % 4) {
+                let at = Int(rng.next() % UInt64(b.count + 1))
+                if rng.next() % 2 == 0 || b.isEmpty { b.insert(contentsOf: pieces[Int(rng.next() % 10)], at: at) } else { b.remove(at: min(at, b.count - 1)) }
+            }
+            let ab = Array(a.utf8), bb = Array(String(b).utf8)
+            let hunks = TextDiff.hunks(ab, bb)
+            #expect(apply(hunks, ab, bb) == bb, "\(a.debugDescription) -> \(String(b).debugDescription)")
+            for (h, next) in zip(hunks, hunks.dropFirst()) {
+                #expect(h.old.upperBound < next.old.lowerBound || h.new.upperBound < next.new.lowerBound, "hunks touch: \(hunks)")
+            }
+            for h in hunks {
+                #expect(String(validating: ab[h.old], as: UTF8.self) != nil && String(validating: bb[h.new], as: UTF8.self) != nil)
+            }
+        }
+    }
+
+    @Test func scatteredEditsOfAOneMegabyteLineYieldTheMinimalEdit() {
+        var rng = SplitMix64(seed: 12)
+        var words: [String] = []
+        var size = 0
+        while size < 1 << 20 {
+            words.append(["lorem", "ipsum", "été", "漢字", "👍🏽"][Int(rng.next() % 5)] + String(rng.next() % 1_000_000))
+            size += words.last!.utf8.count + 1
+        }
+        let old = words.joined(separator: " ")
+        var inserted = 0, deleted = 0
+        for k in 0..<1500 {
+            let i = k * (words.count / 1500) + 1
+            if k % 2 == 0 {
+                let w = "new\(k)x"
+                inserted += w.utf8.count + 1
+                words.insert(w, at: i)
+            } else {
+                deleted += words[i].utf8.count + 1
+                words.remove(at: i)
+            }
+        }
+        let new = words.joined(separator: " ")
+        let hunks = TextDiff.hunks(Array(old.utf8), Array(new.utf8))
+        #expect(apply(hunks, Array(old.utf8), Array(new.utf8)) == Array(new.utf8))
+        let hunkInserted = hunks.reduce(0) { $0 + $1.new.count }, hunkDeleted = hunks.reduce(0) { $0 + $1.old.count }
+        #expect(hunkInserted <= inserted, "\(hunkInserted) bytes inserted for \(inserted) new")
+        #expect(hunkDeleted <= deleted, "\(hunkDeleted) bytes deleted for \(deleted) removed")
+        #expect(hunks.count >= 1500, "each edit its own hunk: \(hunks.count)")
+    }
+
+    @Test func aLargeBlockEditKeepsTheUnchangedTextAroundAndInsideIt() {
+        // Two blocks replaced, one of them keeping some of its lines, plus small edits.
+        let lines = (0..<4000).map { "line \($0) of the text, with words\n" }
+        var edited = lines
+        edited.replaceSubrange(1000..<1100, with: (0..<150).map { "a new line \($0)\n" })
+        edited.replaceSubrange(2000..<2060, with: Array(lines[2000..<2010]) + (0..<80).map { "other \($0)\n" } + Array(lines[2050..<2060]))
+        edited[3000] = "line 3000 of the TEXT, with words\n"
+        let a = Array(lines.joined().utf8), b = Array(edited.joined().utf8)
+        let hunks = TextDiff.hunks(a, b)
+        #expect(apply(hunks, a, b) == b)
+        let minimalInsert = (0..<150).map { "a new line \($0)\n" }.joined().utf8.count + (0..<80).map { "other \($0)\n" }.joined().utf8.count + 4
+        let inserted = hunks.reduce(0) { $0 + $1.new.count }
+        #expect(inserted <= minimalInsert, "\(inserted) bytes inserted, minimal \(minimalInsert)")
     }
 
     @Test func myersFindsAShortestEditScript() throws {

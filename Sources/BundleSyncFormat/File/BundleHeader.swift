@@ -8,11 +8,13 @@ import BundleSyncMerge
 /// touches, the public key of every origin, and the list of batches the body holds, in order.
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
-    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.jsonCapability]
+    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.textFugueCapability, Self.jsonCapability]
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
     /// Required by a bundle whose tables have a column merged as text.
     public static let textCapability = "text-v1"
+    /// Required, with `text-v1`, by a bundle whose text merge payloads may be version 2 (Fugue) states.
+    public static let textFugueCapability = "text-fugue-v1"
     /// Required by a bundle whose tables have a column merged as JSON.
     public static let jsonCapability = "json-v1"
 
@@ -21,7 +23,7 @@ public struct BundleHeader: Equatable, Sendable {
         var caps = ["lww-v1"]
         if snapshot { caps.append(snapshotCapability) }
         let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
-        if rules.contains(.text) { caps.append(textCapability) }
+        if rules.contains(.text) { caps += [textCapability, textFugueCapability] }
         if rules.contains(.json) { caps.append(jsonCapability) }
         return caps
     }

@@ -3,13 +3,16 @@ import BundleSyncCore
 /// The difference between two texts as replaced byte ranges, cut only at extended grapheme
 /// cluster boundaries.
 ///
-/// Large texts with small edits are the common case, so the common prefix and suffix are
-/// trimmed first (in bytes, then moved back to cluster boundaries). What remains is diffed
-/// cluster by cluster with Myers' algorithm when it is small; a large remainder is diffed
-/// line by line first, each changed run of lines word by word, and each changed run of words
-/// cluster by cluster. Clusters compare by their exact bytes, not by canonical equivalence, so the
-/// result always reproduces the new text byte for byte. A part that differs too much for the
-/// cost cap is replaced whole, which is still correct, only coarser.
+/// The common prefix and suffix are trimmed first (in bytes, then moved back to cluster
+/// boundaries). What remains is compared line by line: lines that occur exactly once on each
+/// side and in the same order (patience anchors) are kept, and the stretches between them are
+/// compared again the same way, with Myers' algorithm where no anchor is left. Each changed run
+/// of lines is compared word by word the same way, and each changed run of words cluster by
+/// cluster. So text that is the same on both sides is kept wherever a line, word or cluster
+/// of it can be matched, and the work grows with the size of the changed stretches, not with
+/// the size of the text. Clusters compare by their exact bytes, not by canonical equivalence,
+/// so the result always reproduces the new text byte for byte. Only a stretch with no anchor
+/// that differs in more than `maxEdits` clusters is replaced whole.
 package enum TextDiff {
     package struct Hunk: Equatable {
         /// Bytes of the old text replaced...
@@ -23,12 +26,9 @@ package enum TextDiff {
         }
     }
 
-    /// Edit distance beyond which a part is replaced whole instead of diffed finer.
-    package static let maxEdits = 1_000
-    /// Clusters beyond which a changed run of words is replaced whole.
-    package static let maxClusters = 50_000
-    /// Clusters up to which the changed part is diffed cluster by cluster directly.
-    package static let directClusters = 20_000
+    /// Edit distance beyond which Myers' algorithm gives up on a stretch with no anchor, which
+    /// is then compared at the next finer level, or replaced whole at the finest.
+    package static let maxEdits = 2_000
 
     package static func hunks(_ a: [UInt8], _ b: [UInt8]) -> [Hunk] {
         if a == b { return [] }
@@ -59,87 +59,182 @@ package enum TextDiff {
         endA = max(endA, start)
         endB = max(endB, start)
 
-        // Cluster by cluster when the changed part is small enough; otherwise lines first,
-        // then words, then clusters, each level refining the hunks of the one before.
-        if let exact = clusterHunks(a, start..<endA, b, start..<endB, limit: directClusters) { return exact }
-        return refine(a, start..<endA, b, start..<endB, level: .lines)
+        var d = Differ(a: a, b: b)
+        d.compare(start..<endA, start..<endB, level: .lines)
+        return d.out
     }
 
     // MARK: - Lines, words, clusters
 
-    private enum Level {
-        case lines, words
+    fileprivate enum Level {
+        case lines, words, clusters
 
-        package var next: Level? { self == .lines ? .words : nil }
+        var finer: Level? {
+            switch self {
+            case .lines: .words
+            case .words: .clusters
+            case .clusters: nil
+            }
+        }
 
         /// Whether a token ends after byte `i` of `bytes`. Lines end after a line feed, which
         /// always ends a cluster; words end after a space or tab followed by an ASCII byte,
         /// which starts a new cluster (a space may carry a combining mark).
-        package func endsToken(_ bytes: [UInt8], _ i: Int) -> Bool {
+        func endsToken(_ bytes: [UInt8], _ i: Int) -> Bool {
             let b = bytes[i]
             if b == 0x0A { return true }
             guard self == .words, b == 0x20 || b == 0x09 else { return false }
             return i + 1 < bytes.count && bytes[i + 1] < 0x80
         }
+
+        func tokens(_ bytes: [UInt8], _ r: Range<Int>) -> [Range<Int>] {
+            if self == .clusters { return Clusters.ranges(bytes, r) }
+            var out: [Range<Int>] = []
+            var s = r.lowerBound
+            for i in r where endsToken(bytes, i) {
+                out.append(s..<(i + 1))
+                s = i + 1
+            }
+            if s < r.upperBound { out.append(s..<r.upperBound) }
+            return out
+        }
     }
 
-    private static func refine(_ a: [UInt8], _ ra: Range<Int>, _ b: [UInt8], _ rb: Range<Int>, level: Level) -> [Hunk] {
-        if ra.isEmpty || rb.isEmpty { return ra.isEmpty && rb.isEmpty ? [] : [Hunk(old: ra, new: rb)] }
-        let finer: (Range<Int>, Range<Int>) -> [Hunk] = { x, y in
-            if let next = level.next { return refine(a, x, b, y, level: next) }
-            return clusterHunks(a, x, b, y, limit: maxClusters) ?? [Hunk(old: x, new: y)]
-        }
-        let la = tokens(a, ra, level), lb = tokens(b, rb, level)
-        if la.count <= 1 || lb.count <= 1 { return finer(ra, rb) }
-        var interner = Interner()
-        let ta = la.map { interner.id(a[$0]) }
-        let tb = lb.map { interner.id(b[$0]) }
-        guard let script = myers(ta, tb) else { return finer(ra, rb) }
+    /// One comparison: the texts, and the hunks found so far, in order.
+    private struct Differ {
+        let a: [UInt8]
+        let b: [UInt8]
         var out: [Hunk] = []
-        for h in script {
-            out += finer(span(la, h.old, default: ra.lowerBound), span(lb, h.new, default: rb.lowerBound))
+
+        init(a: [UInt8], b: [UInt8]) {
+            self.a = a
+            self.b = b
         }
-        return out
+
+        mutating func emit(_ old: Range<Int>, _ new: Range<Int>) {
+            if old.isEmpty && new.isEmpty { return }
+            if let last = out.last, last.old.upperBound == old.lowerBound, last.new.upperBound == new.lowerBound {
+                out[out.count - 1] = Hunk(old: last.old.lowerBound..<old.upperBound, new: last.new.lowerBound..<new.upperBound)
+            } else {
+                out.append(Hunk(old: old, new: new))
+            }
+        }
+
+        /// Compares `ra` of the old text with `rb` of the new at `level`, and finer where they differ.
+        mutating func compare(_ ra: Range<Int>, _ rb: Range<Int>, level: Level) {
+            if ra.isEmpty || rb.isEmpty { return emit(ra, rb) }
+            let ta = level.tokens(a, ra), tb = level.tokens(b, rb)
+            var interner = Interner()
+            let ia = ta.map { interner.id(a[$0]) }
+            let ib = tb.map { interner.id(b[$0]) }
+            compareTokens(ta, ia, 0..<ta.count, tb, ib, 0..<tb.count, level: level, interner.count)
+        }
+
+        /// Compares token ranges `x` of the old tokens and `y` of the new ones.
+        mutating func compareTokens(_ ta: [Range<Int>], _ ia: [Int], _ x: Range<Int>,
+                                    _ tb: [Range<Int>], _ ib: [Int], _ y: Range<Int>, level: Level, _ ids: Int) {
+            var x = x, y = y
+            // Equal tokens at both ends are kept.
+            while !x.isEmpty && !y.isEmpty && ia[x.lowerBound] == ib[y.lowerBound] {
+                x = (x.lowerBound + 1)..<x.upperBound
+                y = (y.lowerBound + 1)..<y.upperBound
+            }
+            while !x.isEmpty && !y.isEmpty && ia[x.upperBound - 1] == ib[y.upperBound - 1] {
+                x = x.lowerBound..<(x.upperBound - 1)
+                y = y.lowerBound..<(y.upperBound - 1)
+            }
+            let ra = TextDiff.span(ta, x)
+            let rb = TextDiff.span(tb, y)
+            if x.isEmpty || y.isEmpty { return emit(ra, rb) }
+            if x.count == 1 && y.count == 1 {
+                // One token for one: only a finer level can keep part of it.
+                if let finer = level.finer { return compare(ra, rb, level: finer) }
+                return emit(ra, rb)
+            }
+
+            // Patience anchors: tokens found exactly once on each side, in the same order.
+            let anchors = Self.anchors(ia, x, ib, y, ids)
+            if !anchors.isEmpty {
+                var px = x.lowerBound, py = y.lowerBound
+                for (ax, ay) in anchors {
+                    compareTokens(ta, ia, px..<ax, tb, ib, py..<ay, level: level, ids)
+                    px = ax + 1
+                    py = ay + 1
+                }
+                compareTokens(ta, ia, px..<x.upperBound, tb, ib, py..<y.upperBound, level: level, ids)
+                return
+            }
+
+            // No anchor: a shortest edit script of the tokens, each replaced stretch finer.
+            if let script = TextDiff.myers(Array(ia[x]), Array(ib[y])) {
+                for h in script {
+                    let hx = (x.lowerBound + h.old.lowerBound)..<(x.lowerBound + h.old.upperBound)
+                    let hy = (y.lowerBound + h.new.lowerBound)..<(y.lowerBound + h.new.upperBound)
+                    let ha = TextDiff.span(ta, hx)
+                    let hb = TextDiff.span(tb, hy)
+                    if let finer = level.finer, !hx.isEmpty, !hy.isEmpty { compare(ha, hb, level: finer) } else { emit(ha, hb) }
+                }
+                return
+            }
+            if let finer = level.finer { return compare(ra, rb, level: finer) }
+            emit(ra, rb)
+        }
+
+        /// Tokens occurring exactly once in `x` and once in `y`, the longest run of them in the
+        /// same order on both sides (patience sorting), as (old index, new index) pairs.
+        static func anchors(_ ia: [Int], _ x: Range<Int>, _ ib: [Int], _ y: Range<Int>, _ ids: Int) -> [(Int, Int)] {
+            // Per token id: occurrences in x and y (capped at 2) and the last place seen.
+            var countA = [UInt8](repeating: 0, count: ids), countB = [UInt8](repeating: 0, count: ids)
+            var placeA = [Int](repeating: 0, count: ids)
+            for i in x {
+                let t = ia[i]
+                if countA[t] < 2 { countA[t] += 1 }
+                placeA[t] = i
+            }
+            for j in y where countB[ib[j]] < 2 { countB[ib[j]] += 1 }
+            // Candidates in new-text order, with their old index.
+            var pairs: [(Int, Int)] = []
+            for j in y {
+                let t = ib[j]
+                if countA[t] == 1 && countB[t] == 1 { pairs.append((placeA[t], j)) }
+            }
+            if pairs.isEmpty { return [] }
+            // Longest increasing subsequence of old indices.
+            var tails: [Int] = []      // index into pairs of the smallest tail of each length
+            var back = [Int](repeating: -1, count: pairs.count)
+            for (k, p) in pairs.enumerated() {
+                var lo = 0, hi = tails.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if pairs[tails[mid]].0 < p.0 { lo = mid + 1 } else { hi = mid }
+                }
+                if lo > 0 { back[k] = tails[lo - 1] }
+                if lo == tails.count { tails.append(k) } else { tails[lo] = k }
+            }
+            var out: [(Int, Int)] = []
+            var k = tails.last!
+            while k >= 0 {
+                out.append(pairs[k])
+                k = back[k]
+            }
+            return out.reversed()
+        }
     }
 
-    /// A shortest cluster-level script, or nil when the parts hold more than `limit`
-    /// clusters or differ in more than `maxEdits`.
-    private static func clusterHunks(_ a: [UInt8], _ ra: Range<Int>, _ b: [UInt8], _ rb: Range<Int>, limit: Int) -> [Hunk]? {
-        if ra.isEmpty || rb.isEmpty { return ra.isEmpty && rb.isEmpty ? [] : [Hunk(old: ra, new: rb)] }
-        guard ra.count + rb.count <= limit * 4 else { return nil }
-        var interner = Interner()
-        let ca = Clusters.ranges(a, ra), cb = Clusters.ranges(b, rb)
-        guard ca.count + cb.count <= limit else { return nil }
-        let ta = ca.map { interner.id(a[$0]) }
-        let tb = cb.map { interner.id(b[$0]) }
-        guard let script = myers(ta, tb) else { return nil }
-        return script.map { Hunk(old: span(ca, $0.old, default: ra.lowerBound), new: span(cb, $0.new, default: rb.lowerBound)) }
-    }
-
-    /// The byte range covered by tokens `r`; for an empty token range, the position before
-    /// token `r.lowerBound`.
-    private static func span(_ tokens: [Range<Int>], _ r: Range<Int>, default start: Int) -> Range<Int> {
+    /// The bytes covered by tokens `r` of a non-empty token list; for an empty token range,
+    /// the position before token `r.lowerBound` (or the end of the last token).
+    fileprivate static func span(_ tokens: [Range<Int>], _ r: Range<Int>) -> Range<Int> {
         if r.isEmpty {
-            let at = r.lowerBound < tokens.count ? tokens[r.lowerBound].lowerBound : (tokens.last?.upperBound ?? start)
+            let at = r.lowerBound < tokens.count ? tokens[r.lowerBound].lowerBound : tokens[tokens.count - 1].upperBound
             return at..<at
         }
         return tokens[r.lowerBound].lowerBound..<tokens[r.upperBound - 1].upperBound
     }
 
-    private static func tokens(_ bytes: [UInt8], _ r: Range<Int>, _ level: Level) -> [Range<Int>] {
-        var out: [Range<Int>] = []
-        var s = r.lowerBound
-        for i in r where level.endsToken(bytes, i) {
-            out.append(s..<(i + 1))
-            s = i + 1
-        }
-        if s < r.upperBound { out.append(s..<r.upperBound) }
-        return out
-    }
-
-    private struct Interner {
-        package var ids: [ArraySlice<UInt8>: Int] = [:]
-        package mutating func id(_ s: ArraySlice<UInt8>) -> Int {
+    fileprivate struct Interner {
+        var ids: [ArraySlice<UInt8>: Int] = [:]
+        var count: Int { ids.count }
+        mutating func id(_ s: ArraySlice<UInt8>) -> Int {
             if let i = ids[s] { return i }
             ids[s] = ids.count
             return ids.count - 1
@@ -167,7 +262,8 @@ package enum TextDiff {
         var trace: [[Int]] = []
         var found = false
         outer: for d in 0...maxD {
-            trace.append(v)
+            // Only diagonals -d...d matter at step d: keep just those.
+            trace.append(Array(v[(offset - d)...(offset + d)]))
             for k in stride(from: -d, through: d, by: 2) {
                 var x: Int
                 if k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1]) {
@@ -198,12 +294,12 @@ package enum TextDiff {
             var prevK: Int
             if d == 0 {
                 prevK = k
-            } else if k == -d || (k != d && vd[offset + k - 1] < vd[offset + k + 1]) {
+            } else if k == -d || (k != d && vd[d + k - 1] < vd[d + k + 1]) {
                 prevK = k + 1
             } else {
                 prevK = k - 1
             }
-            let prevX = d == 0 ? 0 : vd[offset + prevK]
+            let prevX = d == 0 ? 0 : vd[d + prevK]
             let prevY = prevX - prevK
             let startX = d == 0 ? 0 : (prevK == k + 1 ? prevX : prevX + 1)
             let startY = startX - k

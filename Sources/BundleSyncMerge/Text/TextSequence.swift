@@ -1,13 +1,20 @@
 import BundleSyncCore
 
-/// The merge state of one `--text` cell: a replicated growable array (RGA) of Unicode
-/// scalars, stored as runs (`bundlesync-format(5)`, "Text state").
+/// The merge state of one `--text` cell: a Fugue tree of Unicode scalars (Weidner and
+/// Kleppmann, "The Art of the Fugue", 2023, in its FugueMax variant), stored as runs in
+/// document order (`bundlesync-format(5)`, "Text state").
 ///
 /// Every scalar ever inserted has an id: the HLC of the write that inserted it, the writing
-/// replica, and its offset within that write. An insertion names the scalar it follows, its
-/// *parent* (or the start of the text). Scalars that follow the same parent are ordered by
-/// descending id, and each insertion is a chain of parent links, so concurrent insertions at
-/// one place come out whole, one after the other (the later write first), never interleaved.
+/// replica, and its offset within that write. Each scalar hangs in a tree, on one side of a
+/// *parent*: to the right of the scalar it was typed after, when that scalar had nothing on
+/// its right yet, and otherwise to the left of the scalar that followed the insertion point.
+/// A scalar on the right side also keeps that following scalar, its *right origin*. The text
+/// is the tree read in order: a scalar's left children, the scalar, its right children.
+/// Left siblings come in descending id order; right siblings in descending order of their
+/// right origins (the end of the text last of all), then descending id. So text typed
+/// concurrently at one place, forwards or backwards, comes out whole, one insertion after the
+/// other, never interleaved.
+///
 /// A deleted scalar stays as a tombstone (id and place, no text) so that later insertions
 /// that name it still find their place.
 ///
@@ -35,21 +42,52 @@ package struct TextSequence: Equatable {
             self.replica = replica
             self.offset = offset
         }
+
+        var write: WriteKey { WriteKey(hlc: hlc, replica: replica) }
     }
 
-    /// Consecutive scalars of one write that sit together in the document.
+    /// The write that inserted a scalar.
+    package struct WriteKey: Hashable, Comparable {
+        package var hlc: UInt64
+        package var replica: ReplicaID
+
+        package static func < (a: WriteKey, b: WriteKey) -> Bool {
+            a.hlc != b.hlc ? a.hlc < b.hlc : a.replica < b.replica
+        }
+
+        package init(hlc: UInt64, replica: ReplicaID) {
+            self.hlc = hlc
+            self.replica = replica
+        }
+    }
+
+    /// Which side of its parent a scalar hangs on.
+    package enum Side: UInt8 {
+        case left, right
+    }
+
+    /// Consecutive scalars of one write that sit together in the document. Every scalar after
+    /// the first is the right child of the one before it, with the run's right origin.
     package struct Run: Equatable {
         package var hlc: UInt64
         package var replica: ReplicaID
         package var offset: UInt64
         package var length: Int
-        /// The scalar the first one follows; nil for the start of the text.
+        /// The side of its parent the first scalar hangs on.
+        package var side: Side
+        /// The first scalar's parent; nil (on the right side only) for the start of the text.
         package var parent: UnitID?
+        /// The scalar that followed the place where the run's write inserted it; nil for the
+        /// end of the text. For a run on the left side, its parent.
+        package var rightOrigin: UnitID?
         package var deleted: Bool
         /// UTF-8 of the run's scalars; empty for a tombstone.
         package var bytes: [UInt8]
 
         package var first: UnitID { UnitID(hlc: hlc, replica: replica, offset: offset) }
+        package var last: UnitID { id(at: length - 1) }
+        package var write: WriteKey { WriteKey(hlc: hlc, replica: replica) }
+        package var end: UInt64 { offset + UInt64(length) }
         package func id(at k: Int) -> UnitID { UnitID(hlc: hlc, replica: replica, offset: offset + UInt64(k)) }
 
         package func contains(_ u: UnitID) -> Bool {
@@ -58,16 +96,38 @@ package struct TextSequence: Equatable {
 
         /// Whether `next` continues this run exactly (same write, next offset, chained).
         package func isContinued(by next: Run) -> Bool {
-            next.hlc == hlc && next.replica == replica && next.offset == offset + UInt64(length)
-                && next.parent == id(at: length - 1) && next.deleted == deleted
+            next.hlc == hlc && next.replica == replica && next.offset == end && next.side == .right
+                && next.parent == last && next.rightOrigin == rightOrigin && next.deleted == deleted
         }
 
-        package init(hlc: UInt64, replica: ReplicaID, offset: UInt64, length: Int, parent: UnitID? = nil, deleted: Bool, bytes: [UInt8]) {
+        /// The run from its `k`-th scalar on (0 < k < length): the right child of scalar k-1.
+        package func tail(from k: Int) -> Run {
+            var t = self
+            t.offset = offset + UInt64(k)
+            t.length = length - k
+            t.side = .right
+            t.parent = id(at: k - 1)
+            if !deleted { t.bytes = Array(bytes[UTF8Scalars.byteOffset(ofScalar: k, in: bytes)...]) }
+            return t
+        }
+
+        /// The run's first `k` scalars (0 < k < length).
+        package func head(_ k: Int) -> Run {
+            var h = self
+            h.length = k
+            if !deleted { h.bytes = Array(bytes[..<UTF8Scalars.byteOffset(ofScalar: k, in: bytes)]) }
+            return h
+        }
+
+        package init(hlc: UInt64, replica: ReplicaID, offset: UInt64, length: Int, side: Side = .right, parent: UnitID? = nil,
+                     rightOrigin: UnitID? = nil, deleted: Bool, bytes: [UInt8]) {
             self.hlc = hlc
             self.replica = replica
             self.offset = offset
             self.length = length
+            self.side = side
             self.parent = parent
+            self.rightOrigin = side == .left ? parent : rightOrigin
             self.deleted = deleted
             self.bytes = bytes
         }
@@ -89,15 +149,16 @@ package struct TextSequence: Equatable {
     /// Only in a delta: the scalars a write deleted.
     package var deletions: [Deletion] = []
 
-    /// Where the last run was found or placed: merges mostly proceed in document order, so
-    /// the next search starts there.
-    private var hint = 0
-    /// Runs a merge may visit while searching before it gives up on the delta: an honest edit
-    /// stays far below, a crafted one cannot make a merge run for minutes.
+    /// Tree steps a merge may take while comparing places before it gives up on the delta:
+    /// an honest edit stays far below, a crafted one cannot make a merge run for minutes.
     package static let searchBudget = 200_000_000
-    private var searched = 0
 
     package static let empty = TextSequence()
+
+    package init(runs: [Run] = [], deletions: [Deletion] = []) {
+        self.runs = runs
+        self.deletions = deletions
+    }
 
     /// The visible text, as UTF-8.
     package var text: [UInt8] {
@@ -116,103 +177,101 @@ package struct TextSequence: Equatable {
     /// - Throws: `.badData` when the delta refers to a scalar this state does not hold, which
     ///   causal delivery rules out for honest history.
     package mutating func merge(_ delta: TextSequence) throws {
-        searched = 0
-        var known = Set<WriteKey>()
-        for r in runs { known.insert(WriteKey(hlc: r.hlc, replica: r.replica)) }
+        let known = Set(runs.map(\.write))
+        var incoming: [Run] = []
+        var deletions = delta.deletions
         for r in delta.runs {
-            if known.contains(WriteKey(hlc: r.hlc, replica: r.replica)) {
-                if r.deleted { try delete(from: r.first, length: r.length) }
-                continue
+            if known.contains(r.write) {
+                if r.deleted { deletions.append(Deletion(first: r.first, length: r.length)) }
+            } else {
+                incoming.append(r)
             }
-            try insert(r)
         }
-        for d in delta.deletions { try delete(from: d.first, length: d.length) }
+        if !incoming.isEmpty {
+            let tree = try FugueTree(state: runs, incoming: incoming)
+            runs = try tree.ordered()
+        }
+        if !deletions.isEmpty { try delete(deletions) }
         coalesce()
     }
 
-    private struct WriteKey: Hashable {
-        package var hlc: UInt64
-        package var replica: ReplicaID
-    }
-
-    private mutating func insert(_ run: Run) throws {
-        var i = 0
-        if let p = run.parent {
-            guard let (ri, k) = try locate(p) else { throw missing(p) }
-            if k < runs[ri].length - 1 { split(ri, at: k + 1) }
-            i = ri + 1
+    /// Marks the scalars of `deletions` deleted, splitting runs where a delete starts or ends
+    /// within one.
+    private mutating func delete(_ deletions: [Deletion]) throws {
+        var byWrite: [WriteKey: [Range<UInt64>]] = [:]
+        for d in deletions {
+            byWrite[d.first.write, default: []].append(d.first.offset..<(d.first.offset + UInt64(d.length)))
         }
-        // RGA: skip the subtrees of siblings that sort first (greater ids, newer writes).
-        let id = run.first
-        let from = i
-        while i < runs.count && runs[i].first > id { i += 1 }
-        try spend(i - from)
-        var r = run
-        if r.deleted { r.bytes = [] }
-        runs.insert(r, at: i)
-        hint = i
-    }
-
-    private mutating func delete(from first: UnitID, length: Int) throws {
-        var next = first
-        var left = length
-        while left > 0 {
-            guard let (ri, k) = try locate(next) else { throw missing(next) }
-            if k > 0 { split(ri, at: k) }
-            let at = k > 0 ? ri + 1 : ri
-            if runs[at].length > left { split(at, at: left) }
-            let n = runs[at].length
-            runs[at].deleted = true
-            runs[at].bytes = []
-            left -= n
-            next.offset += UInt64(n)
+        // Every deleted scalar must be held: count what the runs cover.
+        var covered: [WriteKey: UInt64] = [:]
+        var wanted: [WriteKey: UInt64] = [:]
+        for (w, ranges) in byWrite {
+            let merged = Self.union(ranges)
+            byWrite[w] = merged
+            wanted[w] = merged.reduce(0) { $0 + UInt64($1.count) }
         }
-    }
-
-    private func missing(_ u: UnitID) -> BundleSyncError {
-        BundleSyncError.badData("a text edit refers to text written by \(u.replica.short) that this replica does not hold")
-    }
-
-    /// The run holding `u` and the position of `u` in it, searching on from the hint.
-    private mutating func locate(_ u: UnitID) throws -> (Int, Int)? {
-        let n = runs.count
-        guard n > 0 else { return nil }
-        let start = min(hint, n - 1)
-        for step in 0..<n {
-            let i = (start + step) % n
-            if runs[i].contains(u) {
-                try spend(step + 1)
-                hint = i
-                return (i, Int(u.offset - runs[i].offset))
+        var out: [Run] = []
+        out.reserveCapacity(runs.count + deletions.count * 2)
+        for r in runs {
+            guard let ranges = byWrite[r.write] else { out.append(r); continue }
+            // The parts of the run, cut where a deleted range starts or ends inside it.
+            var cuts: [UInt64] = []
+            var hits: [Range<UInt64>] = []
+            var i = Self.firstRange(in: ranges, endingAfter: r.offset)
+            while i < ranges.count && ranges[i].lowerBound < r.end {
+                let lo = max(ranges[i].lowerBound, r.offset), hi = min(ranges[i].upperBound, r.end)
+                hits.append(lo..<hi)
+                if lo > r.offset { cuts.append(lo) }
+                if hi < r.end { cuts.append(hi) }
+                i += 1
+            }
+            guard !hits.isEmpty else { out.append(r); continue }
+            covered[r.write, default: 0] += hits.reduce(0) { $0 + UInt64($1.count) }
+            var rest = r
+            for c in cuts where c > rest.offset && c < rest.end {
+                let k = Int(c - rest.offset)
+                out.append(rest.head(k))
+                rest = rest.tail(from: k)
+            }
+            out.append(rest)
+            for j in (out.count - cuts.count - 1)..<out.count {
+                let piece = out[j]
+                if hits.contains(where: { $0.lowerBound <= piece.offset && piece.offset < $0.upperBound }) {
+                    out[j].deleted = true
+                    out[j].bytes = []
+                }
             }
         }
-        try spend(n)
-        return nil
+        for (w, n) in wanted where covered[w, default: 0] != n {
+            throw Self.missing(w.replica)
+        }
+        runs = out
     }
 
-    private mutating func spend(_ visits: Int) throws {
-        searched += visits
-        if searched > Self.searchBudget {
-            throw BundleSyncError.badData("a text edit is too fragmented to merge")
+    /// Sorted, disjoint, non-adjacent ranges covering `ranges`.
+    private static func union(_ ranges: [Range<UInt64>]) -> [Range<UInt64>] {
+        var out: [Range<UInt64>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
+            if let l = out.last, r.lowerBound <= l.upperBound {
+                out[out.count - 1] = l.lowerBound..<max(l.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
         }
+        return out
     }
 
-    /// Splits run `i` before its `k`-th scalar (0 < k < length).
-    private mutating func split(_ i: Int, at k: Int) {
-        let r = runs[i]
-        var head = r
-        var tail = r
-        head.length = k
-        tail.length = r.length - k
-        tail.offset = r.offset + UInt64(k)
-        tail.parent = r.id(at: k - 1)
-        if !r.deleted {
-            let cut = UTF8Scalars.byteOffset(ofScalar: k, in: r.bytes)
-            head.bytes = Array(r.bytes[..<cut])
-            tail.bytes = Array(r.bytes[cut...])
+    private static func firstRange(in ranges: [Range<UInt64>], endingAfter offset: UInt64) -> Int {
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound <= offset { lo = mid + 1 } else { hi = mid }
         }
-        runs[i] = head
-        runs.insert(tail, at: i + 1)
+        return lo
+    }
+
+    static func missing(_ replica: ReplicaID) -> BundleSyncError {
+        BundleSyncError.badData("a text edit refers to text written by \(replica.short) that this replica does not hold")
     }
 
     /// Joins neighbouring runs that continue one another, keeping the state compact.
@@ -234,6 +293,11 @@ package struct TextSequence: Equatable {
     // MARK: - Local edits
 
     /// Turns this state's text into `new` as one write, returning the delta that does it.
+    ///
+    /// Each changed place becomes one run, placed as Fugue places text typed there: to the
+    /// right of the scalar before it when that scalar has nothing on its right yet, otherwise
+    /// to the left of the scalar after it. Text that replaces deleted text is typed after the
+    /// last deleted scalar, so it stays with what followed the text it replaces.
     ///
     /// - Parameters:
     ///   - new: Valid UTF-8.
@@ -259,39 +323,345 @@ package struct TextSequence: Equatable {
             }
             return lo
         }
-        func unit(at s: Int) -> UnitID {
+        /// The run and position of the `s`-th visible scalar.
+        func place(_ s: Int) -> (run: Int, k: Int) {
             let v = visible[slot(s)]
-            return runs[v.run].id(at: s - v.start)
+            return (v.run, s - v.start)
         }
+        let index = RunIndex(runs)
 
         let counter = UTF8Scalars.Counter(old)
         var written: UInt64 = 0
+        /// Where each inserted run goes: before scalar k of run i (k may be its length).
+        var gaps: [(run: Int, k: Int)] = []
         for h in hunks {
             let a = counter.scalarIndex(ofByte: h.old.lowerBound)
             let b = counter.scalarIndex(ofByte: h.old.upperBound)
             var s = a
             while s < b {
                 // The rest of the scalar's run, within the deleted range.
-                let v = visible[slot(s)]
-                let n = min(b - s, runs[v.run].length - (s - v.start))
-                delta.deletions.append(Deletion(first: runs[v.run].id(at: s - v.start), length: n))
+                let (ri, k) = place(s)
+                let n = min(b - s, runs[ri].length - k)
+                delta.deletions.append(Deletion(first: runs[ri].id(at: k), length: n))
                 s += n
             }
-            if !h.new.isEmpty {
-                let bytes = Array(new[h.new])
-                let length = UTF8Scalars.count(bytes)
-                delta.runs.append(Run(hlc: hlc, replica: replica, offset: written, length: length,
-                                      parent: a > 0 ? unit(at: a - 1) : nil, deleted: false, bytes: bytes))
-                written += UInt64(length)
-            }
+            guard !h.new.isEmpty else { continue }
+            // The scalar the new text is typed after: the last one it replaces, else the one
+            // before the place; nil for the start of the text.
+            let left: (run: Int, k: Int)? = b > a ? place(b - 1) : (a > 0 ? place(a - 1) : nil)
+            let (side, parent, rightOrigin) = anchor(after: left, index)
+            let bytes = Array(new[h.new])
+            let length = UTF8Scalars.count(bytes)
+            delta.runs.append(Run(hlc: hlc, replica: replica, offset: written, length: length, side: side,
+                                  parent: parent, rightOrigin: rightOrigin, deleted: false, bytes: bytes))
+            written += UInt64(length)
+            gaps.append(left.map { ($0.run, $0.k + 1) } ?? (0, 0))
         }
-        try merge(delta)
+        // Each run hangs where nothing hangs yet on its side (right of a scalar with no right
+        // child, or left of one with no left child), so it lands right after the scalar it
+        // was typed after: placed there directly, without building the tree, the state is
+        // exactly what merging the delta makes.
+        insert(delta.runs, at: gaps)
+        if !delta.deletions.isEmpty { try delete(delta.deletions) }
+        coalesce()
         guard text == new else {
             throw BundleSyncError.failure("internal error: a text edit did not reproduce the written text")
         }
         return delta
     }
 
+    /// Puts `inserted[j]` before scalar `gaps[j].k` of run `gaps[j].run`, for gaps in
+    /// document order, splitting runs where a gap falls inside one.
+    private mutating func insert(_ inserted: [Run], at gaps: [(run: Int, k: Int)]) {
+        guard !inserted.isEmpty else { return }
+        var out: [Run] = []
+        out.reserveCapacity(runs.count + 2 * inserted.count)
+        var j = 0
+        for (i, r) in runs.enumerated() {
+            var rest = r
+            var done = 0
+            while j < gaps.count && gaps[j].run == i {
+                let k = gaps[j].k - done
+                if k == 0 {
+                    out.append(inserted[j])
+                } else if k >= rest.length {
+                    break
+                } else {
+                    out.append(rest.head(k))
+                    rest = rest.tail(from: k)
+                    done += k
+                    out.append(inserted[j])
+                }
+                j += 1
+            }
+            out.append(rest)
+            // Gaps after the run's last scalar.
+            while j < gaps.count && gaps[j].run == i {
+                out.append(inserted[j])
+                j += 1
+            }
+        }
+        while j < gaps.count {
+            out.append(inserted[j])
+            j += 1
+        }
+        runs = out
+    }
+
+    /// Where text typed right after `left` (nil: the start) hangs in the tree.
+    private func anchor(after left: (run: Int, k: Int)?, _ index: RunIndex) -> (Side, UnitID?, UnitID?) {
+        let leftID = left.map { runs[$0.run].id(at: $0.k) }
+        // The next scalar in the document, tombstones included.
+        let next: (run: Int, k: Int)?
+        if let (ri, k) = left {
+            next = k + 1 < runs[ri].length ? (ri, k + 1) : (ri + 1 < runs.count ? (ri + 1, 0) : nil)
+        } else {
+            next = runs.isEmpty ? nil : (0, 0)
+        }
+        guard let next else { return (.right, leftID, nil) }
+        let nextID = runs[next.run].id(at: next.k)
+        // `left` has right children exactly when `next` descends from its right side: then
+        // climbing from `next` through left-side links ends at a right child of `left`.
+        var at = next
+        while true {
+            let (side, parent) = at.k > 0 ? (Side.right, runs[at.run].id(at: at.k - 1)) : (runs[at.run].side, runs[at.run].parent)
+            if side == .right {
+                return parent == leftID ? (.left, nextID, nextID) : (.right, leftID, nextID)
+            }
+            guard let p = parent, let found = index.locate(p) else { return (.right, leftID, nextID) }
+            at = found
+        }
+    }
+}
+
+/// Finds the run holding a scalar, by write and offset.
+struct RunIndex {
+    private var byWrite: [TextSequence.WriteKey: [(offset: UInt64, end: UInt64, run: Int)]] = [:]
+
+    init(_ runs: [TextSequence.Run]) {
+        for (i, r) in runs.enumerated() { byWrite[r.write, default: []].append((r.offset, r.end, i)) }
+        for (w, list) in byWrite where list.count > 1 { byWrite[w] = list.sorted { $0.offset < $1.offset } }
+    }
+
+    func locate(_ u: TextSequence.UnitID) -> (run: Int, k: Int)? {
+        guard let list = byWrite[u.write] else { return nil }
+        var lo = 0, hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if list[mid].end <= u.offset { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < list.count, list[lo].offset <= u.offset else { return nil }
+        return (list[lo].run, Int(u.offset - list[lo].offset))
+    }
+}
+
+/// The tree of a state's runs and the runs a merge adds, read back in document order.
+///
+/// Runs are cut first wherever a scalar has children that do not continue its run, so every
+/// node of the tree is a whole piece: its left children hang on its first scalar, its right
+/// children on its last. The state's pieces enter the tree in document order, which is the
+/// tree's order; new pieces enter in id order (every scalar's parent and right origin are
+/// older than it), each among its siblings as FugueMax orders them.
+private struct FugueTree {
+    typealias Run = TextSequence.Run
+    typealias UnitID = TextSequence.UnitID
+
+    struct Node {
+        var run: Run
+        var parent: Int
+        var side: TextSequence.Side
+        var depth: Int
+        var left: [Int] = []
+        var right: [Int] = []
+    }
+
+    /// Node 0 is the start of the text.
+    private var nodes: [Node] = []
+    private var index: [TextSequence.WriteKey: [(offset: UInt64, end: UInt64, node: Int)]] = [:]
+    private var placed: [Bool] = []
+    private var steps = 0
+
+    init(state: [Run], incoming: [Run]) throws {
+        // Where pieces must start: after every right-side parent, at every left-side parent.
+        var cuts: [TextSequence.WriteKey: Set<UInt64>] = [:]
+        for r in state + incoming {
+            guard let p = r.parent else { continue }
+            cuts[p.write, default: []].insert(r.side == .right ? p.offset + 1 : p.offset)
+        }
+        func pieces(_ r: Run) -> [Run] {
+            guard let c = cuts[r.write] else { return [r] }
+            var out: [Run] = []
+            var rest = r
+            for k in 1..<max(1, r.length) where c.contains(r.offset + UInt64(k)) {
+                let at = Int(r.offset + UInt64(k) - rest.offset)
+                out.append(rest.head(at))
+                rest = rest.tail(from: at)
+            }
+            out.append(rest)
+            return out
+        }
+        nodes.append(Node(run: Run(hlc: 0, replica: ReplicaID(bytes: [UInt8](repeating: 0, count: ReplicaID.byteCount))!, offset: 0,
+                                   length: 1, deleted: true, bytes: []), parent: -1, side: .right, depth: 0))
+        let old = state.flatMap(pieces)
+        let new = incoming.sorted { $0.first < $1.first }.flatMap(pieces)
+        for r in old + new {
+            index[r.write, default: []].append((r.offset, r.end, nodes.count))
+            nodes.append(Node(run: r, parent: -1, side: r.side, depth: 0))
+        }
+        for (w, list) in index {
+            let sorted = list.sorted { $0.offset < $1.offset }
+            for i in 1..<max(1, sorted.count) where sorted[i].offset < sorted[i - 1].end {
+                throw BundleSyncError.badData("a text edit inserts text by \(w.replica.short) that the state already holds")
+            }
+            index[w] = sorted
+        }
+        placed = Array(repeating: false, count: nodes.count)
+        for i in 0..<(1 + old.count) { placed[i] = true }
+
+        // The state: already in order, so each piece is its parent's next child.
+        for i in 1..<(1 + old.count) {
+            let p = try parentNode(of: nodes[i].run)
+            nodes[i].parent = p
+            if nodes[i].side == .left { nodes[p].left.append(i) } else { nodes[p].right.append(i) }
+        }
+        computeDepths()
+        // New pieces, oldest first.
+        for i in (1 + old.count)..<nodes.count {
+            try insert(i)
+        }
+    }
+
+    /// The node whose first (left side) or last (right side) scalar is `r`'s parent.
+    private func parentNode(of r: Run) throws -> Int {
+        guard let p = r.parent else {
+            guard r.side == .right else { throw BundleSyncError.badData("a text run hangs left of the start of the text") }
+            return 0
+        }
+        guard let (n, k) = locate(p), placed[n] else { throw TextSequence.missing(p.replica) }
+        guard r.side == .right ? k == nodes[n].run.length - 1 : k == 0 else {
+            throw BundleSyncError.failure("internal error: a text run hangs inside another")
+        }
+        return n
+    }
+
+    private func locate(_ u: UnitID) -> (Int, Int)? {
+        guard let list = index[u.write] else { return nil }
+        var lo = 0, hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if list[mid].end <= u.offset { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < list.count, list[lo].offset <= u.offset else { return nil }
+        return (list[lo].node, Int(u.offset - list[lo].offset))
+    }
+
+    private mutating func computeDepths() {
+        var stack = [0]
+        while let n = stack.popLast() {
+            for c in nodes[n].left + nodes[n].right {
+                nodes[c].depth = nodes[n].depth + 1
+                stack.append(c)
+            }
+        }
+    }
+
+    private mutating func insert(_ i: Int) throws {
+        let p = try parentNode(of: nodes[i].run)
+        nodes[i].parent = p
+        nodes[i].depth = nodes[p].depth + 1
+        let id = nodes[i].run.first
+        if nodes[i].side == .left {
+            // Left siblings: descending id.
+            let at = nodes[p].left.firstIndex { id > nodes[$0].run.first } ?? nodes[p].left.count
+            nodes[p].left.insert(i, at: at)
+        } else {
+            // Right siblings: the later right origin first (the end of the text latest of all),
+            // then descending id.
+            let origin = try rightOrigin(of: i)
+            var at = nodes[p].right.count
+            for (j, s) in nodes[p].right.enumerated() {
+                let other = try rightOrigin(of: s)
+                let before: Bool
+                if origin?.0 == other?.0 && origin?.1 == other?.1 {
+                    before = id > nodes[s].run.first
+                } else {
+                    before = try isBefore(other, origin)
+                }
+                if before { at = j; break }
+            }
+            nodes[p].right.insert(i, at: at)
+        }
+        placed[i] = true
+    }
+
+    /// The node and position of a right-side piece's right origin; nil for the end of the text.
+    private func rightOrigin(of i: Int) throws -> (Int, Int)? {
+        guard let o = nodes[i].run.rightOrigin else { return nil }
+        guard let found = locate(o), placed[found.0] else { throw TextSequence.missing(o.replica) }
+        return found
+    }
+
+    /// Whether scalar `a` comes before scalar `b` in the document; nil stands for the end.
+    private mutating func isBefore(_ a: (Int, Int)?, _ b: (Int, Int)?) throws -> Bool {
+        guard let b else { return a != nil }
+        guard let a else { return false }
+        if a.0 == b.0 { return a.1 < b.1 }
+        var x = a.0, y = b.0
+        // Climb to equal depth; if one is the other's ancestor, the side decides.
+        var lastSide = TextSequence.Side.right
+        while nodes[x].depth > nodes[y].depth {
+            lastSide = nodes[x].side
+            x = nodes[x].parent
+            try spend()
+        }
+        if x == y { return lastSide == .left }
+        while nodes[y].depth > nodes[x].depth {
+            lastSide = nodes[y].side
+            y = nodes[y].parent
+            try spend()
+        }
+        if x == y { return lastSide == .right }
+        while nodes[x].parent != nodes[y].parent {
+            x = nodes[x].parent
+            y = nodes[y].parent
+            try spend()
+        }
+        if nodes[x].side != nodes[y].side { return nodes[x].side == .left }
+        let siblings = nodes[x].side == .left ? nodes[nodes[x].parent].left : nodes[nodes[x].parent].right
+        return siblings.firstIndex(of: x)! < siblings.firstIndex(of: y)!
+    }
+
+    private mutating func spend() throws {
+        steps += 1
+        if steps > TextSequence.searchBudget {
+            throw BundleSyncError.badData("a text edit is too fragmented to merge")
+        }
+    }
+
+    /// The pieces in document order.
+    func ordered() throws -> [Run] {
+        var out: [Run] = []
+        out.reserveCapacity(nodes.count)
+        // (node, next child: left children, then the node, then right children)
+        var stack: [(Int, Int)] = [(0, 0)]
+        while !stack.isEmpty {
+            let (n, c) = stack[stack.count - 1]
+            let node = nodes[n]
+            if c < node.left.count {
+                stack[stack.count - 1].1 += 1
+                stack.append((node.left[c], 0))
+            } else if c == node.left.count {
+                stack[stack.count - 1].1 += 1
+                if n != 0 { out.append(node.run) }
+            } else if c - node.left.count - 1 < node.right.count {
+                stack[stack.count - 1].1 += 1
+                stack.append((node.right[c - node.left.count - 1], 0))
+            } else {
+                stack.removeLast()
+            }
+        }
+        return out
+    }
 }
 
 /// Counting and cutting Unicode scalars in UTF-8.

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// - `BUNDLESYNC_PROPERTY_SEED=S` runs exactly seed S;
 /// - `BUNDLESYNC_PROPERTY_SEEDS=N` runs N seeds from `BUNDLESYNC_PROPERTY_SEED_BASE` (1);
-/// - otherwise seeds 1, 2 and 3.
+/// - otherwise seeds 1, 2 and 3, or as many as the suite asks for.
 ///
 /// `BUNDLESYNC_PROPERTY_ROUNDS` sets the rounds per seed, and each suite reads it itself.
 enum PropertySeeds {
@@ -12,7 +12,7 @@ enum PropertySeeds {
 
     /// The seeds to run, and a complaint about a malformed environment variable (reported by
     /// every case rather than crashing the test process or silently running nothing).
-    static func plan() -> (seeds: [UInt64], problem: String?) {
+    static func plan(defaultCount: UInt64 = 3) -> (seeds: [UInt64], problem: String?) {
         func number(_ name: String) -> (UInt64?, String?) {
             guard let text = environment[name] else { return (nil, nil) }
             guard let v = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
@@ -27,7 +27,7 @@ enum PropertySeeds {
         let problem = [e1, e2, e3, e4].compactMap { $0 }.first
         if let seed { return ([seed], problem) }
         if let count, count > 0 { return ((0..<count).map { (base ?? 1) &+ $0 }, problem) }
-        return ([1, 2, 3], problem)
+        return ((1...defaultCount).map { $0 }, problem)
     }
 
     /// How to run one seed of `suite` again, with the same number of rounds.

@@ -7,7 +7,8 @@ import Testing
 ///
 /// Set `BUNDLESYNC_RECORD=1` to re-record the expected JSON (never the bundles).
 @Suite struct GoldenBundleTests {
-    static let bundles = ["v1-full", "v1-delta", "v1-snapshot", "v1-merge-1", "v1-merge-2", "v1-merge-snapshot"]
+    static let bundles = ["v1-full", "v1-delta", "v1-snapshot", "v1-merge-1", "v1-merge-2", "v1-merge-snapshot",
+                          "fugue-merge-1", "fugue-merge-2", "fugue-merge-snapshot"]
 
     @Test(arguments: bundles)
     func goldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
@@ -79,6 +80,59 @@ import Testing
         // The snapshot carried the merge states: a later edit here still diffs against them.
         try app.execute("UPDATE documents SET body = 'Patient stable, eating well. BP 118/79.\nReview in three weeks.' WHERE id = 'd-01'")
         #expect(try replica.withoutCapture { try replica.sealPending() }.count == 1)
+    }
+}
+
+/// The golden bundles with version 2 (Fugue) text states, written by the first release with
+/// `text-fugue-v1` (`fixtures/make-golden-fugue.sh`).
+@Suite struct GoldenFugueBundleTests {
+    @Test func theGoldenFugueBatchesImportInEitherOrder() throws {
+        let (replica, app) = try goldenMergeReplica("fugue.db")
+        #expect(try replica.importBundle(fixture("bundles/fugue-merge-2.bsync")).status == .parked)
+        let first = try replica.importBundle(fixture("bundles/fugue-merge-1.bsync"))
+        #expect(first.status == .applied)
+        #expect(first.released == 1)
+        #expect(try app.rows("SELECT id, body, settings FROM documents ORDER BY id") == [
+            [.text("d-01"), .text("Patient stable, eating well. BP 120/80.\nReview in three weeks."),
+             .text(#"{"alerts":true,"ui":{"font":{"size":12},"theme":"light"}}"#)],
+            [.text("d-02"), .text("naïve café 👨‍👩‍👧‍👦 日本語 e\u{301}!"), .text(#"{"a":[1,{"b":2}],"z":1}"#)],
+        ])
+        #expect(try replica.pendingChanges().isEmpty)
+    }
+
+    @Test func theGoldenFugueSnapshotImportsAndLaterEditsDiffAgainstIt() throws {
+        let (replica, app) = try goldenMergeReplica("fugue-snapshot.db")
+        #expect(try replica.importBundle(fixture("bundles/fugue-merge-snapshot.bsync")).status == .applied)
+        #expect(try app.rows("SELECT body FROM documents WHERE id = 'd-01'") == [
+            [.text("Patient stable, eating well today. BP 120/80.\nReview in three weeks.")],
+        ])
+        try app.execute("UPDATE documents SET body = 'Patient stable, eating well today. BP 118/79.\nReview in three weeks.' WHERE id = 'd-01'")
+        #expect(try replica.withoutCapture { try replica.sealPending() }.count == 1)
+    }
+
+    @Test func theGoldenFugueBundlesRequireTheCapabilityAndHoldVersion2TextStates() throws {
+        var states = 0, leftSide = 0, givenOrigins = 0
+        for name in ["fugue-merge-1", "fugue-merge-2", "fugue-merge-snapshot"] {
+            let reader = try BundleReader(path: fixture("bundles/\(name).bsync"))
+            #expect(reader.header.requiredCapabilities.contains(BundleHeader.textFugueCapability), "\(name)")
+            var payloads: [MergePayload] = []
+            while let (_, _, batch) = try reader.nextBatch() {
+                payloads += batch.tables.flatMap { $0.rows.flatMap { $0.cells.compactMap(\.merge) } }
+            }
+            while let chunk = try reader.nextSnapshotChunk() {
+                payloads += chunk.tables.flatMap { $0.rows.flatMap { $0.cells.compactMap(\.merge) } }
+            }
+            for p in payloads where p.rule == .text {
+                #expect(p.state.starts(with: TextSequence.version2Marker), "\(name)")
+                let s = try TextSequence.decode(p.state)
+                states += 1
+                leftSide += s.runs.filter { $0.side == .left }.count
+                givenOrigins += s.runs.filter { $0.side == .right && $0.rightOrigin != nil }.count
+            }
+        }
+        #expect(states == 6)
+        #expect(leftSide > 0, "the fixtures hold runs on the left side")
+        #expect(givenOrigins > 0, "the fixtures hold a right origin other than the end of the text")
     }
 }
 
