@@ -112,6 +112,9 @@ package struct Exporter {
             let missing = lacking.filter { $0.origin == store.id || inFolder[$0.origin]?.contains($0.seq) != true }
             if case .full = target { snapshot = true }
             if !complete { snapshot = true }
+            // A header lists every batch it carries, and readers bound the header's size: a
+            // target that lacks more history than one header can list gets a snapshot.
+            if missing.count > Self.maxBatchesListed { snapshot = true }
             if let refusal, snapshot || !missing.isEmpty { throw refusal }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
@@ -187,6 +190,10 @@ package struct Exporter {
                                 sealed: sealed, bytes: size, recipients: recipients.map(\.id), passphrase: passphrase != nil)
         }
     }
+
+    /// The most batches one bundle lists: their entries stay far below the header's limit
+    /// (64 MiB, about 60 bytes an entry).
+    static let maxBatchesListed = 400_000
 
     /// Whether this export is a replica's first, a snapshot (`--full`), made while it knows
     /// no peer: then the batches it seals are not kept in history.

@@ -37,6 +37,11 @@ package struct TableTracker {
     package func track(table: String, rules: [String: ColumnRule] = [:], renamed: [String: String] = [:]) throws -> TrackReport {
         let catalog = store.catalog
         let shape = try catalog.shape(of: table)
+        // Every reader refuses longer names; a table that could never travel is not tracked.
+        for name in [table] + shape.keyColumns + shape.columns where name.utf8.count > Limits.maxNameBytes {
+            throw BundleSyncError.usage("'\(shown(String(name.prefix(40))))…' is \(name.utf8.count) bytes long; a bundle carries names of at most \(Limits.maxNameBytes) bytes",
+                                        hint: "rename the table or column")
+        }
         if !renamed.isEmpty { try store.withoutCapture { try followRenames(table, renamed, shape: shape) } }
         for name in rules.keys where !shape.columns.contains(name) {
             throw BundleSyncError.usage("'\(shown(table))' has no non-key column '\(shown(name))'")
