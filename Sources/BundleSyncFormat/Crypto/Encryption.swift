@@ -209,6 +209,7 @@ package enum BodyCipher {
         var n = [UInt8](repeating: 0, count: 12)
         for i in 0..<8 { n[10 - i] = UInt8(truncatingIfNeeded: counter >> (8 * UInt64(i))) }
         n[11] = final ? 1 : 0
+        // Nonce(data:) refuses only a length other than 12 bytes, which this never is.
         return try! ChaChaPoly.Nonce(data: n)
     }
 
