@@ -30,6 +30,9 @@ public struct ImportOutcome: Sendable {
     public var error: BundleSyncError?
     /// Parked batches found to fork their origin's history once it arrived, and dropped.
     public var forks: [BundleSyncError] = []
+    /// The exporter's own batches the bundle carries (its id and their numbers): in a shared
+    /// folder, the bundle passes these on to every replica that syncs there.
+    public var exportersOwn: (exporter: ReplicaID, seqs: [UInt64])?
 }
 
 /// Options for `import`.
@@ -44,7 +47,7 @@ public struct ImportOptions: Sendable {
 }
 
 /// Imports bundles into a replica: proves each one whole and authentic, checks it against
-/// the replica's history and schema, then merges it in one transaction.
+/// the replica's history and schema, then merges it in transactions of whole batches.
 package struct Importer {
     package let store: ReplicaStore
     package let sealer: Sealer
@@ -68,11 +71,14 @@ package struct Importer {
     package func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
         // Local changes are sealed first, unless a bundle shows that this file was put back
         // from a backup: then they wait for the new identity it takes (see RestoreCheck).
-        let restoring = try paths.contains { p in
-            guard let header = try? BundleReader(path: p, keyring: keyring(passphrase: options.passphrase)).header, header.isOpened else { return false }
-            return try RestoreCheck(store: store).showsRestore(header)
+        // Headers are looked at only when there is something to seal.
+        if try !store.catalog.pendingChanges().isEmpty {
+            let restoring = try paths.contains { p in
+                guard let header = try? BundleReader(path: p, keyring: keyring(passphrase: options.passphrase)).header, header.isOpened else { return false }
+                return try RestoreCheck(store: store).showsRestore(header)
+            }
+            if !restoring { _ = try store.withoutCapture { try sealer.sealPending() } }
         }
-        if !restoring, try !store.catalog.pendingChanges().isEmpty { _ = try store.withoutCapture { try sealer.sealPending() } }
         return paths.map { path in
             do {
                 return try importBundle(path, options: options)
@@ -86,7 +92,8 @@ package struct Importer {
         }
     }
 
-    /// Imports one bundle: checks it completely, then merges it in one transaction.
+    /// Imports one bundle: checks it completely, then merges it in transactions of whole
+    /// batches (see ``Slices``).
     package func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         // Pass 1: prove the bundle whole and authentic, and that it fits this replica,
         // before taking any lock or writing anything.
@@ -125,6 +132,7 @@ package struct Importer {
         _ = try RestoreCheck(store: store).check(check.header, path: path)
 
         var outcome = ImportOutcome(path: path, status: .skipped, exporter: check.header.exporterName)
+        outcome.exportersOwn = (check.header.exporter, check.header.batches.filter { $0.origin == check.header.exporter }.map(\.seq))
         let now = HLC.nowMilliseconds()
         // Timestamps far ahead of this device's clock are reported, or refused, before
         // anything is written. The latest time this replica had already seen explains writes

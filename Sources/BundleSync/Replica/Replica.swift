@@ -101,8 +101,8 @@ public final class Replica {
         try requireSyncable()
         var carried: [ReplicaID: Set<UInt64>] = [:]
         for outcome in imported where outcome.status != .refused {
-            guard let header = try? BundleReader(path: outcome.path, keyring: keyring(passphrase: passphrase)).header, header.isOpened else { continue }
-            for b in header.batches where b.origin == header.exporter { carried[b.origin, default: []].insert(b.seq) }
+            guard let own = outcome.exportersOwn else { continue }
+            carried[own.exporter, default: []].formUnion(own.seqs)
         }
         return try Exporter(store: store, progress: progress).export(to: directory, target: target, encrypt: encrypt,
                                                                     helloWhenNoKeys: helloWhenNoKeys, passphrase: passphrase, inFolder: carried)
@@ -125,7 +125,8 @@ public final class Replica {
     /// This replica's X25519 public key, which its bundles announce.
     public var exchangeKey: [UInt8] { store.exchange.publicKey }
 
-    /// Imports bundle files, each checked completely and merged in one transaction.
+    /// Imports bundle files, each checked completely and merged in transactions of whole
+    /// batches.
     public func importBundles(_ paths: [String], options: ImportOptions = ImportOptions()) throws -> [ImportOutcome] {
         try requireSyncable()
         return try Importer(store: store, progress: progress).importBundles(paths, options: options)

@@ -168,7 +168,8 @@ package struct Sealer {
             case .blob(let b): return "x'\(hexString(Array(b.prefix(20))))\(b.count > 20 ? "…" : "")'"
             }
         }
-        let keyText = key.map(literal).joined(separator: ", ")
+        // Rows that fit are the rule: the key is spelled out only for the message.
+        var keyText: String { key.map(literal).joined(separator: ", ") }
         let hint = "hint: store it in smaller parts, in rows of their own; the row syncs once it is written again"
         for (i, v) in key.enumerated() where size(v) > Limits.maxValueBytes {
             return "a row of '\(shown(t.name))' is not synced: its key column '\(shown(t.schema.keyColumns[i]))' holds \(size(v)) bytes, more than a bundle may carry in one value (\(Limits.maxValueBytes))\n" + hint
@@ -177,7 +178,7 @@ package struct Sealer {
         for (i, v) in values.enumerated() where size(v) > Limits.maxValueBytes {
             return "row (\(keyText)) of '\(shown(t.name))' is not synced: column '\(shown(t.schema.columns[i].name))' holds \(size(v)) bytes, more than a bundle may carry in one value (\(Limits.maxValueBytes))\n" + hint
         }
-        let total = (key + values).reduce(0) { $0 + size($1) }
+        let total = key.reduce(0) { $0 + size($1) } + values.reduce(0) { $0 + size($1) }
         if total > Limits.maxBatchBytes - (1 << 20) {
             return "row (\(keyText)) of '\(shown(t.name))' is not synced: its values hold \(total) bytes, more than one batch may carry (\(Limits.maxBatchBytes))\n" + hint
         }

@@ -205,17 +205,16 @@ package enum BodyCipher {
     package static let tagLength = 16
     package static let sealedChunkLength = chunkLength + tagLength
 
-    package static func nonce(_ counter: UInt64, final: Bool) -> ChaChaPoly.Nonce {
+    package static func nonce(_ counter: UInt64, final: Bool) throws -> ChaChaPoly.Nonce {
         var n = [UInt8](repeating: 0, count: 12)
         for i in 0..<8 { n[10 - i] = UInt8(truncatingIfNeeded: counter >> (8 * UInt64(i))) }
         n[11] = final ? 1 : 0
-        // Nonce(data:) refuses only a length other than 12 bytes, which this never is.
-        return try! ChaChaPoly.Nonce(data: n)
+        return try ChaChaPoly.Nonce(data: n)
     }
 
     /// Seals one chunk: its ciphertext, then its tag.
     package static func seal(_ chunk: ArraySlice<UInt8>, key: SymmetricKey, counter: UInt64, final: Bool) throws -> [UInt8] {
-        let box = try ChaChaPoly.seal(chunk, using: key, nonce: nonce(counter, final: final))
+        let box = try ChaChaPoly.seal(chunk, using: key, nonce: try nonce(counter, final: final))
         var out = [UInt8](repeating: 0, count: chunk.count + tagLength)
         out.withUnsafeMutableBytes { o in
             box.ciphertext.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: o[0..<chunk.count]))
@@ -232,7 +231,7 @@ package enum BodyCipher {
     package static func open(_ sealed: UnsafeRawBufferPointer, key: SymmetricKey, counter: UInt64, final: Bool) -> Data? {
         guard sealed.count > tagLength, let base = sealed.baseAddress else { return nil }
         let n = sealed.count - tagLength
-        guard let box = try? ChaChaPoly.SealedBox(nonce: nonce(counter, final: final), ciphertext: Data(bytes: base, count: n),
+        guard let box = try? ChaChaPoly.SealedBox(nonce: try nonce(counter, final: final), ciphertext: Data(bytes: base, count: n),
                                                   tag: Data(bytes: base + n, count: tagLength)) else { return nil }
         return try? ChaChaPoly.open(box, using: key)
     }
