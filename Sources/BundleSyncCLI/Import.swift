@@ -8,7 +8,8 @@ struct Import: ParsableCommand {
         abstract: "Merge bundles into a replica.",
         discussion: """
         Takes bundle files, and every *.bsync file in each directory given, in any order. Each \
-        bundle is checked completely and then merged in one transaction; one already imported \
+        bundle is checked completely and then merged in transactions of whole batches; one \
+        already imported \
         is skipped. Batches whose earlier history has not arrived are parked and merged \
         automatically once it does. Bad bundles are refused whole and named; the others still \
         import, and the exit status is the worst one.
