@@ -66,7 +66,8 @@ public struct Mailbox {
 
     // MARK: - Bounded history
 
-    /// Drops stored batches that every known peer is known to hold.
+    /// Drops stored batches that every known peer is known to hold, and the text and JSON
+    /// tombstones every known peer is known to have seen deleted.
     ///
     /// A replica keeps the batches it has applied so it can pass them on. Once every peer it
     /// has heard from holds a batch, nobody it knows needs it from here. A peer that later
@@ -78,6 +79,9 @@ public struct Mailbox {
             guard !peers.isEmpty else { return PruneResult(batches: 0, bytes: 0) }
             let everyone = try peers.map { try store.replicas.peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
             var result = PruneResult(batches: 0, bytes: 0)
+            // Tombstones every known peer has seen deleted go first, while the batches that
+            // tell when each was written are still there.
+            try CellMerger(store: store).collectAll()
             for (origin, held) in everyone.entries {
                 guard let idx = try store.replicas.existingIndex(of: origin) else { continue }
                 let dropped = try store.history.dropApplied(origin: idx, through: held)

@@ -181,6 +181,7 @@ package struct Importer {
                     }
                     if let heads = reader.header.snapshotHeads {
                         _ = try checkHeads(heads, path: path)
+                        try store.noteSnapshotAdopted(VersionVector(Dictionary(heads.map { ($0.origin, $0.seq) }, uniquingKeysWith: max)))
                         outcome.applied += try adoptHeads(heads, keys: reader.header.keys, forks: &outcome.forks)
                     }
                     while let (entry, signed, batch) = try reader.nextBatch() {

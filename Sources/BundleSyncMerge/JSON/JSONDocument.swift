@@ -19,6 +19,8 @@ import BundleSyncCore
 /// any order, any number of times, to the same document. A delta is a state holding just
 /// the registers one write set.
 package struct JSONDocument: Equatable {
+    package static func == (a: JSONDocument, b: JSONDocument) -> Bool { a.nodes == b.nodes }
+
     package struct Stamp: Comparable, Hashable {
         package var hlc: UInt64
         package var replica: ReplicaID
@@ -56,6 +58,12 @@ package struct JSONDocument: Equatable {
     package typealias Path = [[UInt8]]
 
     package var nodes: [Path: Node] = [:]
+    /// Kept in the stored state only, never sent: the latest stamp of the registers collected
+    /// from this document (0: none). See ``collect(below:)``.
+    package var collectedBelow: UInt64 = 0
+    /// Kept in the stored state only: paths the cell's next write removes, because a value
+    /// set there was ignored as late here (see ``mergeLate(_:)``).
+    package var unsentRemovals: [Path] = []
 
     package var isEmpty: Bool { nodes.isEmpty }
 
@@ -70,7 +78,7 @@ package struct JSONDocument: Equatable {
         }
     }
 
-    private mutating func setLeaf(_ path: Path, _ leaf: Leaf, _ stamp: Stamp) {
+    mutating func setLeaf(_ path: Path, _ leaf: Leaf, _ stamp: Stamp) {
         nodes[path, default: Node()].leaf = (stamp, leaf)
     }
 
@@ -148,6 +156,14 @@ package struct JSONDocument: Equatable {
     package mutating func edit(to new: JSONValue, stamp: Stamp) throws -> JSONDocument {
         var delta = JSONDocument()
         Self.diff([], document, new, stamp, into: &delta)
+        // A value ignored here as late is removed where it was taken in: under an object of
+        // the document, where a removal changes nothing else that is shown.
+        for path in unsentRemovals where delta.nodes[path] == nil && !path.isEmpty {
+            if case .object(let members)? = new.value(at: Array(path.dropLast())), !members.contains(where: { $0.key == path.last! }) {
+                delta.setLeaf(path, .removed, stamp)
+            }
+        }
+        unsentRemovals = []
         merge(delta)
         guard document == new else {
             throw BundleSyncError.failure("internal error: a JSON edit did not reproduce the written document")

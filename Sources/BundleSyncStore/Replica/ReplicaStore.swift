@@ -28,6 +28,8 @@ package final class ReplicaStore {
     /// Warnings for the person at the keyboard, gathered while commands work (rows that
     /// could not be synced, capture that was repaired); the command line prints them.
     package var notices: [String] = []
+    /// The stable time of the current write transaction (see `StableTime.swift`).
+    let stableCache = StableTimeCache()
 
     package var id: ReplicaID { identity.id }
 
@@ -46,6 +48,10 @@ package final class ReplicaStore {
         held = HeldStore(db: db)
         history = HistoryStore(db: db, replicas: replicas, held: held)
         db.onCommit { [weak self] in try? self?.noteHead() }
+        // The stable time holds for one transaction: committed batches are what the next
+        // one counts from.
+        db.onCommit { [stableCache] in stableCache.reset() }
+        db.onRollback { [stableCache] in stableCache.reset() }
         // The identity mirrors `_bundlesync_meta`: a new identity taken in a transaction
         // that rolls back is not taken.
         db.onRollback { [weak self] in try? self?.reloadIdentity() }
