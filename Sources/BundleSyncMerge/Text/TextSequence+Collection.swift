@@ -13,8 +13,10 @@ import BundleSyncCore
 // Removing X keeps the order of everything else. X's children take X's place among its
 // parent's children, in their order (left children, then right children), so reading the
 // tree gives the remaining scalars in the same order. A run whose right origin was X gets
-// the next remaining scalar as right origin; right origins only decide between concurrent
-// right siblings, and no write from a known peer can add one next to these:
+// X's own right origin instead (or that one's, if X's went too): it still exists, and is
+// older than the run, as a state rebuilt in id order needs. Right origins only decide
+// between concurrent right siblings, and no write from a known peer can add one next to
+// these:
 //
 // - a new left child of a scalar has a larger id than everything its writer saw, so it
 //   comes first among its siblings whatever the rest are;
@@ -92,15 +94,17 @@ extension TextSequence {
             }
         }
         guard removed.contains(true) else { return false }
-        // The first remaining scalar after each removed run, in document order (nil: the end).
-        var following = [UnitID?](repeating: nil, count: runs.count)
-        var next: UnitID?
-        for i in runs.indices.reversed() {
-            if removed[i] { following[i] = next } else { next = runs[i].first }
-        }
         func isRemoved(_ u: UnitID) -> Int? {
             guard let (ri, _) = index.locate(u), removed[ri] else { return nil }
             return ri
+        }
+        /// What stands for a removed right origin: the removed scalar's own right origin,
+        /// as far as it remains (nil: the end). It is older than every run naming the removed
+        /// one, as a state rebuilt in id order needs.
+        func remaining(_ o: UnitID?) -> UnitID? {
+            var o = o
+            while let u = o, let ri = isRemoved(u) { o = runs[ri].rightOrigin }
+            return o
         }
         var out: [Run] = []
         out.reserveCapacity(runs.count)
@@ -121,8 +125,8 @@ extension TextSequence {
             }
             if r.side == .left {
                 r.rightOrigin = r.parent
-            } else if let o = r.rightOrigin, let ri = isRemoved(o) {
-                r.rightOrigin = following[ri]
+            } else {
+                r.rightOrigin = remaining(r.rightOrigin)
             }
             out.append(r)
         }

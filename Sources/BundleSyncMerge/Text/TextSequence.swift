@@ -218,7 +218,14 @@ package struct TextSequence: Equatable {
         if !incoming.isEmpty && (collectedBelow > 0 || !dropped.isEmpty) {
             (incoming, droppedRuns) = dropLate(incoming)
         }
-        if !incoming.isEmpty {
+        if runs.isEmpty && !incoming.isEmpty && delta.deletions.isEmpty {
+            // A whole state taken in by an empty one is that state, in its order: checked
+            // as a state (every run after what it hangs on), not rebuilt in id order, which
+            // a state whose tombstones were collected no longer follows (see
+            // `collect(below:)`).
+            let tree = try FugueTree(state: incoming, incoming: [])
+            runs = try tree.ordered()
+        } else if !incoming.isEmpty {
             let tree = try FugueTree(state: runs, incoming: incoming)
             runs = try tree.ordered()
         }
