@@ -53,6 +53,21 @@ package enum CellState {
         }
     }
 
+    /// Takes another replica's whole state, encoded, that reflects everything this replica
+    /// holds, in place of this one (see `TextSequence.adopt(_:stamp:)`): what it lacks was
+    /// collected or dropped there.
+    package mutating func adopt(_ bytes: [UInt8], stamp: UInt64) throws {
+        switch self {
+        case .text(var s):
+            try s.adopt(TextSequence.decode(bytes), stamp: stamp)
+            self = .text(s)
+        case .json(let d):
+            var next = try JSONDocument.decode(bytes)
+            next.collectedBelow = d.collectedBelow
+            self = .json(next)
+        }
+    }
+
     /// Removes what every known peer is known to have seen deleted or replaced (see
     /// `TextSequence.collect(below:)`, `JSONDocument.collect(below:)`).
     @discardableResult

@@ -166,4 +166,50 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
         let (da, db) = (try a.digest(), try b.digest())
         #expect(da == db)
     }
+
+    /// Three replicas; one goes silent and is forgotten while the other two delete text and
+    /// collect it; the silent one had typed inside that text and comes back. Its edit cannot
+    /// be placed: it is dropped where it arrives, with a message, and all three end the same.
+    @Test func aForgottenReplicaReturningWithAnEditInsideCollectedTextIsDroppedLoudlyAndEveryoneConverges() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp), c = try notesReplica("c", in: tmp)
+        let stick = tmp.dir("stick")
+        try a.sql("INSERT INTO notes(id, body, settings) VALUES ('n', 'one two three four five', '{\"keep\":1,\"gone\":2}')")
+        for _ in 0..<2 { for r in [a, b, c] { try r.sync(stick) } }
+        #expect(try c.text("body", of: "n") == "one two three four five")
+
+        // c types inside "three" and sets a key, and goes silent.
+        try c.write("body", of: "n", ["one two thrXee four five"])
+        try c.write("settings", of: "n", ["{\"keep\":1,\"gone\":2,\"late\":3}"])
+        Thread.sleep(forTimeInterval: 0.01)
+        // a deletes "three" and a key; a and b forget c, sync and collect.
+        try a.write("body", of: "n", ["one two four five"])
+        try a.write("settings", of: "n", ["{\"keep\":1}"])
+        for _ in 0..<2 { for r in [a, b] { try r.sync(stick) } }
+        try CLI.ok(["forget", a.db, "c"])
+        try CLI.ok(["forget", b.db, "c"])
+        for _ in 0..<2 { for r in [a, b] { try r.sync(stick) } }
+
+        // c comes back.
+        var said: [String: String] = [:]
+        for _ in 0..<3 {
+            for r in [c, a, b] {
+                let run = try CLI.run(["sync", r.db, stick])
+                #expect(run.status == 0, "\(r.name): \(run.stderr)")
+                said[r.name, default: ""] += run.stderr
+            }
+        }
+        // a takes in c's bundle first and says what it drops; b gets a's snapshot, which
+        // already holds c's edit without the dropped text.
+        let text = said["a"] ?? ""
+        #expect(text.contains("'c'") && text.contains("'body'") && text.contains("'notes'") && text.contains("('n')")
+                && text.contains("dropped on every replica: X"), "a said: \(text)")
+        #expect(text.contains("/late = 3"), "a said: \(text)")
+        let texts = try [a, b, c].map { try $0.text("body", of: "n") }
+        #expect(texts == Array(repeating: "one two four five", count: 3), "\(texts)")
+        let settings = try [a, b, c].map { try $0.text("settings", of: "n") }
+        #expect(Set(settings).count == 1, "\(settings)")
+        let digests = try [a, b, c].map { try $0.digest() }
+        #expect(Set(digests).count == 1)
+    }
 }

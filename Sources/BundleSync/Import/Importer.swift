@@ -147,6 +147,8 @@ package struct Importer {
             outcome.warnings.append(message + "; they win conflicts over writes made before that time, and this replica's own clock does not follow them")
         }
         var slices = Slices(store: store)
+        store.lateWrites = []
+        defer { store.lateWrites = [] }
         do {
             return try store.withoutCapture {
                 try sealer.sealPending()
@@ -166,9 +168,15 @@ package struct Importer {
                             try store.held.rememberDeclared(declared)
                         }
                     }
+                    // A snapshot that reflects everything this replica holds brings text and
+                    // JSON states to take as they are: its sender may have collected
+                    // tombstones held here.
+                    let covering = try reader.header.snapshotHeads.map { heads in
+                        VersionVector(Dictionary(heads.map { ($0.origin, $0.seq) }, uniquingKeysWith: max)).dominates(try replicas.vector())
+                    } ?? false
                     while let chunk = try reader.nextSnapshotChunk() {
                         progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-                        let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
+                        let held = try RowMerger(store: store, adoptingStates: covering).merge(chunk, keys: reader.header.keys)
                         if !held.isEmpty {
                             try store.held.hold(chunk, items: held)
                             heldItems.formUnion(held)
@@ -232,6 +240,7 @@ package struct Importer {
                 }
                 if outcome.applied + outcome.released > 0 { outcome.status = .applied }
                 else if outcome.parked > 0 { outcome.status = .parked }
+                outcome.warnings += store.lateWrites
                 return outcome
             }
         } catch var e as BundleSyncError where slices.committed > 0 {

@@ -27,8 +27,11 @@ package struct CellMerger {
     ///   - fresh: Whether the row starts a new incarnation with this write.
     /// - Returns: The value the cell now shows, or nil when it does not change.
     ///   - hlc: The write's time: what its edit deletes counts as deleted then.
+    ///   - adopting: Whether the payload is a whole state from a snapshot that reflects
+    ///     everything this replica holds: it then replaces the cell's state, since its sender
+    ///     may have collected tombstones this state still holds.
     package func merge(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue, payload: MergePayload?,
-                   hlc: HLC, later: Bool, fresh: Bool) throws -> SQLValue? {
+                   hlc: HLC, later: Bool, fresh: Bool, adopting: Bool = false) throws -> SQLValue? {
         guard let payload else {
             guard later else { return nil }
             if !fresh { try states.markPlain(t, key: key, ordinal: ordinal) }
@@ -42,7 +45,12 @@ package struct CellMerger {
         var (state, flags) = fresh ? (CellState.empty(rule), CellStateFlags.plainLatest)
             : try states.stateOrEmpty(t, key: key, ordinal: ordinal, unknownDeletionsAt: try store.clock.rawValue)
         let hadUnsent = state.hasUnsentDeletions
-        let dropped = try state.merge(payload.state, stamp: hlc.rawValue)
+        var dropped: [CellState.Dropped] = []
+        if adopting && !fresh {
+            try state.adopt(payload.state, stamp: hlc.rawValue)
+        } else {
+            dropped = try state.merge(payload.state, stamp: hlc.rawValue)
+        }
         if later {
             if payload.plain != nil { flags.insert(.plainLatest) } else { flags.remove(.plainLatest) }
         }
@@ -101,8 +109,11 @@ package struct CellMerger {
         let keyText = key.map(Sealer.literal).joined(separator: ", ")
         for d in dropped {
             let writer = try store.replicas.label(of: d.writer)
-            store.notices.append("""
-                replica \(writer) wrote to column '\(column)' of the row (\(keyText)) of '\(shown(t.name))' before it saw text deleted there that every other replica has since forgotten; the edit cannot be placed and is dropped on every replica: \(shown(d.text))
+            let what = t.rule(ordinal) == .json
+                ? "set a value before it saw a removal there that the other replicas have since forgotten; the value is ignored on every replica"
+                : "typed before it saw text deleted there that the other replicas have since forgotten; the edit cannot be placed and is dropped on every replica"
+            store.lateWrites.append("""
+                replica \(writer) wrote column '\(column)' of the row (\(keyText)) of '\(shown(t.name))' late: it \(what): \(shown(d.text))
                 hint: write it again on any replica if it is still wanted
                 """)
         }

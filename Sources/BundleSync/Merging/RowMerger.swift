@@ -10,10 +10,14 @@ package struct RowMerger {
     /// batches are merged again, the writes to newly tracked columns share the clock of the
     /// row they were part of.
     package var tiesWin = false
+    /// Whether the snapshot merged reflects everything this replica holds: its text and
+    /// JSON states then replace the cells' own (see ``CellMerger/merge(_:key:ordinal:value:payload:hlc:later:fresh:adopting:)``).
+    package var adoptingStates = false
 
-    package init(store: ReplicaStore, tiesWin: Bool = false) {
+    package init(store: ReplicaStore, tiesWin: Bool = false, adoptingStates: Bool = false) {
         self.store = store
         self.tiesWin = tiesWin
+        self.adoptingStates = adoptingStates
     }
 
     /// Merges one batch into the tracked tables and their clocks (SPEC §3.1, §3.2).
@@ -150,7 +154,7 @@ package struct RowMerger {
             if t.rule(c.ordinal) == .lww {
                 if later { winners.append((c.ordinal, c.value)) }
             } else if let shown = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
-                                                                     hlc: c.stamp.hlc, later: later, fresh: false) {
+                                                                     hlc: c.stamp.hlc, later: later, fresh: false, adopting: adoptingStates) {
                 winners.append((c.ordinal, shown))
             }
         }

@@ -33,8 +33,8 @@ public final class Replica {
     /// Warnings gathered since the last call: rows that could not be synced, capture that
     /// was repaired.
     public func takeNotices() -> [String] {
-        defer { store.notices = [] }
-        return store.notices
+        defer { (store.notices, store.lateWrites) = ([], []) }
+        return store.notices + store.lateWrites
     }
 
     public var db: Database { store.db }

@@ -69,6 +69,36 @@ extension TextSequence {
         return (kept, lost)
     }
 
+    /// Takes `state`, another replica's whole state that reflects everything this one
+    /// holds, in place of this one. Scalars this state holds and `state` does not were
+    /// collected or dropped there; they count as dropped here, so a later delete naming one
+    /// does nothing and a later write naming one is dropped, as there.
+    ///
+    /// - Parameter stamp: The HLC of the write that carried `state`: when its tombstones
+    ///   count as deleted.
+    package mutating func adopt(_ state: TextSequence, stamp: UInt64) throws {
+        var next = state
+        next.stampUnknownDeletions(stamp)
+        let tree = try FugueTree(state: next.runs, incoming: [])
+        next.runs = try tree.ordered()
+        let index = RunIndex(next.runs)
+        var gone: [Deletion] = []
+        for r in runs {
+            var k = 0
+            while k < r.length {
+                guard index.locate(r.id(at: k)) == nil else { k += 1; continue }
+                let start = k
+                while k < r.length && index.locate(r.id(at: k)) == nil { k += 1 }
+                gone.append(Deletion(first: r.id(at: start), length: k - start))
+            }
+        }
+        next.collectedBelow = collectedBelow
+        next.dropped = dropped + gone
+        next.unsentDeletions = []
+        next.coalesce()
+        self = next
+    }
+
     /// Gives every tombstone whose deletion time is not known `stamp`, an upper bound of it.
     package mutating func stampUnknownDeletions(_ stamp: UInt64) {
         for i in runs.indices where runs[i].deleted && runs[i].deletedAt == 0 { runs[i].deletedAt = stamp }

@@ -536,7 +536,7 @@ struct RunIndex {
 /// children on its last. The state's pieces enter the tree in document order, which is the
 /// tree's order; new pieces enter in id order (every scalar's parent and right origin are
 /// older than it), each among its siblings as FugueMax orders them.
-private struct FugueTree {
+struct FugueTree {
     typealias Run = TextSequence.Run
     typealias UnitID = TextSequence.UnitID
 

@@ -28,6 +28,9 @@ package final class ReplicaStore {
     /// Warnings for the person at the keyboard, gathered while commands work (rows that
     /// could not be synced, capture that was repaired); the command line prints them.
     package var notices: [String] = []
+    /// Messages about late writes a merge dropped (see `CellMerger`), for the import that
+    /// met them to report with its bundle.
+    package var lateWrites: [String] = []
     /// The stable time of the current write transaction (see `StableTime.swift`).
     let stableCache = StableTimeCache()
 
