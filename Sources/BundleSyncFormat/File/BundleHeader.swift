@@ -8,7 +8,14 @@ import BundleSyncMerge
 /// touches, the public key of every origin, and the list of batches the body holds, in order.
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
-    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.textFugueCapability, Self.jsonCapability]
+    public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.textFugueCapability, Self.jsonCapability,
+                                                        Self.textCollectedCapability]
+    /// Required by a snapshot whose tables have a column merged as text: its text states may
+    /// have had tombstones collected, and are taken as listed rather than rebuilt in id order.
+    public static let textCollectedCapability = "text-collected-v1"
+    /// Optional, in every bundle of this release: its exporter's text writes name live text
+    /// only, so its peers may collect tombstones.
+    public static let liveAnchorsCapability = "text-live-anchors-v1"
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
     /// Required by a bundle whose tables have a column merged as text.
@@ -23,7 +30,7 @@ public struct BundleHeader: Equatable, Sendable {
         var caps = ["lww-v1"]
         if snapshot { caps.append(snapshotCapability) }
         let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
-        if rules.contains(.text) { caps += [textCapability, textFugueCapability] }
+        if rules.contains(.text) { caps += [textCapability, textFugueCapability] + (snapshot ? [textCollectedCapability] : []) }
         if rules.contains(.json) { caps.append(jsonCapability) }
         return caps
     }

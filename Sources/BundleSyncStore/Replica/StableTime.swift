@@ -8,7 +8,8 @@ import BundleSyncFormat
 /// It is the least HLC of the stored batches (applied or parked) that some known peer does
 /// not hold, as far as this replica knows; with every stored batch held by all, no write
 /// this replica holds limits it. It is 0 (nothing may go) when there is no known peer; when a
-/// batch is parked; when a known peer holds a batch this replica lacks (its writes may be
+/// known peer's bundles do not say that its text writes name live text only (a peer of an
+/// earlier release, whose writes may name a tombstone); when a batch is parked; when a known peer holds a batch this replica lacks (its writes may be
 /// concurrent with a deletion that would go); when some batch a known peer lacks is not
 /// stored here; and while a snapshot this replica adopted reflects history that not every
 /// known peer is known to hold.
@@ -67,7 +68,8 @@ extension ReplicaStore {
     private func computeStableTime() throws -> UInt64 {
         try history.ensureLeastHLCColumn()
         let peers = try replicas.knownPeers(besides: selfIndex)
-        guard !peers.isEmpty else { return 0 }
+        // A peer of an earlier release may still name a tombstone in its writes.
+        guard !peers.isEmpty, try replicas.allAnchorLive(peers) else { return 0 }
         let vectors = try peers.map { try replicas.peerVector($0.index) }
         let everyone = vectors.dropFirst().reduce(vectors[0]) { $0.meet($1) }
         let mine = try replicas.vector()
