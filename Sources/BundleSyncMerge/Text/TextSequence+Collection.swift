@@ -36,10 +36,9 @@ extension TextSequence {
     }
 
     /// Splits incoming runs into those that can be placed and those that cannot: a run is
-    /// dropped when it is stamped at or below ``collectedBelow`` (written before its writer
-    /// saw text collected here, so its place among collected text is lost), when it names a
-    /// dropped scalar, or when it names a missing scalar stamped at or below
-    /// ``collectedBelow``. Dropped runs with text are remembered in ``dropped`` and their
+    /// dropped when it names a dropped scalar, or a missing scalar stamped at or below
+    /// ``collectedBelow`` (collected here: the run was written before its writer saw the
+    /// deletion, and its place is lost). Dropped runs with text are remembered in ``dropped`` and their
     /// deletion waits in ``unsentDeletions``, so that every replica ends without them.
     mutating func dropLate(_ incoming: [Run]) -> (kept: [Run], dropped: [Run]) {
         let index = RunIndex(runs)
@@ -51,8 +50,7 @@ extension TextSequence {
         }
         for r in incoming.sorted(by: { $0.first < $1.first }) {
             let names = [r.parent, r.side == .right ? r.rightOrigin : nil].compactMap { $0 }
-            let late = r.hlc <= collectedBelow
-                || names.contains { isDropped($0) || (!exists($0) && $0.hlc <= collectedBelow) }
+            let late = names.contains { isDropped($0) || (!exists($0) && $0.hlc <= collectedBelow) }
             if late {
                 // A tombstone written before the collection is one collected here: nothing
                 // to remember or report.

@@ -177,6 +177,16 @@ package final class ReplicaDirectory {
     /// (it runs a release that collects tombstones), as an SQL expression over its id column.
     private static func liveAnchorsKey(_ idColumn: String) -> String { "'live-anchors:' || lower(hex(\(idColumn)))" }
 
+    /// Whether some replica other than `me` is known by name only: a replica that wrote
+    /// history held here, or that a peer holds history of, whose own bundles were never
+    /// imported here, and that was not forgotten.
+    package func hasUnheardReplica(besides me: Int64) throws -> Bool {
+        try db.scalar("""
+            SELECT 1 FROM _bundlesync_replicas WHERE idx != ? AND last_heard IS NULL
+              AND NOT EXISTS (SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.forgottenKey("id"))) LIMIT 1
+            """, [.integer(me)]) != nil
+    }
+
     /// Whether every one of `peers` writes text naming live text only, as this release does.
     package func allAnchorLive(_ peers: [KnownPeer]) throws -> Bool {
         for p in peers {

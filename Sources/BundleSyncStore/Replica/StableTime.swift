@@ -9,7 +9,8 @@ import BundleSyncFormat
 /// not hold, as far as this replica knows; with every stored batch held by all, no write
 /// this replica holds limits it. It is 0 (nothing may go) when there is no known peer; when a
 /// known peer's bundles do not say that its text writes name live text only (a peer of an
-/// earlier release, whose writes may name a tombstone); when a batch is parked; when a known peer holds a batch this replica lacks (its writes may be
+/// earlier release, whose writes may name a tombstone); when a replica was heard of (it wrote
+/// history held here, or a peer holds history of it) but never from; when a batch is parked; when a known peer holds a batch this replica lacks (its writes may be
 /// concurrent with a deletion that would go); when some batch a known peer lacks is not
 /// stored here; and while a snapshot this replica adopted reflects history that not every
 /// known peer is known to hold.
@@ -70,6 +71,8 @@ extension ReplicaStore {
         let peers = try replicas.knownPeers(besides: selfIndex)
         // A peer of an earlier release may still name a tombstone in its writes.
         guard !peers.isEmpty, try replicas.allAnchorLive(peers) else { return 0 }
+        // A replica heard of but not from may hold writes concurrent with any deletion.
+        guard try !replicas.hasUnheardReplica(besides: selfIndex) else { return 0 }
         let vectors = try peers.map { try replicas.peerVector($0.index) }
         let everyone = vectors.dropFirst().reduce(vectors[0]) { $0.meet($1) }
         let mine = try replicas.vector()
