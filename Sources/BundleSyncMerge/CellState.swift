@@ -18,10 +18,19 @@ package enum CellState {
         return .text
     }
 
+    /// The whole state as sent (in a snapshot, or as a seed) and as kept within the stored
+    /// form. A text state carries the deletions of the runs dropped here as written too late
+    /// (see `TextSequence.dropLate(_:)`): a replica that placed one deletes it, and one that
+    /// never held one drops it should it arrive later, as here. Without dropped runs the
+    /// encoding is the state's own.
     package func encoded() -> [UInt8] {
         switch self {
-        case .text(let s): s.encoded()
-        case .json(let d): d.encoded()
+        case .text(let s):
+            guard !s.dropped.isEmpty else { return s.encoded() }
+            var sent = s
+            sent.deletions = s.dropped
+            return sent.encoded()
+        case .json(let d): return d.encoded()
         }
     }
 
@@ -128,6 +137,8 @@ package enum CellState {
         var state = try decode(rule, try r.lengthPrefixed("stored state", limit: r.remaining))
         switch state {
         case .text(var s):
+            // The deletions within are the dropped runs, which the local part lists.
+            s.deletions = []
             try s.readLocalAnnotations(&r)
             state = .text(s)
         case .json(var d):

@@ -97,4 +97,33 @@ import Testing
         let next = try x.edit(to: bytes("one three!"), hlc: 20, replica: a)
         #expect(next.deletions.contains { $0.first.replica == b && $0.first.hlc == 12 })
     }
+
+    @Test func aWholeStateCarriesTheDeletionOfTextItsSenderDropped() throws {
+        let (a, b) = (Self.ids[0], Self.ids[1])
+        var x = TextSequence.empty
+        _ = try x.edit(to: bytes("one two three"), hlc: 10, replica: a)
+        var late = x
+        let lateDelta = try late.edit(to: bytes("one twXo three"), hlc: 12, replica: b)
+        var fresh = TextSequence.empty // never sees the late write itself
+        _ = try x.edit(to: bytes("one three"), hlc: 11, replica: a)
+        var placed = x // has not collected "two", and places the late write
+        try placed.merge(TextSequence.decode(lateDelta.encoded()), stamp: 12)
+        #expect(string(placed.text).contains("X"))
+        x.collect(below: 100)
+        #expect(try x.merge(TextSequence.decode(lateDelta.encoded()), stamp: 12).count == 1)
+        // x's whole state, as a snapshot sends it, names the dropped run.
+        let sent = CellState.text(x).encoded()
+        try placed.merge(TextSequence.decode(sent), stamp: 13)
+        #expect(string(placed.text) == "one three")
+        try fresh.merge(TextSequence.decode(sent), stamp: 13)
+        #expect(string(fresh.text) == "one three")
+        // The late text reaching `fresh` later, in a state that placed it, stays out there too.
+        let other = CellState.text(late).encoded()
+        try fresh.merge(TextSequence.decode(other), stamp: 14)
+        #expect(!string(fresh.text).contains("X"))
+        // The stored form keeps the dropped runs in its local part only.
+        let stored = try CellState.decodeStored(.text, CellState.text(x).storedEncoding(), unknownDeletionsAt: 0)
+        guard case .text(let back) = stored else { Issue.record("not text"); return }
+        #expect(back.deletions.isEmpty && back.dropped == x.dropped)
+    }
 }

@@ -35,6 +35,23 @@ extension TextSequence {
         dropped.contains { $0.first.write == u.write && u.offset >= $0.first.offset && u.offset - $0.first.offset < UInt64($0.length) }
     }
 
+    /// The first scalar of `r` dropped here, as an offset within `r`.
+    private func firstDropped(in r: Run) -> Int? {
+        var first: Int?
+        for d in dropped where d.first.write == r.write && d.first.offset < r.end && r.offset < d.first.offset + UInt64(d.length) {
+            let k = d.first.offset > r.offset ? Int(d.first.offset - r.offset) : 0
+            first = min(first ?? k, k)
+        }
+        return first
+    }
+
+    /// Whether every scalar of `d` was dropped here.
+    private func isAllDropped(_ d: Deletion) -> Bool {
+        (0..<UInt64(d.length)).allSatisfy { k in
+            isDropped(UnitID(hlc: d.first.hlc, replica: d.first.replica, offset: d.first.offset + k))
+        }
+    }
+
     /// Splits incoming runs into those that can be placed and those that cannot: a run is
     /// dropped when it names a dropped scalar, or a missing scalar stamped at or below
     /// ``collectedBelow`` (collected here: the run was written before its writer saw the
@@ -48,7 +65,22 @@ extension TextSequence {
         func exists(_ u: UnitID) -> Bool {
             index.locate(u) != nil || keptByWrite[u.write]?.contains { $0.contains(u) } == true
         }
-        for r in incoming.sorted(by: { $0.first < $1.first }) {
+        for whole in incoming.sorted(by: { $0.first < $1.first }) {
+            var r = whole
+            // Scalars dropped here already (their deletion may have come in a whole state
+            // before they did, from a replica that dropped them): they and what follows them
+            // in the run, which hangs on them, stay out.
+            if let k = firstDropped(in: r) {
+                let tail = k == 0 ? r : r.tail(from: k)
+                let gone = Deletion(first: tail.first, length: tail.length)
+                if !isAllDropped(gone) && !tail.deleted {
+                    dropped.append(gone)
+                    unsentDeletions.append(gone)
+                    lost.append(tail)
+                }
+                guard k > 0 else { continue }
+                r = r.head(k)
+            }
             let names = [r.parent, r.side == .right ? r.rightOrigin : nil].compactMap { $0 }
             let late = names.contains { isDropped($0) || (!exists($0) && $0.hlc <= collectedBelow) }
             if late {
@@ -91,7 +123,9 @@ extension TextSequence {
             }
         }
         next.collectedBelow = collectedBelow
-        next.dropped = dropped + gone
+        // A whole state's deletions are the runs its sender dropped.
+        next.dropped = dropped + gone + state.deletions
+        next.deletions = []
         next.unsentDeletions = []
         next.coalesce()
         self = next

@@ -218,7 +218,7 @@ package struct TextSequence: Equatable {
         if !incoming.isEmpty && (collectedBelow > 0 || !dropped.isEmpty) {
             (incoming, droppedRuns) = dropLate(incoming)
         }
-        if runs.isEmpty && !incoming.isEmpty && delta.deletions.isEmpty {
+        if runs.isEmpty && !incoming.isEmpty {
             // A whole state taken in by an empty one is that state, in its order: checked
             // as a state (every run after what it hangs on), not rebuilt in id order, which
             // a state whose tombstones were collected no longer follows (see
@@ -282,9 +282,15 @@ package struct TextSequence: Equatable {
                 }
             }
         }
-        // A delete naming a scalar collected or dropped here does nothing.
+        // A delete naming a scalar collected or dropped here does nothing. One naming a
+        // scalar never held comes with a whole state whose sender dropped that scalar (a
+        // delta's deletes name only held scalars, as causal delivery ensures): it counts as
+        // dropped here too, so that the scalar, should it arrive later in another replica's
+        // state, is dropped as there.
         for (w, n) in wanted where covered[w, default: 0] != n && !(w.hlc <= collectedBelow || isDropped(w)) {
-            throw Self.missing(w.replica)
+            for range in byWrite[w] ?? [] {
+                dropped.append(Deletion(first: UnitID(hlc: w.hlc, replica: w.replica, offset: range.lowerBound), length: range.count))
+            }
         }
         runs = out
     }
