@@ -42,13 +42,26 @@ package struct SnapshotWriter {
         for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
             let columnCount = t.schema.columns.count
-            let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
-            let userColumns = t.sqlNames.map { "u.\(Database.quote($0))" }
-            let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
-            let s = try store.db.statement("""
-                SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join)
+            let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + t.sqlNames.map { "u.\(Database.quote($0))" }).joined(separator: ", ")
+            let clockMatch = zip(t.schema.keyColumns, t.keyNames).map { "c.\($1) = u.\(Database.quote($0))" }.joined(separator: " AND ")
+            // The rows come in two passes, each in key order: the table's rows with their
+            // clocks, then the clocks without a row (tombstones). The table is read from
+            // start to end and sorted by key (`+` keeps SQLite from walking the key index,
+            // which would look up each row at a random place in the table), and each clock is
+            // looked up next to the one before.
+            let plus = try keyOrdered(t) ? "" : "+"
+            let sortedBy = t.schema.keyColumns.map { plus + Database.quote($0) }.joined(separator: ", ")
+            let present = try store.db.statement("""
+                SELECT \(select) FROM (SELECT * FROM \(t.quotedTable) ORDER BY \(sortedBy)) u
+                JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
+                """)
+            let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
+            let tombstones = try store.db.statement("""
+                SELECT \((t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"]).joined(separator: ", "))\(String(repeating: ", NULL", count: columnCount))
+                FROM \(Database.quote(t.clockTable)) c WHERE NOT EXISTS (SELECT 1 FROM \(t.quotedTable) u WHERE \(userMatch))
                 ORDER BY \(t.keyNames.map { "c.\($0)" }.joined(separator: ", "))
                 """)
+            for s in [present, tombstones] {
             while try s.step() {
                 if chunk.tables.last?.table != t.name {
                     chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
@@ -80,9 +93,17 @@ package struct SnapshotWriter {
                 if bytes >= Sealer.batchByteLimit || chunk.rowCount >= Sealer.batchRowLimit
                     || cells + columnCount > Sealer.batchCellLimit { try flush() }
             }
+            }
         }
         try flush()
         return rows + (try writeHeld(to: writer))
+    }
+
+    /// Whether the table itself is stored in key order: WITHOUT ROWID, or keyed by its rowid.
+    private func keyOrdered(_ t: TrackedTable) throws -> Bool {
+        // A rowid table keyed by anything but its rowid has an index of origin 'pk' for its key.
+        if try store.db.scalar("SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'", [.text(t.name)])?.integer == 1 { return true }
+        return try store.db.scalar("SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'", [.text(t.name)]) == nil
     }
 
     /// Appends what this replica holds for tables and columns it does not track: its held
