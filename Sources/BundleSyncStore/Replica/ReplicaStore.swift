@@ -214,6 +214,23 @@ package final class ReplicaStore {
         }
     }
 
+    /// How many of each origin's latest batches pruning keeps (`config DB keep-batches N`),
+    /// or nil for the default.
+    package var keptBatches: UInt64? {
+        get throws {
+            guard case .integer(let n)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'keep-batches'"), n >= 0 else { return nil }
+            return UInt64(n)
+        }
+    }
+
+    /// Sets how many of each origin's latest batches pruning keeps.
+    package func setKeptBatches(_ n: UInt64) throws {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('keep-batches', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [.integer(Int64(n))])
+        }
+    }
+
     // MARK: - Own transactions
 
     /// Runs `body` in one write transaction with capture off, so the replica's own writes to
