@@ -82,20 +82,32 @@ package struct Importer {
             }
             if !restoring { _ = try store.withoutCapture { try sealer.sealPending() } }
         }
-        return paths.map { path in
-            do {
-                return try importBundle(path, options: options)
-            } catch let e as BaseNotHeld {
-                var outcome = ImportOutcome(path: path, status: .refused, error: e.error)
-                outcome.baseNotHeld = true
-                return outcome
-            } catch let e as BundleSyncError {
-                // Errors of the database itself (busy, full, read-only) name the database,
-                // not the bundle that happened to be in hand.
-                return ImportOutcome(path: path, status: .refused, error: e.about(bundle: path))
-            } catch {
-                return ImportOutcome(path: path, status: .refused, error: .failure("'\(path)': \(error)"))
-            }
+        // Each bundle commits without waiting for the disk, and the import is flushed once
+        // at the end: with many bundles (a shared folder), waiting for the disk at every
+        // commit would cost more than the merging. Every commit stays atomic; a crash before
+        // the flush loses whole bundles' work, which importing again redoes, and nothing is
+        // exported from this replica before its import is on disk.
+        return try store.committingOnceDurably {
+            let outcomes = paths.map { path in importOne(path, options: options) }
+            // A refused bundle may have committed whole batches before its failure.
+            return (outcomes, outcomes.contains { $0.status != .skipped })
+        }
+    }
+
+    /// Imports one bundle of several; problems with it are in its outcome.
+    private func importOne(_ path: String, options: ImportOptions) -> ImportOutcome {
+        do {
+            return try importBundle(path, options: options)
+        } catch let e as BaseNotHeld {
+            var outcome = ImportOutcome(path: path, status: .refused, error: e.error)
+            outcome.baseNotHeld = true
+            return outcome
+        } catch let e as BundleSyncError {
+            // Errors of the database itself (busy, full, read-only) name the database,
+            // not the bundle that happened to be in hand.
+            return ImportOutcome(path: path, status: .refused, error: e.about(bundle: path))
+        } catch {
+            return ImportOutcome(path: path, status: .refused, error: .failure("'\(path)': \(error)"))
         }
     }
 

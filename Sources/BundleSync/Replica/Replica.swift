@@ -142,7 +142,11 @@ public final class Replica {
     /// Imports one bundle.
     public func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         try requireSyncable()
-        return try Importer(store: store, progress: progress).importBundle(path, options: options)
+        do {
+            return try Importer(store: store, progress: progress).importBundle(path, options: options)
+        } catch let e as Importer.BaseNotHeld {
+            throw e.error
+        }
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.
