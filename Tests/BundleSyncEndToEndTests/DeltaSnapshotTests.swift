@@ -67,6 +67,9 @@ import Testing
         #expect(refused.stderr.contains("hint:") && refused.stderr.contains("export DB --full"), "\(refused.stderr)")
         #expect(try d.digest() == before)
         #expect(try d.rows("SELECT count(*) FROM t") == [[.integer(0)]])
+        #expect(try CLI.run(["verify", delta]).status == 0)
+        #expect(try CLI.run(["verify", delta, "--db", d.db]).status == 65)
+        #expect(try CLI.run(["verify", delta, "--db", c.db]).status == 0)
         // In a shared folder, such a bundle is for the others: noted, not an error.
         let box = tmp.dir("box")
         try FileManager.default.copyItem(atPath: delta, toPath: (box as NSString).appendingPathComponent((delta as NSString).lastPathComponent))

@@ -148,7 +148,7 @@ package struct Importer {
         }
         try check.finish()
         progress?(ProgressEvent(phase: "verifying \(label)", kind: .finished))
-        if check.header.isDeltaSnapshot { try requireBase(of: check.header, path: path) }
+        if let refusal = try baseRefusal(of: check.header, path: path) { throw BaseNotHeld(error: refusal) }
         try TrustList(store: store).check(check.header, path: path)
         _ = try RestoreCheck(store: store).check(check.header, path: path)
 
@@ -432,16 +432,17 @@ package struct Importer {
     /// that batches it lacks changed.
     struct BaseNotHeld: Error { var error: BundleSyncError }
 
-    /// Refuses a delta snapshot unless this replica holds the snapshot's base vector.
-    private func requireBase(of header: BundleHeader, path: String) throws {
+    /// The refusal of a delta snapshot whose base vector this replica does not hold, or nil.
+    func baseRefusal(of header: BundleHeader, path: String) throws -> BundleSyncError? {
+        guard header.isDeltaSnapshot else { return nil }
         let here = try replicas.vector()
-        guard let (origin, needed) = header.baseVector.sorted.first(where: { here[$0.0] < $0.1 }) else { return }
+        guard let (origin, needed) = header.baseVector.sorted.first(where: { here[$0.0] < $0.1 }) else { return nil }
         let exporter = "'\(shown(header.exporterName))' (\(header.exporter.short))"
-        throw BaseNotHeld(error: BundleSyncError(
+        return BundleSyncError(
             .badData,
             "'\(path)' is a delta snapshot from replica \(exporter) for replicas holding \(needed) \(needed == 1 ? "batch" : "batches") of replica \(try replicas.label(of: origin)); this replica holds \(here[origin])",
             hint: "ask for a whole snapshot: run 'bundlesync export DB --full' on replica \(exporter) and import that file, or import the history this replica lacks first",
-            bundle: path))
+            bundle: path)
     }
 
     /// Checks a snapshot's heads against the history held here.
