@@ -374,27 +374,28 @@ package struct Importer {
 
     // MARK: - Header first
 
-    /// Whether this replica already holds everything a bundle carries, as its header lists
-    /// it: every batch (same origin, number and hash; a batch pruned here counts when it lies
-    /// below the origin's head, whose hash is still known), or for a snapshot every head.
-    /// A bundle with nothing listed (only its exporter's vector) is held too. Reads only the
-    /// replica's bookkeeping; a doubt (a hash that differs) answers no, so that the full
-    /// import reports it.
+    /// Whether this replica already holds every batch a bundle lists (same origin, number
+    /// and hash; a batch pruned here counts when it lies below the origin's head, whose hash
+    /// is still known). Reads only the replica's bookkeeping; a doubt (a hash that differs)
+    /// answers no, so that the full import reports it.
+    ///
+    /// A bundle that lists nothing (only its exporter's vector) is not skipped this way: its
+    /// body is empty, so checking it whole costs nothing. Nor is a snapshot, even when every
+    /// head is held: its chunks are not listed in the header, so only reading them proves
+    /// that the file holds what a snapshot may hold (row counts, sizes), and a snapshot that
+    /// does not is refused as bad data rather than passed over.
     private func holdsEverything(_ header: BundleHeader) throws -> Bool {
-        func holds(_ origin: ReplicaID, _ seq: UInt64, _ hash: Digest32) throws -> Bool {
-            guard let idx = try replicas.existingIndex(of: origin) else { return false }
-            if let stored = try history.hash(origin: idx, seq: seq) { return stored == hash }
+        guard !header.isSnapshot, !header.batches.isEmpty else { return false }
+        return try header.batches.allSatisfy { entry in
+            guard let idx = try replicas.existingIndex(of: entry.origin) else { return false }
+            if let stored = try history.hash(origin: idx, seq: entry.seq) { return stored == entry.hash }
             let head = try replicas.head(of: idx)
-            return seq < head.seq || (seq == head.seq && hash == head.hash)
+            return entry.seq < head.seq || (entry.seq == head.seq && entry.hash == head.hash)
         }
-        if let heads = header.snapshotHeads {
-            return try heads.allSatisfy { try holds($0.origin, $0.seq, $0.hash) }
-        }
-        return try header.batches.allSatisfy { try holds($0.origin, $0.seq, $0.hash) }
     }
 
-    /// Skips a bundle whose every batch (or snapshot head) is held here, reading its header
-    /// only: no batch is decompressed, hashed or checked, and nothing is applied.
+    /// Skips a bundle whose every batch is held here, reading its header only: no batch is
+    /// decompressed, hashed or checked, and nothing is applied.
     ///
     /// The header is proved authentic first (``BundleReader/authenticateWithoutBody()``): the
     /// exporter's signature covers the file digest, a hash of the stored bytes, so hashing
