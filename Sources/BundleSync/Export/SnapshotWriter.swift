@@ -14,11 +14,21 @@ package struct SnapshotWriter {
         self.progress = progress
     }
 
-    /// Streams the whole tracked state as snapshot chunks, tombstones included.
+    /// Streams the tracked state as snapshot chunks, tombstones included: every row, or for a
+    /// delta snapshot only the rows with a stamp at or after `floor`.
+    ///
+    /// A row's stamps (of the row and of each cell) only ever move to a later clock, and each
+    /// is the latest of the writes merged into it, text and JSON edits included. So a row
+    /// that any write of a batch the target lacks has touched holds a stamp at or after that
+    /// write's clock, which is at or after the batch's floor, itself at or after `floor`, the
+    /// lowest floor of all the batches the target lacks. A row all of whose stamps are
+    /// earlier reflects only batches the target already holds, and is left out.
     ///
     /// Must run inside a read transaction, so the state matches the heads read in it.
+    /// - Parameter floor: For a delta snapshot, the earliest clock of the batches the target
+    ///   lacks; nil for a whole snapshot.
     /// - Returns: The number of rows written.
-    package func write(to writer: BundleWriter) throws -> Int {
+    package func write(to writer: BundleWriter, since floor: HLC? = nil) throws -> Int {
         var rows = 0
         var chunk = SnapshotChunk(origins: [], tables: [])
         var originSlot: [Int64: Int] = [:]
@@ -42,34 +52,26 @@ package struct SnapshotWriter {
         for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
             let columnCount = t.schema.columns.count
-            let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + t.sqlNames.map { "u.\(Database.quote($0))" }).joined(separator: ", ")
-            let clockMatch = zip(t.schema.keyColumns, t.keyNames).map { "c.\($1) = u.\(Database.quote($0))" }.joined(separator: " AND ")
-            // The rows come in two passes, each in key order: the table's rows with their
-            // clocks, then the clocks without a row (tombstones). The table is read from
-            // start to end and sorted by key (`+` keeps SQLite from walking the key index,
-            // which would look up each row at a random place in the table), and each clock is
-            // looked up next to the one before.
-            let plus = try keyOrdered(t) ? "" : "+"
-            let sortedBy = t.schema.keyColumns.map { plus + Database.quote($0) }.joined(separator: ", ")
-            let present = try store.db.statement("""
-                SELECT \(select) FROM (SELECT * FROM \(t.quotedTable) ORDER BY \(sortedBy)) u
-                JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
-                """)
-            let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
-            let tombstones = try store.db.statement("""
-                SELECT \((t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"]).joined(separator: ", "))\(String(repeating: ", NULL", count: columnCount))
-                FROM \(Database.quote(t.clockTable)) c WHERE NOT EXISTS (SELECT 1 FROM \(t.quotedTable) u WHERE \(userMatch))
+            let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
+            let userColumns = t.sqlNames.map { "u.\(Database.quote($0))" }
+            let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
+            // Cells written after their row hold later stamps in `c.cells`: such rows are
+            // read, and their cells looked at below.
+            let changed = floor == nil ? "" : "WHERE c.hlc >= ? OR c.cells IS NOT NULL"
+            let s = try store.db.statement("""
+                SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join) \(changed)
                 ORDER BY \(t.keyNames.map { "c.\($0)" }.joined(separator: ", "))
                 """)
-            for s in [present, tombstones] {
+            if let floor { try s.bind([.integer(Int64(bitPattern: floor.rawValue))]) }
             while try s.step() {
-                if chunk.tables.last?.table != t.name {
-                    chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
-                }
                 let key = (0..<keyCount).map { s.value($0) }
                 let cl = UInt64(s.int(keyCount))
                 let rowStamp = RowClock.Stamp(hlc: HLC(rawValue: UInt64(bitPattern: s.int(keyCount + 1))), origin: s.int(keyCount + 2))
                 let clock = RowClock(causalLength: cl, row: rowStamp, overrides: try RowClock.unpackOverrides(s.bytes(keyCount + 3)))
+                if let floor, rowStamp.hlc < floor, !clock.overrides.values.contains(where: { $0.hlc >= floor }) { continue }
+                if chunk.tables.last?.table != t.name {
+                    chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
+                }
                 var row = SnapshotChunk.Row(key: key, causalLength: cl, rowHLC: rowStamp.hlc, rowOrigin: try slot(rowStamp.origin), cells: [])
                 if clock.isAlive {
                     for i in 0..<columnCount {
@@ -93,17 +95,9 @@ package struct SnapshotWriter {
                 if bytes >= Sealer.batchByteLimit || chunk.rowCount >= Sealer.batchRowLimit
                     || cells + columnCount > Sealer.batchCellLimit { try flush() }
             }
-            }
         }
         try flush()
         return rows + (try writeHeld(to: writer))
-    }
-
-    /// Whether the table itself is stored in key order: WITHOUT ROWID, or keyed by its rowid.
-    private func keyOrdered(_ t: TrackedTable) throws -> Bool {
-        // A rowid table keyed by anything but its rowid has an index of origin 'pk' for its key.
-        if try store.db.scalar("SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'", [.text(t.name)])?.integer == 1 { return true }
-        return try store.db.scalar("SELECT 1 FROM pragma_index_list(?) WHERE origin = 'pk'", [.text(t.name)]) == nil
     }
 
     /// Appends what this replica holds for tables and columns it does not track: its held

@@ -307,6 +307,7 @@ package struct Sealer {
         if keepingHistory {
             try store.history.store(signed, batch: batch, origin: store.selfIndex, applied: true)
         } else {
+            try store.history.recordFloor(origin: store.selfIndex, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
             try store.replicas.advanceHead(origin: store.selfIndex, seq: batch.seq, hash: signed.hash)
         }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
