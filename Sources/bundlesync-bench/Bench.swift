@@ -153,6 +153,7 @@ final class Run {
         try step("build the base data (\(grouped(w.rows)) rows, plain SQLite)") {
             try buildBase(basePath)
         }
+        let tBaseInsert = Progress.steps.last?.1 ?? .nan
         let baseFileBytes = fileSize(basePath)
 
         // MARK: Replica A: track, bookkeeping, full export
@@ -380,6 +381,7 @@ final class Run {
 
         // MARK: Figure 10: the application's writes during a large import
         figures.append(try writeWaitFigure(bundle: fullPath, changes: full.rows))
+        figures += try wholeProcessFigures(baseInsert: tBaseInsert)
 
         // MARK: Figure 8: bookkeeping on disk
         for (label, bk) in [("8a", bkTrack), ("8b", bkExport)] {
