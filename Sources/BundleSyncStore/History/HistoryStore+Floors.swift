@@ -16,31 +16,29 @@ import BundleSyncFormat
 extension HistoryStore {
     static let floorsTable = "_bundlesync_floors"
 
-    /// Creates the floors table on first use. Batches this replica held before it existed are
-    /// recorded with floor zero (every row), since their clocks are no longer known.
-    private func ensureFloors() throws {
-        guard try !hasFloors() else { return }
-        try db.execute("""
-            CREATE TABLE IF NOT EXISTS \(Self.floorsTable)(
-                origin INTEGER NOT NULL,
-                last INTEGER NOT NULL,
-                first INTEGER NOT NULL,
-                min_hlc INTEGER NOT NULL,
-                PRIMARY KEY(origin, last)
-            ) WITHOUT ROWID
-            """)
-        try db.run("INSERT INTO \(Self.floorsTable)(origin, last, first, min_hlc) SELECT idx, seq, 1, 0 FROM _bundlesync_replicas WHERE seq > 0")
-    }
-
-    private func hasFloors() throws -> Bool {
-        try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(Self.floorsTable)]) != nil
+    /// Creates the floors table when a replica made before it is opened. Batches the replica
+    /// held before then are recorded with floor zero (every row), since their clocks are no
+    /// longer known; a new replica records none.
+    package static func createFloors(_ db: Database) throws {
+        guard try db.scalar("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [.text(floorsTable)]) == nil else { return }
+        try db.writeTransaction {
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS \(floorsTable)(
+                    origin INTEGER NOT NULL,
+                    last INTEGER NOT NULL,
+                    first INTEGER NOT NULL,
+                    min_hlc INTEGER NOT NULL,
+                    PRIMARY KEY(origin, last)
+                ) WITHOUT ROWID
+                """)
+            try db.run("INSERT INTO \(floorsTable)(origin, last, first, min_hlc) SELECT idx, seq, 1, 0 FROM _bundlesync_replicas WHERE seq > 0")
+        }
     }
 
     /// Records that batches `first...last` of `origin` hold no clock earlier than `minimum`.
     /// Must run inside a write transaction.
     package func recordFloor(origin: Int64, first: UInt64, last: UInt64, minimum: HLC) throws {
         guard first <= last, first > 0 else { return }
-        try ensureFloors()
         try db.run("""
             INSERT INTO \(Self.floorsTable)(origin, last, first, min_hlc) VALUES (?, ?, ?, ?)
             ON CONFLICT(origin, last) DO UPDATE SET first = min(first, excluded.first), min_hlc = min(min_hlc, excluded.min_hlc)
@@ -50,7 +48,6 @@ extension HistoryStore {
     /// The earliest clock in any batch of `origin` numbered above `seq` that is held here:
     /// every stamp those batches hold is at or after it. Zero when nothing is known.
     package func floor(origin: Int64, above seq: UInt64) throws -> HLC {
-        guard try hasFloors() else { return .zero }
         let v = try db.scalar("SELECT min(min_hlc) FROM \(Self.floorsTable) WHERE origin = ? AND last > ?",
                               [.integer(origin), .integer(Int64(seq))])
         guard case .integer(let n)? = v else { return .zero }
@@ -62,7 +59,6 @@ extension HistoryStore {
     /// span at most a quarter of the batches since its end. The newest batches keep a run
     /// each, so a peer that is a few batches behind gets a precise floor.
     package func compactFloors(origin: Int64, head: UInt64) throws {
-        guard try hasFloors() else { return }
         let rows = try db.rows("SELECT first, last, min_hlc FROM \(Self.floorsTable) WHERE origin = ? ORDER BY last",
                                [.integer(origin)])
         guard rows.count > 8 else { return }

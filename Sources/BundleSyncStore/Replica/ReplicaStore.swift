@@ -157,6 +157,7 @@ package final class ReplicaStore {
             throw damaged("no key")
         }
         let identity = try Identity(privateKeyBytes: key)
+        try HistoryStore.createFloors(db)
         guard case .text(let nameBytes)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'name'"),
               case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(identity.id.bytes)]) else {
             throw damaged("no identity")
