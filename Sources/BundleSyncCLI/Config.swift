@@ -9,25 +9,42 @@ struct Config: ParsableCommand {
           encrypt always   write only encrypted bundles; export refuses a peer
                            whose encryption key is not known here
           encrypt never    encrypt only with 'export --encrypt' (the default)
+          keep-batches N   keep each replica's latest N batches when pruning,
+                           even once every known peer holds them, so that a
+                           peer a little behind still gets batches rather
+                           than a snapshot (default 32; 0 prunes all that
+                           every known peer holds)
 
         Without a value, prints the setting.
 
         Example:
           bundlesync config clinic.db encrypt always
+          bundlesync config clinic.db keep-batches 100
         """
     )
 
     @Argument(help: "The replica's database file.") var db: String
-    @Argument(help: "The setting: encrypt.") var setting: String
-    @Argument(help: "The new value: always or never.") var value: String?
+    @Argument(help: "The setting: encrypt or keep-batches.") var setting: String
+    @Argument(help: "The new value: always or never for encrypt, a count for keep-batches.") var value: String?
 
     func validate() throws {
-        guard setting == "encrypt" else { throw ValidationError("unknown setting '\(setting)'; the only one is encrypt") }
-        if let value, value != "always", value != "never" { throw ValidationError("'encrypt' takes 'always' or 'never'") }
+        switch setting {
+        case "encrypt":
+            if let value, value != "always", value != "never" { throw ValidationError("'encrypt' takes 'always' or 'never'") }
+        case "keep-batches":
+            if let value, UInt32(value) == nil { throw ValidationError("'keep-batches' takes a count of batches, such as 32") }
+        default:
+            throw ValidationError("unknown setting '\(setting)'; the settings are encrypt and keep-batches")
+        }
     }
 
     func run() throws {
         let replica = try Opened.replica(db)
+        if setting == "keep-batches" {
+            if let value, let n = UInt32(value) { try replica.setKeptBatches(UInt64(n)) }
+            output("keep-batches \(try replica.keptBatches)")
+            return
+        }
         if let value { try replica.setRequiresEncryption(value == "always") }
         output("encrypt \(try replica.requiresEncryption ? "always" : "never")")
     }

@@ -119,8 +119,8 @@ enum ImportReport {
     /// - Returns: The worst exit status among refused bundles, or 0.
     /// - Parameter changes: For a dry run, what each bundle would change, in the order of
     ///   `outcomes`; the lines then say what would happen.
-    /// - Parameter mailbox: In a shared folder, bundles encrypted to other replicas are
-    ///   expected: they are noted, not refused.
+    /// - Parameter mailbox: In a shared folder, bundles encrypted to other replicas, and delta
+    ///   snapshots for replicas holding more history, are expected: they are noted, not refused.
     static func print(_ outcomes: [ImportOutcome], results: Results, changes: [ChangeCounter.Counts]? = nil, mailbox: Bool = false) -> Int32 {
         var worst: Int32 = 0
         func result(_ line: String) {
@@ -138,6 +138,14 @@ enum ImportReport {
             }
             if mailbox, o.status == .refused, let e = o.error, e.code == .notAddressed {
                 result("\(o.path): skipped, encrypted to other replicas")
+                continue
+            }
+            if mailbox, o.status == .refused, o.baseNotHeld {
+                result("\(o.path): skipped, a delta snapshot for replicas holding more history (its exporter sends this one what it lacks once it reads this replica's bundle)")
+                continue
+            }
+            if mailbox, o.status == .refused, o.baseNotHeld {
+                result("\(o.path): skipped, a delta snapshot for replicas holding more history (its exporter sends this one what it lacks once it reads this replica's bundle)")
                 continue
             }
             if BundlePaths.vanished(o) {

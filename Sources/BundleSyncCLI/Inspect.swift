@@ -48,7 +48,8 @@ struct Inspect: ParsableCommand {
         output("vector     \(describe(h.exporterVector))")
         output("base       \(describe(h.baseVector))")
         if let heads = h.snapshotHeads {
-            output("snapshot   \(plural(s.snapshotChunks, "chunk", "chunks")) of the whole state, holding history up to:")
+            let what = h.isDeltaSnapshot ? "the rows changed since the base" : "the whole state"
+            output("snapshot   \(plural(s.snapshotChunks, "chunk", "chunks")) of \(what), holding history up to:")
             for head in heads { output("  \(head.origin.short)  #\(head.seq)  \(head.hash.short)") }
         } else {
             output("batches    \(s.batchCount)")

@@ -52,7 +52,7 @@ struct Verify: ParsableCommand {
                 if !json, !s.header.isOpened {
                     output("\(label): OK, encrypted to \(plural(s.header.recipients.count, "replica", "replicas"))\(s.header.passphrase == nil ? "" : " and a passphrase") (content not checked without a recipient's key), \(by)")
                 } else if !json, let heads = s.header.snapshotHeads {
-                    output("\(label): OK, a snapshot of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), \(by)")
+                    output("\(label): OK, a \(s.header.isDeltaSnapshot ? "delta snapshot" : "snapshot") of \(plural(s.rowCount, "row", "rows")) holding the history of \(plural(heads.count, "replica", "replicas")), \(by)")
                 } else if !json {
                     output("\(label): OK, \(plural(s.batchCount, "batch", "batches")) from \(plural(s.origins.count, "replica", "replicas")), \(plural(s.rowCount, "row change", "row changes")), \(by)")
                 }

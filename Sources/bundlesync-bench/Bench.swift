@@ -16,12 +16,14 @@ struct Options {
     var textEvery = 100
     var textKeystrokes: Int?
     var textOnly = false
+    var fleetOnly = false
+    var fleetLate = false
 
     static let defaultTrace = "fixtures/traces/paper-shaped.trace.zst"
 
     static let usage = """
     usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--fleet R,R...] [--fleet-rounds N] [--keep]
-                            [--text-trace FILE] [--text-every N] [--text-keystrokes K] [--text-only]
+                            [--text-trace FILE] [--text-every N] [--text-keystrokes K] [--text-only] [--fleet-only] [--fleet-late]
 
       --rows N            rows in the workload, split about 60/40 between two tables (default 100000)
       --seed S            seed of the generated data (default 1)
@@ -34,6 +36,8 @@ struct Options {
       --text-every N      keystrokes between two writes of the text (default 100)
       --text-keystrokes K replay only the first K keystrokes
       --text-only         run only the text section
+      --fleet-only        run only the fleet section (with --fleet)
+      --fleet-late        in the fleet, a quarter of the replicas join only at half-time
     """
 
     static func parse(_ args: [String]) -> Options {
@@ -77,6 +81,8 @@ struct Options {
                 guard let n = Int(value(a)), n > 0 else { fail("--text-keystrokes needs a positive number") }
                 o.textKeystrokes = n
             case "--text-only": o.textOnly = true
+            case "--fleet-only": o.fleetOnly = true
+            case "--fleet-late": o.fleetLate = true
             case "-h", "--help":
                 print(usage)
                 exit(0)
@@ -135,6 +141,10 @@ final class Run {
             if !o.keep { try? FileManager.default.removeItem(atPath: root) }
         }
         if o.textOnly { return try textSection() }
+        if o.fleetOnly {
+            guard !o.fleet.isEmpty else { throw BenchError("--fleet-only needs --fleet, such as --fleet 8,32") }
+            return print(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds, late: o.fleetLate))
+        }
         log("bundlesync-bench: \(grouped(w.rows)) rows (items \(grouped(w.itemCount)), events \(grouped(w.eventCount)) at \(grouped(w.stations)) stations), seed \(o.seed), in \(root); CLOCK_MONOTONIC at 0 s: \(fixed(Progress.start, 6))")
         let total0 = now()
 
@@ -143,6 +153,7 @@ final class Run {
         try step("build the base data (\(grouped(w.rows)) rows, plain SQLite)") {
             try buildBase(basePath)
         }
+        let tBaseInsert = Progress.steps.last?.1 ?? .nan
         let baseFileBytes = fileSize(basePath)
 
         // MARK: Replica A: track, bookkeeping, full export
@@ -370,6 +381,7 @@ final class Run {
 
         // MARK: Figure 10: the application's writes during a large import
         figures.append(try writeWaitFigure(bundle: fullPath, changes: full.rows))
+        figures += try wholeProcessFigures(baseInsert: tBaseInsert)
 
         // MARK: Figure 8: bookkeeping on disk
         for (label, bk) in [("8a", bkTrack), ("8b", bkExport)] {
@@ -398,7 +410,7 @@ final class Run {
             ("SQLite default page cache", "\(grouped(cacheKiB)) KiB (PRAGMA cache_size = -\(cacheKiB))"),
             ("A and B converged", converged ? "yes (equal digests)" : "NO"),
         ]
-        if !o.fleet.isEmpty { sections.append(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds)) }
+        if !o.fleet.isEmpty { sections.append(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds, late: o.fleetLate)) }
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
         try textSection()

@@ -202,6 +202,9 @@ import Testing
         let tmp = TempDir()
         let names = ["p0", "p1", "p2", "gone"]
         let replicas = try names.map { try TestReplica($0, in: tmp, schema: Self.schema, tables: ["t"]) }
+        // A pruning window of 2 batches per replica instead of 32, so that history reaches
+        // its flat size within the rounds below.
+        for r in replicas { try CLI.ok(["config", r.db, "keep-batches", "2"]) }
         let mailbox = tmp.dir("mailbox")
         let rounds = ProcessInfo.processInfo.environment["BUNDLESYNC_LONG_RUN_ROUNDS"].flatMap(Int.init) ?? 24
         func bundleBytes(of r: TestReplica) -> Int {

@@ -116,6 +116,12 @@ package struct Exporter {
             // target that lacks more history than one header can list gets a snapshot.
             if missing.count > Self.maxBatchesListed { snapshot = true }
             if let refusal, snapshot || !missing.isEmpty { throw refusal }
+            // A target known to hold some history gets a delta snapshot: only the rows that
+            // batches it lacks may have touched (see ``SnapshotWriter/write(to:since:)``).
+            var floor: HLC?
+            if snapshot, !base.entries.isEmpty {
+                if case .full = target {} else { floor = try self.floor(above: base, vector: vector) }
+            }
 
             var keys: [ReplicaID: [UInt8]] = [store.id: store.identity.publicKey]
             var schemas: [TableSchema]
@@ -136,13 +142,14 @@ package struct Exporter {
                 }
                 schemas = try touched.sorted().compactMap { try declaredSchema(of: $0) }
             }
-            let header = BundleHeader(
+            var header = BundleHeader(
                 exporter: store.id, exporterKey: store.identity.publicKey, exporterName: store.name,
-                createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot ? VersionVector() : base,
-                requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot),
+                createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot && floor == nil ? VersionVector() : base,
+                requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot, delta: floor != nil),
                 optionalCapabilities: [BundleHeader.liveAnchorsCapability], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
+            header.snapshotFloor = floor
             var announced = header
             announced.exchangeKey = store.exchange.publicKey
 
@@ -167,7 +174,7 @@ package struct Exporter {
                 : try BundleWriter(path: provisional, header: announced, shownAs: output, recipients: recipients, passphrase: passphrase)
             let rows: Int
             if snapshot {
-                rows = try SnapshotWriter(store: store, progress: progress).write(to: writer)
+                rows = try SnapshotWriter(store: store, progress: progress).write(to: writer, since: floor)
             } else {
                 let totalBytes = missing.reduce(0) { $0 + $1.length }
                 var written = 0
@@ -189,6 +196,17 @@ package struct Exporter {
             return ExportResult(path: path, batches: snapshot ? 0 : missing.count, rows: rows, snapshot: snapshot,
                                 sealed: sealed, bytes: size, recipients: recipients.map(\.id), passphrase: passphrase != nil)
         }
+    }
+
+    /// The earliest clock of the batches a holder of `base` lacks: the lowest floor, over
+    /// every origin it lacks batches of, of that origin's batches numbered above what it holds.
+    private func floor(above base: VersionVector, vector: VersionVector) throws -> HLC {
+        var lowest = HLC.maximum
+        for (origin, held) in vector.entries where held > base[origin] {
+            guard let idx = try store.replicas.existingIndex(of: origin) else { return .zero }
+            lowest = min(lowest, try store.history.floor(origin: idx, above: base[origin]))
+        }
+        return lowest
     }
 
     /// The most batches one bundle lists: their entries stay far below the header's limit

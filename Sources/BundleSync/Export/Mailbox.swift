@@ -66,13 +66,29 @@ public struct Mailbox {
 
     // MARK: - Bounded history
 
-    /// Drops stored batches that every known peer is known to hold, and the text and JSON
-    /// tombstones every known peer is known to have seen deleted.
+    /// How many of each origin's latest batches pruning keeps, even when every known peer
+    /// holds them, unless the replica is set otherwise (`config DB keep-batches N`).
+    ///
+    /// What a peer holds is learned from its bundles, so it is always a little old, and a
+    /// peer first heard from late (a device that joins, or one whose bundle was read after the
+    /// others') may lack batches every other peer holds. Keeping the latest batches of each
+    /// origin lets such a peer, when it is fewer than this many batches of an origin behind,
+    /// still receive batches rather than a snapshot. One batch is sealed per export with
+    /// changes, so 32 covers a peer a month of daily syncs behind; the cost is bounded by the
+    /// data, at most 32 batches per origin (each at most ``Sealer/batchByteLimit``), and is
+    /// typically small, since a batch holds one export's changes. A peer further behind
+    /// receives a delta snapshot: the rows changed since what it holds.
+    public static let keptBatchesPerOrigin: UInt64 = 32
+
+    /// Drops stored batches that every known peer is known to hold, except each origin's
+    /// latest ``keptBatchesPerOrigin``, and the text and JSON tombstones that may be collected.
     ///
     /// A replica keeps the batches it has applied so it can pass them on. Once every peer it
-    /// has heard from holds a batch, nobody it knows needs it from here. A peer that later
-    /// needs pruned history, or a new replica, receives a snapshot of the current state
-    /// instead (`export` switches to one by itself). With no known peer, nothing is pruned.
+    /// has heard from holds a batch, nobody it knows needs it from here, apart from a peer
+    /// whose news is late (see ``keptBatchesPerOrigin``). A peer that later needs pruned
+    /// history receives a snapshot of the rows changed since what it holds instead, and a new
+    /// replica a snapshot of the whole state (`export` switches to one by itself). With no
+    /// known peer, nothing is pruned.
     package static func prune(_ store: ReplicaStore) throws -> PruneResult {
         try store.withoutCapture {
             let peers = try store.replicas.knownPeers(besides: store.selfIndex)
@@ -82,11 +98,16 @@ public struct Mailbox {
             // Tombstones every known peer has seen deleted go first, while the batches that
             // tell when each was written are still there.
             try CellMerger(store: store).collectAll()
+            let kept = try store.keptBatches ?? keptBatchesPerOrigin
             for (origin, held) in everyone.entries {
                 guard let idx = try store.replicas.existingIndex(of: origin) else { continue }
-                let dropped = try store.history.dropApplied(origin: idx, through: held)
+                let head = try store.replicas.head(of: idx).seq
+                let through = min(held, head > kept ? head - kept : 0)
+                guard through > 0 else { continue }
+                let dropped = try store.history.dropApplied(origin: idx, through: through)
                 result.batches += dropped.batches
                 result.bytes += dropped.bytes
+                if dropped.batches > 0 { try store.history.compactFloors(origin: idx, head: head) }
             }
             return result
         }

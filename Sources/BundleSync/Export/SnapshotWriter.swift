@@ -14,11 +14,21 @@ package struct SnapshotWriter {
         self.progress = progress
     }
 
-    /// Streams the whole tracked state as snapshot chunks, tombstones included.
+    /// Streams the tracked state as snapshot chunks, tombstones included: every row, or for a
+    /// delta snapshot only the rows with a stamp at or after `floor`.
+    ///
+    /// A row's stamps (of the row and of each cell) only ever move to a later clock, and each
+    /// is the latest of the writes merged into it, text and JSON edits included. So a row
+    /// that any write of a batch the target lacks has touched holds a stamp at or after that
+    /// write's clock, which is at or after the batch's floor, itself at or after `floor`, the
+    /// lowest floor of all the batches the target lacks. A row all of whose stamps are
+    /// earlier reflects only batches the target already holds, and is left out.
     ///
     /// Must run inside a read transaction, so the state matches the heads read in it.
+    /// - Parameter floor: For a delta snapshot, the earliest clock of the batches the target
+    ///   lacks; nil for a whole snapshot.
     /// - Returns: The number of rows written.
-    package func write(to writer: BundleWriter) throws -> Int {
+    package func write(to writer: BundleWriter, since floor: HLC? = nil) throws -> Int {
         var rows = 0
         var chunk = SnapshotChunk(origins: [], tables: [])
         var originSlot: [Int64: Int] = [:]
@@ -45,18 +55,23 @@ package struct SnapshotWriter {
             let join = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = c.\($1)" }.joined(separator: " AND ")
             let userColumns = t.sqlNames.map { "u.\(Database.quote($0))" }
             let select = (t.keyNames.map { "c.\($0)" } + ["c.cl", "c.hlc", "c.origin", "c.cells"] + userColumns).joined(separator: ", ")
+            // Cells written after their row hold later stamps in `c.cells`: such rows are
+            // read, and their cells looked at below.
+            let changed = floor == nil ? "" : "WHERE c.hlc >= ? OR c.cells IS NOT NULL"
             let s = try store.db.statement("""
-                SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join)
+                SELECT \(select) FROM \(Database.quote(t.clockTable)) c LEFT JOIN \(t.quotedTable) u ON \(join) \(changed)
                 ORDER BY \(t.keyNames.map { "c.\($0)" }.joined(separator: ", "))
                 """)
+            if let floor { try s.bind([.integer(Int64(bitPattern: floor.rawValue))]) }
             while try s.step() {
-                if chunk.tables.last?.table != t.name {
-                    chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
-                }
                 let key = (0..<keyCount).map { s.value($0) }
                 let cl = UInt64(s.int(keyCount))
                 let rowStamp = RowClock.Stamp(hlc: HLC(rawValue: UInt64(bitPattern: s.int(keyCount + 1))), origin: s.int(keyCount + 2))
                 let clock = RowClock(causalLength: cl, row: rowStamp, overrides: try RowClock.unpackOverrides(s.bytes(keyCount + 3)))
+                if let floor, rowStamp.hlc < floor, !clock.overrides.values.contains(where: { $0.hlc >= floor }) { continue }
+                if chunk.tables.last?.table != t.name {
+                    chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
+                }
                 var row = SnapshotChunk.Row(key: key, causalLength: cl, rowHLC: rowStamp.hlc, rowOrigin: try slot(rowStamp.origin), cells: [])
                 if clock.isAlive {
                     for i in 0..<columnCount {

@@ -26,6 +26,7 @@ extension Importer {
         guard summary.header.isOpened else { throw try notAddressed(summary.header, path: path) }
         try checkSchema(of: summary.header)
         if let snapshotHeads = summary.header.snapshotHeads { _ = try checkHeads(snapshotHeads, path: path) }
+        if let refusal = try baseRefusal(of: summary.header, path: path) { throw refusal }
         try TrustList(store: store).check(summary.header, path: path)
         return summary
     }

@@ -33,6 +33,9 @@ public struct ImportOutcome: Sendable {
     /// The exporter's own batches the bundle carries (its id and their numbers): in a shared
     /// folder, the bundle passes these on to every replica that syncs there.
     public var exportersOwn: (exporter: ReplicaID, seqs: [UInt64])?
+    /// For a refused delta snapshot: this replica lacks part of the history it assumes. In a
+    /// shared folder, such a bundle is for other replicas.
+    public var baseNotHeld = false
 }
 
 /// Options for `import`.
@@ -79,16 +82,32 @@ package struct Importer {
             }
             if !restoring { _ = try store.withoutCapture { try sealer.sealPending() } }
         }
-        return paths.map { path in
-            do {
-                return try importBundle(path, options: options)
-            } catch let e as BundleSyncError {
-                // Errors of the database itself (busy, full, read-only) name the database,
-                // not the bundle that happened to be in hand.
-                return ImportOutcome(path: path, status: .refused, error: e.about(bundle: path))
-            } catch {
-                return ImportOutcome(path: path, status: .refused, error: .failure("'\(path)': \(error)"))
-            }
+        // Each bundle commits without waiting for the disk, and the import is flushed once
+        // at the end: with many bundles (a shared folder), waiting for the disk at every
+        // commit would cost more than the merging. Every commit stays atomic; a crash before
+        // the flush loses whole bundles' work, which importing again redoes, and nothing is
+        // exported from this replica before its import is on disk.
+        return try store.committingOnceDurably {
+            let outcomes = paths.map { path in importOne(path, options: options) }
+            // A refused bundle may have committed whole batches before its failure.
+            return (outcomes, outcomes.contains { $0.status != .skipped })
+        }
+    }
+
+    /// Imports one bundle of several; problems with it are in its outcome.
+    private func importOne(_ path: String, options: ImportOptions) -> ImportOutcome {
+        do {
+            return try importBundle(path, options: options)
+        } catch let e as BaseNotHeld {
+            var outcome = ImportOutcome(path: path, status: .refused, error: e.error)
+            outcome.baseNotHeld = true
+            return outcome
+        } catch let e as BundleSyncError {
+            // Errors of the database itself (busy, full, read-only) name the database,
+            // not the bundle that happened to be in hand.
+            return ImportOutcome(path: path, status: .refused, error: e.about(bundle: path))
+        } catch {
+            return ImportOutcome(path: path, status: .refused, error: .failure("'\(path)': \(error)"))
         }
     }
 
@@ -101,6 +120,7 @@ package struct Importer {
         let check = try BundleReader(path: path, keyring: keys)
         try requireOpened(check)
         try checkSchema(of: check.header)
+        if try holdsEverything(check.header) { return try skipHeld(check) }
         var allKnown = true
         let label = PathText.fileName(of: path)
         defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
@@ -128,6 +148,7 @@ package struct Importer {
         }
         try check.finish()
         progress?(ProgressEvent(phase: "verifying \(label)", kind: .finished))
+        if let refusal = try baseRefusal(of: check.header, path: path) { throw BaseNotHeld(error: refusal) }
         try TrustList(store: store).check(check.header, path: path)
         _ = try RestoreCheck(store: store).check(check.header, path: path)
 
@@ -190,7 +211,7 @@ package struct Importer {
                     if let heads = reader.header.snapshotHeads {
                         _ = try checkHeads(heads, path: path)
                         try store.noteSnapshotAdopted(VersionVector(Dictionary(heads.map { ($0.origin, $0.seq) }, uniquingKeysWith: max)))
-                        outcome.applied += try adoptHeads(heads, keys: reader.header.keys, forks: &outcome.forks)
+                        outcome.applied += try adoptHeads(heads, keys: reader.header.keys, floor: reader.header.snapshotFloor, forks: &outcome.forks)
                     }
                     while let (entry, signed, batch) = try reader.nextBatch() {
                         progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
@@ -361,6 +382,80 @@ package struct Importer {
         return released
     }
 
+    // MARK: - Header first
+
+    /// Whether this replica already holds every batch a bundle lists (same origin, number
+    /// and hash; a batch pruned here counts when it lies below the origin's head, whose hash
+    /// is still known). Reads only the replica's bookkeeping; a doubt (a hash that differs)
+    /// answers no, so that the full import reports it.
+    ///
+    /// A bundle that lists nothing (only its exporter's vector) is not skipped this way: its
+    /// body is empty, so checking it whole costs nothing. Nor is a snapshot, even when every
+    /// head is held: its chunks are not listed in the header, so only reading them proves
+    /// that the file holds what a snapshot may hold (row counts, sizes), and a snapshot that
+    /// does not is refused as bad data rather than passed over.
+    private func holdsEverything(_ header: BundleHeader) throws -> Bool {
+        guard !header.isSnapshot, !header.batches.isEmpty else { return false }
+        return try header.batches.allSatisfy { entry in
+            guard let idx = try replicas.existingIndex(of: entry.origin) else { return false }
+            if let stored = try history.hash(origin: idx, seq: entry.seq) { return stored == entry.hash }
+            let head = try replicas.head(of: idx)
+            return entry.seq < head.seq || (entry.seq == head.seq && entry.hash == head.hash)
+        }
+    }
+
+    /// Skips a bundle whose every batch is held here, reading its header only: no batch is
+    /// decompressed, hashed or checked, and nothing is applied.
+    ///
+    /// The header is proved authentic first (``BundleReader/authenticateWithoutBody()``): the
+    /// exporter's signature covers the file digest, a hash of the stored bytes, so hashing
+    /// them without decompressing proves the header exactly as the exporter wrote it. That is
+    /// enough to skip: a skipped bundle contributes nothing but what its header says (its
+    /// exporter's vector, name and keys, and which batches its exporter's own file passes on
+    /// in a shared folder), and each of those is what the exporter signed. A body that an
+    /// authentic exporter filled with bad batches is not found out this way; since none of it
+    /// is applied and every batch it lists is already held, verified, from elsewhere, that
+    /// costs nothing here, and `verify` still finds it.
+    private func skipHeld(_ reader: BundleReader) throws -> ImportOutcome {
+        let header = reader.header
+        try reader.authenticateWithoutBody()
+        try TrustList(store: store).check(header, path: reader.path)
+        _ = try RestoreCheck(store: store).check(header, path: reader.path)
+        var outcome = ImportOutcome(path: reader.path, status: .skipped, exporter: header.exporterName)
+        outcome.exportersOwn = (header.exporter, header.batches.filter { $0.origin == header.exporter }.map(\.seq))
+        outcome.known = header.batches.count
+        guard header.exporter != store.id else { return outcome }
+        // Learning the exporter's vector is the only write; most of the time the bundle says
+        // nothing new, and the write is not needed.
+        if let idx = try replicas.existingIndex(of: header.exporter),
+           try replicas.peerVector(idx).dominates(header.exporterVector),
+           try header.exchangeKey == nil || replicas.exchangeKey(of: idx) == header.exchangeKey {
+            return outcome
+        }
+        // Only bookkeeping is written: no capture trigger fires, so capture stays on.
+        try db.writeTransaction {
+            try replicas.remember(exporterOf: header, heardAt: HLC.nowMilliseconds(), broughtHistory: false)
+        }
+        return outcome
+    }
+
+    /// A delta snapshot applied by a replica that lacks part of its base would leave out rows
+    /// that batches it lacks changed.
+    struct BaseNotHeld: Error { var error: BundleSyncError }
+
+    /// The refusal of a delta snapshot whose base vector this replica does not hold, or nil.
+    func baseRefusal(of header: BundleHeader, path: String) throws -> BundleSyncError? {
+        guard header.isDeltaSnapshot else { return nil }
+        let here = try replicas.vector()
+        guard let (origin, needed) = header.baseVector.sorted.first(where: { here[$0.0] < $0.1 }) else { return nil }
+        let exporter = "'\(shown(header.exporterName))' (\(header.exporter.short))"
+        return BundleSyncError(
+            .badData,
+            "'\(path)' is a delta snapshot from replica \(exporter) for replicas holding \(needed) \(needed == 1 ? "batch" : "batches") of replica \(try replicas.label(of: origin)); this replica holds \(here[origin])",
+            hint: "ask for a whole snapshot: run 'bundlesync export DB --full' on replica \(exporter) and import that file, or import the history this replica lacks first",
+            bundle: path)
+    }
+
     /// Checks a snapshot's heads against the history held here.
     ///
     /// - Returns: Whether this replica already holds everything the snapshot reflects.
@@ -390,11 +485,16 @@ package struct Importer {
     /// effect of those batches. Parked batches it covers are dropped.
     ///
     /// - Returns: How many origins advanced.
-    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]], forks: inout [BundleSyncError]) throws -> Int {
+    /// - Parameter floor: For a delta snapshot, a clock at or before every stamp of the
+    ///   batches it reflects beyond its base: recorded as the floor of the batches adopted,
+    ///   which this replica holds no clocks of (zero, every row, for a whole snapshot).
+    private func adoptHeads(_ heads: [SnapshotHead], keys: [ReplicaID: [UInt8]], floor: HLC?, forks: inout [BundleSyncError]) throws -> Int {
         var advanced = 0
         for h in heads {
             let idx = try replicas.index(of: h.origin, publicKey: keys[h.origin])
-            guard try replicas.head(of: idx).seq < h.seq else { continue }
+            let before = try replicas.head(of: idx).seq
+            guard before < h.seq else { continue }
+            try history.recordFloor(origin: idx, first: before + 1, last: h.seq, minimum: floor ?? .zero)
             // A parked batch at the snapshot's head that is not the head is a fork: it is
             // dropped with the rest the snapshot covers, and reported.
             for p in try history.parked() where p.originIndex == idx && p.seq == h.seq && p.hash != h.hash {

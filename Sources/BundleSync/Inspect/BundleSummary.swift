@@ -180,8 +180,11 @@ public struct BundleSummary {
         }
         if let rows { out["row_changes"] = rows }
         if let heads = header.snapshotHeads {
-            out["snapshot"] = ["chunks": snapshotChunks,
-                               "heads": heads.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex] as [String: Any] }] as [String: Any]
+            var snapshot: [String: Any] = ["chunks": snapshotChunks,
+                                           "heads": heads.map { ["origin": $0.origin.hex, "seq": $0.seq, "hash": $0.hash.hex] as [String: Any] }]
+            // A delta snapshot holds only the rows with a stamp at or after its floor.
+            if let floor = header.snapshotFloor { snapshot["delta_floor"] = floor.description }
+            out["snapshot"] = snapshot
         }
         return out
     }

@@ -122,6 +122,13 @@ public final class Replica {
     /// Makes this replica write encrypted bundles only, or plain ones unless asked.
     public func setRequiresEncryption(_ on: Bool) throws { try store.setRequiresEncryption(on) }
 
+    /// How many of each origin's latest batches pruning keeps even when every known peer
+    /// holds them (see ``Mailbox/keptBatchesPerOrigin``, the default).
+    public var keptBatches: UInt64 { get throws { try store.keptBatches ?? Mailbox.keptBatchesPerOrigin } }
+
+    /// Sets how many of each origin's latest batches pruning keeps.
+    public func setKeptBatches(_ n: UInt64) throws { try store.setKeptBatches(n) }
+
     /// This replica's X25519 public key, which its bundles announce.
     public var exchangeKey: [UInt8] { store.exchange.publicKey }
 
@@ -135,7 +142,11 @@ public final class Replica {
     /// Imports one bundle.
     public func importBundle(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportOutcome {
         try requireSyncable()
-        return try Importer(store: store, progress: progress).importBundle(path, options: options)
+        do {
+            return try Importer(store: store, progress: progress).importBundle(path, options: options)
+        } catch let e as Importer.BaseNotHeld {
+            throw e.error
+        }
     }
 
     /// Checks a bundle against this replica: schema, forks, links to known history, trust.

@@ -63,6 +63,8 @@ package struct Sealer {
             }
         }
         var pendingDone = 0
+        // Whether changes were sealed into clocks alone, without a batch to carry them.
+        var numbered = false
         defer { if pendingTotal > 0 { progress?(ProgressEvent(phase: "sealing", kind: .finished)) } }
 
         func hlc(forWall wall: Int64) -> HLC {
@@ -79,6 +81,15 @@ package struct Sealer {
             let keyList = t.keyNames.joined(separator: ", ")
             let s = try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
             let current = try store.rows.currentStateStatement(t)
+            // When the batches are not kept (see `keepingHistory`), they are never read: a
+            // table's changes need only set its clocks, and the snapshot that follows reads the
+            // rows. The values are then left unread, but for rows that may be too large to
+            // sync, found in one pass over the table. Text and JSON cells still seal their
+            // edits into their merge states, which the snapshot carries.
+            let clocksOnly = !keepingHistory && !t.hasMergeColumns
+            let checkClock = try store.rows.currentClockStatement(t)
+            let oversized = clocksOnly ? try store.rows.possiblyOversizedKeys(t, limit: Limits.maxValueBytes, totalLimit: Self.maxRowBytes) : []
+            let unread = [SQLValue](repeating: .null, count: t.schema.columns.count)
             var group: [(change: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
             var maxSeq: Int64 = 0
@@ -94,22 +105,29 @@ package struct Sealer {
                     group.removeAll(keepingCapacity: true)
                     return
                 }
-                current.reset()
-                try current.bind(key)
-                guard try current.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
-                let values = current.int(0) == 0 ? nil : (0..<t.schema.columns.count).map { current.value(5 + $0) }
-                if let why = Self.tooLarge(t, key: key, values: values) {
+                let valuesUnread = clocksOnly && !oversized.contains(key)
+                let read = valuesUnread ? checkClock : current
+                read.reset()
+                try read.bind(key)
+                guard try read.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
+                let values = read.int(0) == 0 ? nil : valuesUnread ? unread : (0..<t.schema.columns.count).map { read.value(5 + $0) }
+                if let why = Self.tooLarge(t, key: key, values: valuesUnread ? nil : values) {
                     // Every reader would refuse a bundle carrying this row; it waits, and the
                     // rest of the replica's changes still flow.
                     store.notices.append(why)
-                    current.reset()
+                    read.reset()
                     group.removeAll(keepingCapacity: true)
                     return
                 }
-                let before = try ClockStore.clock(from: current, at: 1)
-                current.reset()
+                let before = try ClockStore.clock(from: read, at: 1)
+                read.reset()
                 if var change = try fold(t, key: key, before: before, ops: group, values: values, hlc: hlc(forWall:)) {
                     if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
+                    if clocksOnly {
+                        numbered = true
+                        group.removeAll(keepingCapacity: true)
+                        return
+                    }
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
@@ -143,7 +161,9 @@ package struct Sealer {
                 try db.run("DELETE FROM \(Database.quote(t.logTable)) WHERE rowid <= ?", [.integer(maxSeq)])
             }
         }
-        if builder.rows > 0 { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
+        // Changes that only set clocks are numbered all the same, by a batch of no rows when
+        // no other batch follows them: the snapshot's heads then say that the state holds them.
+        if builder.rows > 0 || (numbered && sealed.isEmpty) { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
         try store.advanceClock(to: highest)
         return sealed
     }
@@ -160,6 +180,9 @@ package struct Sealer {
         case .blob(let b): return "x'\(hexString(Array(b.prefix(20))))\(b.count > 20 ? "…" : "")'"
         }
     }
+
+    /// The most bytes one row's key and values may hold.
+    static let maxRowBytes = Limits.maxBatchBytes - (1 << 20)
 
     /// Why a row cannot travel in a bundle: a value larger than a reader accepts, or a row
     /// larger than one batch may be. Nil when it can.
@@ -181,7 +204,7 @@ package struct Sealer {
             return "row (\(keyText)) of '\(shown(t.name))' is not synced: column '\(shown(t.schema.columns[i].name))' holds \(size(v)) bytes, more than a bundle may carry in one value (\(Limits.maxValueBytes))\n" + hint
         }
         let total = key.reduce(0) { $0 + size($1) } + values.reduce(0) { $0 + size($1) }
-        if total > Limits.maxBatchBytes - (1 << 20) {
+        if total > maxRowBytes {
             return "row (\(keyText)) of '\(shown(t.name))' is not synced: its values hold \(total) bytes, more than one batch may carry (\(Limits.maxBatchBytes))\n" + hint
         }
         return nil
@@ -286,6 +309,7 @@ package struct Sealer {
         if keepingHistory {
             try store.history.store(signed, batch: batch, origin: store.selfIndex, applied: true)
         } else {
+            try store.history.recordFloor(origin: store.selfIndex, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
             try store.replicas.advanceHead(origin: store.selfIndex, seq: batch.seq, hash: signed.hash)
         }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))

@@ -1,7 +1,7 @@
 extension ByteReader {
     /// A replica id: its 16 bytes.
     public mutating func readReplicaID(_ what: String) throws -> ReplicaID {
-        ReplicaID(read: try raw(ReplicaID.byteCount, what))
+        ReplicaID(exactly: try raw(ReplicaID.byteCount, what))
     }
 
     /// A SHA-256 digest: its 32 bytes.
@@ -10,9 +10,3 @@ extension ByteReader {
     }
 }
 
-extension ReplicaID {
-    /// An id whose bytes were read as exactly ``byteCount`` bytes.
-    fileprivate init(read bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-}

@@ -9,7 +9,7 @@ import BundleSyncMerge
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
     public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.textFugueCapability, Self.jsonCapability,
-                                                        Self.textCollectedCapability]
+                                                        Self.textCollectedCapability, Self.deltaSnapshotCapability]
     /// Required by a snapshot whose tables have a column merged as text: its text states may
     /// have had tombstones collected, and are taken as listed rather than rebuilt in id order.
     public static let textCollectedCapability = "text-collected-v1"
@@ -18,6 +18,9 @@ public struct BundleHeader: Equatable, Sendable {
     public static let liveAnchorsCapability = "text-live-anchors-v1"
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
+    /// Required, with `snapshot-v1`, by a snapshot of only the rows changed since its base
+    /// vector (a delta snapshot), which only a replica holding that vector may apply.
+    public static let deltaSnapshotCapability = "snapshot-delta-v1"
     /// Required by a bundle whose tables have a column merged as text.
     public static let textCapability = "text-v1"
     /// Required, with `text-v1`, by a bundle whose text merge payloads may be version 2 (Fugue) states.
@@ -26,9 +29,10 @@ public struct BundleHeader: Equatable, Sendable {
     public static let jsonCapability = "json-v1"
 
     /// The capabilities a reader needs for a bundle with these tables.
-    public static func requiredCapabilities(tables: [TableSchema], snapshot: Bool) -> [String] {
+    public static func requiredCapabilities(tables: [TableSchema], snapshot: Bool, delta: Bool = false) -> [String] {
         var caps = ["lww-v1"]
         if snapshot { caps.append(snapshotCapability) }
+        if snapshot && delta { caps.append(deltaSnapshotCapability) }
         let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
         if rules.contains(.text) { caps += [textCapability, textFugueCapability] + (snapshot ? [textCollectedCapability] : []) }
         if rules.contains(.json) { caps.append(jsonCapability) }
@@ -65,7 +69,15 @@ public struct BundleHeader: Equatable, Sendable {
     /// when the snapshot was taken. Nil for a bundle of batches.
     public var snapshotHeads: [SnapshotHead]? = nil
 
+    /// For a delta snapshot (capability `snapshot-delta-v1`): a clock at or before every
+    /// stamp of the batches above the base vector that the snapshot reflects. The rows it
+    /// carries are every row with a stamp at or after it. Nil for any other bundle.
+    public var snapshotFloor: HLC? = nil
+
     public var isSnapshot: Bool { snapshotHeads != nil }
+
+    /// Whether the bundle is a snapshot of only the rows changed since its base vector.
+    public var isDeltaSnapshot: Bool { snapshotHeads != nil && snapshotFloor != nil }
 
     /// Format version 2: the exporter's X25519 public key, to which peers encrypt bundles.
     public var exchangeKey: [UInt8]? = nil
@@ -140,6 +152,7 @@ public struct BundleHeader: Equatable, Sendable {
                 w.varint(h.seq)
                 w.raw(h.hash.bytes)
             }
+            if let snapshotFloor { w.varint(snapshotFloor.rawValue) }
         }
         return w.bytes
     }
@@ -299,6 +312,14 @@ public struct BundleHeader: Equatable, Sendable {
             }
             heads = list
         }
+        var floor: HLC?
+        if required.contains(Self.deltaSnapshotCapability) {
+            guard heads != nil else { throw BundleSyncError.badData("'\(Self.deltaSnapshotCapability)' is required by a bundle that is not a snapshot") }
+            guard !bv.entries.isEmpty else { throw BundleSyncError.badData("a delta snapshot has an empty base vector") }
+            let raw = try r.varint("snapshot floor")
+            guard raw <= HLC.maximum.rawValue else { throw BundleSyncError.badData("the snapshot floor is out of range") }
+            floor = HLC(rawValue: raw)
+        }
         try r.expectEnd("the header")
         exporterVector = ev
         baseVector = bv
@@ -308,6 +329,7 @@ public struct BundleHeader: Equatable, Sendable {
         self.tables = tables
         self.batches = batches
         snapshotHeads = heads
+        snapshotFloor = floor
     }
 
     package init(exporter: ReplicaID, exporterKey: [UInt8], exporterName: String, createdMilliseconds: Int64, exporterVector: VersionVector, baseVector: VersionVector, requiredCapabilities: [String], optionalCapabilities: [String], keys: [ReplicaID: [UInt8]], tables: [TableSchema], batches: [BatchEntry], snapshotHeads: [SnapshotHead]? = nil) {

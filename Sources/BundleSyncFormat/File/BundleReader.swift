@@ -293,6 +293,24 @@ public final class BundleReader {
         try namingFile { try checkEnd() }
     }
 
+    /// Proves the header authentic without reading the body's contents: hashes the file's
+    /// bytes as they are stored (compressed, and encrypted for an encrypted bundle) for the
+    /// file digest, and checks the exporter's signature over it.
+    ///
+    /// The exporter signs the trailer, whose file digest covers the prefix, the header and
+    /// the stored body (`bundlesync-format(5)`, "Trailer"), so this proves the header as
+    /// written by the exporter. It proves nothing about the batches or chunks inside: a
+    /// caller may use the header (to skip the bundle, or to learn the exporter's vector) but
+    /// must not apply anything from the body. Call it instead of reading the body, not after.
+    public func authenticateWithoutBody() throws {
+        try namingFile {
+            guard try body.finishSealed() == trailer.fileDigest else {
+                throw BundleSyncError(.badData, "'\(path)': the file digest does not match (the file was altered after export)", bundle: path)
+            }
+            try checkExporterSignature()
+        }
+    }
+
     private func checkEnd() throws {
         guard header.isOpened else {
             guard try body.finishSealed() == trailer.fileDigest else {

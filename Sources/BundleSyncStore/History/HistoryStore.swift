@@ -18,7 +18,7 @@ package struct StoredBatch: Sendable {
 /// Bodies are kept zstd-compressed; the hash and signature cover the canonical bytes, so
 /// relaying a stored batch later reproduces exactly what its origin signed.
 package final class HistoryStore {
-    private let db: Database
+    let db: Database
     private let replicas: ReplicaDirectory
     private let held: HeldStore
 
@@ -55,6 +55,7 @@ package final class HistoryStore {
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
                   .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds()), least])
+        try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
         if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
     }
 

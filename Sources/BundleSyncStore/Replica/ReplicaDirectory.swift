@@ -268,7 +268,9 @@ package final class ReplicaDirectory {
               last_heard = CASE WHEN ? OR last_heard IS NULL THEN max(coalesce(last_heard, 0), ?) ELSE last_heard END
             WHERE idx = ?
             """, [.text(header.exporterName), .integer(news ? 1 : 0), .integer(now), .integer(peer)])
-        for (origin, seq) in header.exporterVector.sorted {
+        // Only what says more than the vector already known here is written: with many
+        // replicas, a vector is long and mostly unchanged from one bundle to the next.
+        for (origin, seq) in header.exporterVector.sorted where seq > known?[origin] ?? 0 {
             let o = try index(of: origin, publicKey: header.keys[origin])
             try db.run("""
                 INSERT INTO _bundlesync_peer_vectors(peer, origin, seq) VALUES (?, ?, ?)

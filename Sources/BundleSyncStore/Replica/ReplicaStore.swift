@@ -166,6 +166,7 @@ package final class ReplicaStore {
             throw damaged("no key")
         }
         let identity = try Identity(privateKeyBytes: key)
+        try HistoryStore.createFloors(db)
         guard case .text(let nameBytes)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'name'"),
               case .integer(let idx)? = try db.scalar("SELECT idx FROM _bundlesync_replicas WHERE id = ?", [.blob(identity.id.bytes)]) else {
             throw damaged("no identity")
@@ -221,6 +222,56 @@ package final class ReplicaStore {
             try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('encrypt', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        [.text(on ? "always" : "never")])
         }
+    }
+
+    /// How many of each origin's latest batches pruning keeps (`config DB keep-batches N`),
+    /// or nil for the default.
+    package var keptBatches: UInt64? {
+        get throws {
+            guard case .integer(let n)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'keep-batches'"), n >= 0 else { return nil }
+            return UInt64(n)
+        }
+    }
+
+    /// Sets how many of each origin's latest batches pruning keeps.
+    package func setKeptBatches(_ n: UInt64) throws {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('keep-batches', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [.integer(Int64(n))])
+        }
+    }
+
+    // MARK: - Durability
+
+    /// Runs `body` with commits that do not wait for the disk, then, when `body` says it
+    /// wrote, makes everything durable with one flush before returning.
+    ///
+    /// > "WAL mode is always consistent with synchronous=NORMAL, but WAL mode does lose
+    /// > durability. A transaction committed in WAL mode with synchronous=NORMAL might roll
+    /// > back following a power loss or system crash."
+    /// > "When synchronous is FULL (2) [...] In WAL mode [...] the WAL file is synchronized
+    /// > before each transaction commit."
+    /// > (https://www.sqlite.org/pragma.html#pragma_synchronous)
+    ///
+    /// So a crash inside `body` loses whole transactions, never part of one, and the final
+    /// commit under FULL flushes the WAL file, which holds every earlier commit before it.
+    /// On a connection that commits nothing (a dry run), or inside a transaction, `body` just runs.
+    package func committingOnceDurably<T>(_ body: () throws -> (result: T, wrote: Bool)) throws -> T {
+        guard !db.rollbackOnly, !db.isInTransaction else { return try body().result }
+        try db.execute("PRAGMA synchronous = NORMAL")
+        let out: (result: T, wrote: Bool)
+        do {
+            out = try body()
+        } catch {
+            try? db.execute("PRAGMA synchronous = FULL")
+            throw error
+        }
+        try db.execute("PRAGMA synchronous = FULL")
+        if out.wrote {
+            // A write of one unchanged row is enough to commit, and so to flush the WAL.
+            try db.writeTransaction { try db.run("UPDATE _bundlesync_meta SET value = value WHERE key = 'schema_version'") }
+        }
+        return out.result
     }
 
     // MARK: - Own transactions

@@ -32,6 +32,35 @@ package final class RowWriter {
         try db.run(texts.text(.updateRow, t, columns: [ordinal]), [value] + key)
     }
 
+    /// A statement that reads whether one key's row exists, and its clock (cl, hlc, origin,
+    /// cells; NULL without a clock row), without the row's columns: the key's index answers
+    /// it, and a rowid table is not read.
+    package func currentClockStatement(_ t: TrackedTable) throws -> Statement {
+        let k = t.keyNames.enumerated().map { "?\($0.offset + 1) AS \($0.element)" }.joined(separator: ", ")
+        let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = k.\($1)" }.joined(separator: " AND ")
+        let clockMatch = t.keyNames.map { "c.\($0) = k.\($0)" }.joined(separator: " AND ")
+        let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
+        return try db.statement("""
+            SELECT \(present), c.cl, c.hlc, c.origin, c.cells
+            FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
+            """)
+    }
+
+    /// The keys of the rows of `t` that may hold a value, or a total, larger than a bundle
+    /// carries (`limit` bytes for one value, `totalLimit` for a row), read in one pass over
+    /// the table. A superset: SQLite counts text in characters, which take one to four
+    /// bytes, so a row is listed when it could be too large; its values then decide.
+    package func possiblyOversizedKeys(_ t: TrackedTable, limit: Int, totalLimit: Int) throws -> Set<[SQLValue]> {
+        let columns = t.schema.keyColumns + t.sqlNames
+        // Numbers count as 9 bytes, as in a bundle, and are not turned into text to be measured.
+        let lengths = columns.map { "iif(typeof(\(Database.quote($0))) IN ('text', 'blob'), length(\(Database.quote($0))), 0)" }
+        let conditions = lengths.map { "\($0) > \(limit / 4)" } + ["\(lengths.joined(separator: " + ")) > \((totalLimit - 9 * columns.count) / 4)"]
+        let s = try db.statement("SELECT \(t.keyList) FROM \(t.quotedTable) WHERE \(conditions.joined(separator: " OR "))")
+        var out: Set<[SQLValue]> = []
+        while try s.step() { out.insert((0..<t.schema.keyColumns.count).map { s.value($0) }) }
+        return out
+    }
+
     /// A statement that reads one key's current row and clock: whether the row exists, its
     /// clock (cl, hlc, origin, cells; NULL without a clock row), then its synced columns.
     package func currentStateStatement(_ t: TrackedTable) throws -> Statement {

@@ -58,8 +58,13 @@ package final class SQLTexts {
         case .loadClock:
             return "SELECT cl, hlc, origin, cells FROM \(clock) WHERE \(t.clockKeyMatch)"
         case .storeClock:
+            // An upsert rewrites the clock row in place; OR REPLACE would delete it and insert
+            // it again.
             let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
-            return "INSERT OR REPLACE INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+            return """
+                INSERT INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))
+                ON CONFLICT(\(t.keyNames.joined(separator: ", "))) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, origin = excluded.origin, cells = excluded.cells
+                """
         case .replaceRow:
             let names = t.schema.keyColumns + columns.map { t.sqlName($0) }
             return "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(placeholders(names.count)))"

@@ -49,6 +49,45 @@ import Testing
         #expect(try c.vector() == a.vector())
     }
 
+    @Test func aFirstFullExportSealsClocksAloneAndItsSnapshotCarriesEveryRowAndTombstone() throws {
+        // A table keyed by text, one stored in key order (WITHOUT ROWID) and one keyed by its
+        // rowid; rows changed and deleted before the first export.
+        let (a, app) = try Self.replicaWithRows("a", rows: 50)
+        try app.execute("CREATE TABLE tags(n INTEGER PRIMARY KEY, label TEXT)")
+        _ = try a.track(table: "tags")
+        try app.execute("BEGIN")
+        for i in 0..<30 {
+            try app.run("INSERT INTO readings(station, taken, value) VALUES (?, ?, ?)", [.text("s\(i % 4)"), .integer(Int64(i)), .real(Double(i) / 2)])
+            try app.run("INSERT INTO tags(n, label) VALUES (?, ?)", [.integer(Int64(100 - i)), .text("tag \(i)")])
+        }
+        try app.execute("COMMIT")
+        try app.execute("""
+            UPDATE notes SET title = 'changed', body = 'new' WHERE id = 'a-7';
+            DELETE FROM notes WHERE id IN ('a-3', 'a-11'); DELETE FROM readings WHERE taken = 5; DELETE FROM tags WHERE n = 90
+            """)
+
+        let full = try a.export(to: temporaryPath("first.bsync"), target: .full)
+        #expect(full.snapshot && full.rows == 50 + 30 + 30, "every row, and the rows deleted before it as tombstones")
+        #expect(full.sealed.count == 1 && full.sealed[0].rows == 0, "one batch of no rows numbers the changes")
+        #expect(try a.vector()[a.id] == 1 && Self.heldBatches(a) == 0)
+
+        let (b, _) = try goldenSchemaReplica("b.db")
+        try b.db.execute("CREATE TABLE tags(n INTEGER PRIMARY KEY, label TEXT)")
+        _ = try b.track(table: "tags")
+        #expect(try b.importBundle(full.path).status == .applied)
+        #expect(try a.digest() == b.digest())
+        #expect(try b.db.scalar("SELECT count(*) FROM notes")?.integer == 48)
+        #expect(try b.db.scalar("SELECT title || body FROM notes WHERE id = 'a-7'")?.string == "changednew")
+        #expect(try b.db.scalar("SELECT count(*) FROM tags")?.integer == 29)
+
+        // The next changes travel as batches that chain onto the snapshot's head.
+        try app.execute("INSERT INTO notes(id, title) VALUES ('a-3', 'back'); UPDATE tags SET label = 'x' WHERE n = 100")
+        let delta = try a.export(to: temporaryPath("next.bsync"), target: .vector(try b.vector()))
+        #expect(!delta.snapshot && delta.batches == 1 && delta.rows == 2)
+        #expect(try b.importBundle(delta.path).status == .applied)
+        #expect(try a.digest() == b.digest())
+    }
+
     @Test func otherExportsKeepEveryBatch() throws {
         // A first export of batches, then a full one: a holder of the first may need the rest.
         let (a, app) = try Self.replicaWithRows("a")
