@@ -11,11 +11,13 @@ import Testing
 
 private let notesSchema = "CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT, settings TEXT);"
 
-private func notesReplica(_ name: String, in tmp: TempDir) throws -> TestReplica {
+/// A replica of the notes table; `fleet` declares the group's size, which lets it collect.
+private func notesReplica(_ name: String, in tmp: TempDir, fleet: Int? = nil) throws -> TestReplica {
     let r = TestReplica(name: name, db: tmp.file("\(name).db"))
     try App.execute(r.db, notesSchema)
     try CLI.ok(["init", r.db, "--name", name])
     try CLI.ok(["track", r.db, "notes", "--text", "body", "--json", "settings"])
+    if let fleet { try CLI.ok(["config", r.db, "fleet", String(fleet)]) }
     return r
 }
 
@@ -84,7 +86,7 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
 @Suite struct TombstoneCollectionTests {
     @Test func aTextEditedTenThousandTimesStaysWithinTwiceTheSizeOfItsTextWrittenOnce() throws {
         let tmp = TempDir()
-        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let a = try notesReplica("a", in: tmp, fleet: 2), b = try notesReplica("b", in: tmp, fleet: 2)
         let stick = tmp.dir("stick")
         var rng = SplitMix64(seed: 0x6C0113C7)
         let words = (0..<600).map { _ in vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
@@ -127,7 +129,7 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
 
     @Test func aJSONDocumentWithKeysAddedAndRemovedTenThousandTimesStaysWithinTwiceItsSizeWrittenOnce() throws {
         let tmp = TempDir()
-        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp)
+        let a = try notesReplica("a", in: tmp, fleet: 2), b = try notesReplica("b", in: tmp, fleet: 2)
         let stick = tmp.dir("stick")
         var rng = SplitMix64(seed: 0x150E)
         try a.sql("INSERT INTO notes(id, body, settings) VALUES ('n', '', '{}')")
@@ -172,7 +174,7 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
     /// be placed: it is dropped where it arrives, with a message, and all three end the same.
     @Test func aForgottenReplicaReturningWithAnEditInsideCollectedTextIsDroppedLoudlyAndEveryoneConverges() throws {
         let tmp = TempDir()
-        let a = try notesReplica("a", in: tmp), b = try notesReplica("b", in: tmp), c = try notesReplica("c", in: tmp)
+        let a = try notesReplica("a", in: tmp, fleet: 3), b = try notesReplica("b", in: tmp, fleet: 3), c = try notesReplica("c", in: tmp, fleet: 3)
         let stick = tmp.dir("stick")
         try a.sql("INSERT INTO notes(id, body, settings) VALUES ('n', 'one two three four five', '{\"keep\":1,\"gone\":2}')")
         for _ in 0..<2 { for r in [a, b, c] { try r.sync(stick) } }

@@ -169,6 +169,11 @@ package final class ReplicaDirectory {
         }
     }
 
+    /// How many replicas other than `me` were ever heard from here, forgotten ones included.
+    package func heardFromCount(besides me: Int64) throws -> UInt64 {
+        UInt64(try db.scalar("SELECT count(*) FROM _bundlesync_replicas WHERE last_heard IS NOT NULL AND idx != ?", [.integer(me)])?.integer ?? 0)
+    }
+
     /// The `_bundlesync_meta` key that marks a peer as forgotten, as an SQL expression over
     /// the column holding its id.
     private static func forgottenKey(_ idColumn: String) -> String { "'forgotten:' || lower(hex(\(idColumn)))" }

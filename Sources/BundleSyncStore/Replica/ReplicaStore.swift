@@ -241,6 +241,24 @@ package final class ReplicaStore {
         }
     }
 
+    /// How many replicas write to this replica's group, this one included, as the user
+    /// declared it (`config DB fleet N`), or nil when it was not declared. Tombstones are
+    /// collected only once that many replicas are known here (see ``stableTime()``).
+    package var fleetSize: UInt64? {
+        get throws {
+            guard case .integer(let n)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'fleet'"), n > 0 else { return nil }
+            return UInt64(n)
+        }
+    }
+
+    /// Declares how many replicas write to the group; 0 withdraws the declaration.
+    package func setFleetSize(_ n: UInt64) throws {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('fleet', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [.integer(Int64(n))])
+        }
+    }
+
     // MARK: - Durability
 
     /// Runs `body` with commits that do not wait for the disk, then, when `body` says it

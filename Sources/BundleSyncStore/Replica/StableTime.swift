@@ -7,7 +7,9 @@ import BundleSyncFormat
 ///
 /// It is the least HLC of the stored batches (applied or parked) that some known peer does
 /// not hold, as far as this replica knows; with every stored batch held by all, no write
-/// this replica holds limits it. It is 0 (nothing may go) when there is no known peer; when a
+/// this replica holds limits it. It is 0 (nothing may go) when there is no known peer; when
+/// fewer replicas are known here than the user declared the group to have (`config DB fleet
+/// N`), or none was declared; when a
 /// known peer's bundles do not say that its text writes name live text only (a peer of an
 /// earlier release, whose writes may name a tombstone); when a replica was heard of (it wrote
 /// history held here, or a peer holds history of it) but never from; when a batch is parked; when a known peer holds a batch this replica lacks (its writes may be
@@ -69,6 +71,11 @@ extension ReplicaStore {
     private func computeStableTime() throws -> UInt64 {
         try history.ensureLeastHLCColumn()
         let peers = try replicas.knownPeers(besides: selfIndex)
+        // A replica no one here has heard from yet, such as a device that started from a
+        // snapshot, may be writing next to any deletion: only the user knows how many
+        // replicas there are, and nothing is collected until that many were heard from
+        // (a forgotten one counts: it left the group after it was heard from).
+        guard let fleet = try fleetSize, try replicas.heardFromCount(besides: selfIndex) + 1 >= fleet else { return 0 }
         // A peer of an earlier release may still name a tombstone in its writes.
         guard !peers.isEmpty, try replicas.allAnchorLive(peers) else { return 0 }
         // A replica heard of but not from may hold writes concurrent with any deletion.
