@@ -42,6 +42,16 @@ package enum CellState {
         package var writer: ReplicaID
         /// The text dropped, or the JSON path and value ignored.
         package var text: String
+        /// Whether it is not a late write but text or a value this replica still showed
+        /// that another replica had deleted and collected (see
+        /// `TextSequence.deletionsCollected(by:)`, `JSONDocument.dropCollected(by:)`).
+        package var collectedElsewhere = false
+
+        package init(writer: ReplicaID, text: String, collectedElsewhere: Bool = false) {
+            self.writer = writer
+            self.text = text
+            self.collectedElsewhere = collectedElsewhere
+        }
     }
 
     /// Merges a delta or another replica's state, encoded.
@@ -52,9 +62,10 @@ package enum CellState {
     package mutating func merge(_ bytes: [UInt8], stamp: UInt64 = 0) throws -> [Dropped] {
         switch self {
         case .text(var s):
-            let lost = try s.merge(TextSequence.decode(bytes), stamp: stamp)
+            let (lost, removed) = try s.mergeReporting(TextSequence.decode(bytes), stamp: stamp)
             self = .text(s)
             return lost.map { Dropped(writer: $0.replica, text: String(decoding: $0.bytes, as: UTF8.self)) }
+                + removed.map { Dropped(writer: $0.replica, text: String(decoding: $0.bytes, as: UTF8.self), collectedElsewhere: true) }
         case .json(var d):
             let lost = d.mergeLate(try JSONDocument.decode(bytes))
             self = .json(d)

@@ -489,6 +489,12 @@ private final class TextJSONRun {
                    sourceLocation: sourceLocation)
             throw Abort()
         }
+        // Every replica is counted, so no write can be late and no text collected elsewhere
+        // can still show here.
+        if collecting, r.stderr.contains(" late: ") || r.stderr.contains("still showed") || r.stderr.contains("have written to this group") {
+            record("bundlesync \(args.joined(separator: " ")) reported a write as late, or text collected elsewhere, though every replica is counted:\n\(r.stderr)",
+                   sourceLocation: sourceLocation)
+        }
         return r.trimmedOut
     }
 

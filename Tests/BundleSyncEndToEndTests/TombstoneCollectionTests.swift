@@ -214,4 +214,57 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
         let digests = try [a, b, c].map { try $0.digest() }
         #expect(Set(digests).count == 1)
     }
+
+    /// Three replicas write, but the group was declared to have two: a and b collect the
+    /// text a deleted, while c, started from a's snapshot and unknown to them, still shows
+    /// it. A snapshot of a's collected state then reaches c, which has a write of its own:
+    /// c deletes the text too and says so, a warns once it hears from a third replica and
+    /// stops collecting, and all three end the same.
+    @Test func aReplicaTheDeclaredCountLeavesOutGetsCollectedTextRemovedLoudlyAndEveryoneConverges() throws {
+        let tmp = TempDir()
+        let a = try notesReplica("a", in: tmp, fleet: 2), b = try notesReplica("b", in: tmp, fleet: 2), c = try notesReplica("c", in: tmp, fleet: 2)
+        let stick = tmp.dir("stick")
+        try a.sql("INSERT INTO notes(id, body, settings) VALUES ('n', 'one two three four five', '{\"keep\":1,\"gone\":2}')")
+        let start = try a.export(["--full"], to: tmp.dir("start"))
+        try CLI.ok(["import", c.db, start])
+        for _ in 0..<2 { for r in [a, b] { try r.sync(stick) } }
+
+        // a deletes "three" and a key; a and b sync until both have collected them.
+        try a.write("body", of: "n", ["one two four five"])
+        try a.write("settings", of: "n", ["{\"keep\":1}"])
+        for _ in 0..<3 { for r in [a, b] { try r.sync(stick) } }
+        try CLI.ok(["config", a.db, "keep-batches", "0"])
+        try CLI.ok(["prune", a.db])
+        let collected = try a.stateSize("body", of: "n")
+
+        // c types elsewhere in the text, then takes a's snapshot, which no longer holds
+        // "three" at all and does not cover c's own write.
+        Thread.sleep(forTimeInterval: 0.01)
+        try c.write("body", of: "n", ["one two three four five six"])
+        _ = try c.export(to: tmp.dir("c-out"))
+        let snapshot = try a.export(["--full"], to: tmp.dir("a-out"))
+        let run = try CLI.run(["import", c.db, snapshot])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("still showed text") && run.stderr.contains("three") && run.stderr.contains("config DB fleet"), "c said: \(run.stderr)")
+        #expect(try c.text("body", of: "n") == "one two four five six")
+        #expect(try c.text("settings", of: "n") == "{\"keep\":1}")
+
+        // Everyone syncs: a hears from a third replica and says the count is wrong.
+        var said = ""
+        for _ in 0..<2 {
+            for r in [c, a, b] {
+                let run = try CLI.run(["sync", r.db, stick])
+                #expect(run.status == 0, "\(r.name): \(run.stderr)")
+                if r.name == "a" { said += run.stderr }
+            }
+        }
+        #expect(said.contains("3 replicas have written to this group") && said.contains("config DB fleet 3"), "a said: \(said)")
+        let texts = try [a, b, c].map { try $0.text("body", of: "n") }
+        #expect(texts == Array(repeating: "one two four five six", count: 3), "\(texts)")
+        let settings = try [a, b, c].map { try $0.text("settings", of: "n") }
+        #expect(settings == Array(repeating: "{\"keep\":1}", count: 3), "\(settings)")
+        let digests = try [a, b, c].map { try $0.digest() }
+        #expect(Set(digests).count == 1)
+        #expect(collected > 0)
+    }
 }

@@ -262,6 +262,8 @@ package struct Importer {
                 if outcome.applied + outcome.released > 0 { outcome.status = .applied }
                 else if outcome.parked > 0 { outcome.status = .parked }
                 outcome.warnings += store.lateWrites
+                // Said once per command, whatever the number of bundles.
+                if let w = try store.fleetWarning(), !store.notices.contains(w) { store.notices.append(w) }
                 return outcome
             }
         } catch var e as BundleSyncError where slices.committed > 0 {

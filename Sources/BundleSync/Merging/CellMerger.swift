@@ -109,6 +109,14 @@ package struct CellMerger {
         let keyText = key.map(Sealer.literal).joined(separator: ", ")
         for d in dropped {
             let writer = try store.replicas.label(of: d.writer)
+            if d.collectedElsewhere {
+                let what = t.rule(ordinal) == .json ? "a value" : "text"
+                store.lateWrites.append("""
+                    column '\(column)' of the row (\(keyText)) of '\(shown(t.name))' still showed \(what) by replica \(writer) that another replica had deleted and forgotten, so this replica was not counted there; it is removed here too: \(shown(d.text))
+                    hint: run 'bundlesync config DB fleet N' on every replica, N being how many replicas write (this happens when more write than declared)
+                    """)
+                continue
+            }
             let what = t.rule(ordinal) == .json
                 ? "set a value before it saw a removal there that the other replicas have since forgotten; the value is ignored on every replica"
                 : "typed before it saw text deleted there that the other replicas have since forgotten; the edit cannot be placed and is dropped on every replica"

@@ -83,13 +83,15 @@ extension JSONDocument {
     ///
     /// - Returns: What was left out.
     package mutating func mergeLate(_ other: JSONDocument) -> [CellState.Dropped] {
+        let removed = dropCollected(by: other)
+        defer { collectedBelow = max(collectedBelow, other.collectedBelow) }
         guard collectedBelow > 0 else {
             merge(other)
-            return []
+            return removed
         }
         var kept = JSONDocument()
-        var lost: [CellState.Dropped] = []
-        var lostPaths: [Path] = []
+        var lateValues: [(Path, Stamp, [UInt8])] = []
+        var lateObjects: [Path] = []
         for (path, n) in other.nodes.sorted(by: { $0.key.count < $1.key.count }) {
             var keep = Node()
             if let l = n.leaf {
@@ -97,24 +99,67 @@ extension JSONDocument {
                 if l.stamp.hlc > collectedBelow || l.leaf == .removed || nodes[path]?.leaf.map({ $0.stamp >= l.stamp }) == true {
                     keep.leaf = l
                 } else if case .value(let text) = l.leaf {
-                    lost.append(.init(writer: l.stamp.replica, text: Self.describe(path) + " = " + String(decoding: text, as: UTF8.self)))
-                    lostPaths.append(path)
+                    lateValues.append((path, l.stamp, text))
                 }
             }
             if let o = n.object {
                 if o.hlc > collectedBelow || nodes[path]?.object.map({ $0 >= o }) == true {
                     keep.object = o
                 } else {
-                    lostPaths.append(path)
+                    lateObjects.append(path)
                 }
             }
             if keep.leaf != nil || keep.object != nil { kept.nodes[path] = keep }
         }
         merge(kept)
+        guard !lateValues.isEmpty || !lateObjects.isEmpty else { return removed }
+        // What was left out is lost only where its sender shows it and this document, now,
+        // does not. A whole state also lists registers hidden there by a removal that was
+        // collected here: leaving those out changes nothing.
+        let theirs = other.document, ours = document
+        func isObject(_ v: JSONValue?) -> Bool { if case .object? = v { return true }; return false }
+        var lost: [CellState.Dropped] = []
+        var lostPaths: [Path] = []
+        for (path, stamp, text) in lateValues {
+            let shown = theirs?.value(at: path)
+            guard let shown, !isObject(shown), ours?.value(at: path) != shown else { continue }
+            lost.append(.init(writer: stamp.replica, text: Self.describe(path) + " = " + String(decoding: text, as: UTF8.self)))
+            lostPaths.append(path)
+        }
+        for path in lateObjects where isObject(theirs?.value(at: path)) && !isObject(ours?.value(at: path)) {
+            lostPaths.append(path)
+        }
         for p in lostPaths where !unsentRemovals.contains(where: { Self.isPrefix($0, of: p) }) {
             unsentRemovals.append(p)
         }
-        return lost
+        return removed + lost
+    }
+
+    /// Drops the registers that `whole`, another replica's whole state whose removals were
+    /// collected, shows were collected there: those stamped at or below its collected-below
+    /// time at a path it holds nothing at. Its sender saw each of them (a replica's writes
+    /// made after it saw what was collected are stamped later), so each was hidden by a
+    /// removal there, and went with it. Nothing, for a delta or a state nothing was
+    /// collected from.
+    ///
+    /// - Returns: The values this document showed that go: those can only be here when a
+    ///   replica wrote without being counted (see `config DB fleet N`).
+    mutating func dropCollected(by whole: JSONDocument) -> [CellState.Dropped] {
+        guard whole.collectedBelow > 0, !nodes.isEmpty else { return [] }
+        let before = document
+        var goneValues: [(Path, Stamp, [UInt8])] = []
+        for (path, n) in nodes where whole.nodes[path] == nil {
+            var n = n
+            if let l = n.leaf, l.stamp.hlc <= whole.collectedBelow {
+                if case .value(let text) = l.leaf { goneValues.append((path, l.stamp, text)) }
+                n.leaf = nil
+            }
+            if let o = n.object, o.hlc <= whole.collectedBelow { n.object = nil }
+            nodes[path] = n.leaf == nil && n.object == nil ? nil : n
+        }
+        guard document != before else { return [] }
+        return goneValues.filter { before?.value(at: $0.0) != nil && document?.value(at: $0.0) == nil }
+            .map { .init(writer: $0.1.replica, text: Self.describe($0.0) + " = " + String(decoding: $0.2, as: UTF8.self), collectedElsewhere: true) }
     }
 
     private static func describe(_ path: Path) -> String {

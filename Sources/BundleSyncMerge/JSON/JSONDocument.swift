@@ -58,8 +58,9 @@ package struct JSONDocument: Equatable {
     package typealias Path = [[UInt8]]
 
     package var nodes: [Path: Node] = [:]
-    /// Kept in the stored state only, never sent: the latest stamp of the registers collected
-    /// from this document (0: none). See ``collect(below:)``.
+    /// The latest stamp of the registers collected from this document (0: none), sent with
+    /// the whole state (a snapshot's) so that its receivers drop what was collected. See
+    /// ``collect(below:)``.
     package var collectedBelow: UInt64 = 0
     /// Kept in the stored state only: paths the cell's next write removes, because a value
     /// set there was ignored as late here (see ``mergeLate(_:)``).
@@ -246,6 +247,8 @@ package struct JSONDocument: Equatable {
                 body.varint(stamp.hlc)
             }
         }
+        // A whole state whose removals were collected ends with its collected-below time.
+        if collectedBelow > 0 { body.varint(collectedBelow) }
         var counted = ByteWriter(capacity: body.bytes.count + 8)
         counted.varint(entries)
         counted.raw(body.bytes)
@@ -296,6 +299,12 @@ package struct JSONDocument: Equatable {
                 if doc.nodes[path]?.leaf != nil { throw BundleSyncError.badData("a JSON path has two leaf writes") }
                 doc.setLeaf(path, .value(text!), stamp)
             case .object: doc.setObject(path, stamp)
+            }
+        }
+        if r.remaining > 0 {
+            doc.collectedBelow = try r.varint("JSON collected-below HLC")
+            guard doc.collectedBelow > 0, doc.collectedBelow <= HLC.maximum.rawValue else {
+                throw BundleSyncError.badData("a JSON state gives a collected-below time out of range")
             }
         }
         try r.expectEnd("the JSON state")

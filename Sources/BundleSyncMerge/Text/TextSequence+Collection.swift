@@ -82,7 +82,10 @@ extension TextSequence {
                 r = r.head(k)
             }
             let names = [r.parent, r.side == .right ? r.rightOrigin : nil].compactMap { $0 }
-            let late = names.contains { isDropped($0) || (!exists($0) && $0.hlc <= collectedBelow) }
+            // A run of a write this state does not hold, stamped at or below the
+            // collected-below time, was collected here (its deletion was seen by every
+            // replica that writes), or written late.
+            let late = r.hlc <= collectedBelow || names.contains { isDropped($0) || (!exists($0) && $0.hlc <= collectedBelow) }
             if late {
                 // A tombstone written before the collection is one collected here: nothing
                 // to remember or report.
@@ -97,6 +100,33 @@ extension TextSequence {
             }
         }
         return (kept, lost)
+    }
+
+    /// What this state holds that `whole`, another replica's whole state whose tombstones
+    /// were collected, shows was deleted there: every scalar stamped at or below its
+    /// collected-below time that it lacks. Its sender saw each of them (a replica's writes
+    /// made after it saw what was collected are stamped later), so each was deleted and
+    /// collected there, or dropped. Nothing, for a delta or a state nothing was collected
+    /// from.
+    ///
+    /// - Returns: The deletions, and the runs of them this state still showed: those can
+    ///   only be here when a replica wrote without being counted (see `config DB fleet N`).
+    func deletionsCollected(by whole: TextSequence) -> (deletions: [Deletion], shown: [Run]) {
+        guard whole.collectedBelow > 0, !runs.isEmpty else { return ([], []) }
+        let index = RunIndex(whole.runs)
+        var gone: [Deletion] = []
+        var shown: [Run] = []
+        for r in runs where r.hlc <= whole.collectedBelow {
+            var k = 0
+            while k < r.length {
+                guard index.locate(r.id(at: k)) == nil else { k += 1; continue }
+                let start = k
+                while k < r.length && index.locate(r.id(at: k)) == nil { k += 1 }
+                gone.append(Deletion(first: r.id(at: start), length: k - start))
+                if !r.deleted { shown.append(r.tail(from: start).head(k - start)) }
+            }
+        }
+        return (gone, shown)
     }
 
     /// Takes `state`, another replica's whole state that reflects everything this one
@@ -122,7 +152,7 @@ extension TextSequence {
                 gone.append(Deletion(first: r.id(at: start), length: k - start))
             }
         }
-        next.collectedBelow = collectedBelow
+        next.collectedBelow = max(collectedBelow, state.collectedBelow)
         // A whole state's deletions are the runs its sender dropped.
         next.dropped = dropped + gone + state.deletions
         next.deletions = []

@@ -202,6 +202,17 @@ package struct TextSequence: Equatable {
     ///   causal delivery rules out for honest history.
     @discardableResult
     package mutating func merge(_ delta: TextSequence, stamp: UInt64 = 0) throws -> [Run] {
+        try mergeReporting(delta, stamp: stamp).dropped
+    }
+
+    /// Merges a delta or another replica's whole state (see ``merge(_:stamp:)``).
+    ///
+    /// - Returns: The runs dropped as written too late (see ``dropLate(_:)``), and the text
+    ///   this state still showed that `delta`, a whole state from a replica that collected,
+    ///   shows was deleted there (see ``deletionsCollected(by:)``); it is deleted here too.
+    package mutating func mergeReporting(_ delta: TextSequence, stamp: UInt64 = 0) throws -> (dropped: [Run], removed: [Run]) {
+        // What the sender collected and this state still holds, before anything is added.
+        let (collectedThere, shown) = deletionsCollected(by: delta)
         let known = Set(runs.map(\.write))
         var incoming: [Run] = []
         var deletions = delta.deletions
@@ -229,9 +240,13 @@ package struct TextSequence: Equatable {
             let tree = try FugueTree(state: runs, incoming: incoming)
             runs = try tree.ordered()
         }
+        deletions += collectedThere
         if !deletions.isEmpty { try delete(deletions, stamp: stamp) }
+        // A scalar at or below the sender's collected-below time that is not held here now
+        // was collected there: should it arrive later, from an older bundle, it stays out.
+        collectedBelow = max(collectedBelow, delta.collectedBelow)
         coalesce()
-        return droppedRuns
+        return (droppedRuns, shown)
     }
 
     /// Marks the scalars of `deletions` deleted, splitting runs where a delete starts or ends

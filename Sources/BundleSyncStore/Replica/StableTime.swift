@@ -68,6 +68,19 @@ extension ReplicaStore {
         return try VersionVector.decode(from: &r, what: "snapshot vector")
     }
 
+    /// A warning when more replicas were heard from than the group was declared to have, so
+    /// that nothing is collected until the count is set right; nil otherwise.
+    package func fleetWarning() throws -> String? {
+        guard let fleet = try fleetSize else { return nil }
+        let heard = try replicas.heardFromCount(besides: selfIndex) + 1
+        guard heard > fleet else { return nil }
+        return """
+            \(heard) replicas have written to this group, this one included, but it was declared to have \(fleet) \
+            ('config DB fleet'): deleted text and removed JSON keys are kept from now on, until the count is right
+            hint: run 'bundlesync config DB fleet \(heard)' on every replica (and 'bundlesync forget DB NAME' for a replica gone for good)
+            """
+    }
+
     private func computeStableTime() throws -> UInt64 {
         try history.ensureLeastHLCColumn()
         let peers = try replicas.knownPeers(besides: selfIndex)
@@ -75,7 +88,9 @@ extension ReplicaStore {
         // snapshot, may be writing next to any deletion: only the user knows how many
         // replicas there are, and nothing is collected until that many were heard from
         // (a forgotten one counts: it left the group after it was heard from).
-        guard let fleet = try fleetSize, try replicas.heardFromCount(besides: selfIndex) + 1 >= fleet else { return 0 }
+        // More than that means the count is wrong: a replica was added, or a restored backup
+        // took a new identity, and collecting could drop text a replica still shows.
+        guard let fleet = try fleetSize, try replicas.heardFromCount(besides: selfIndex) + 1 == fleet else { return 0 }
         // A peer of an earlier release may still name a tombstone in its writes.
         guard !peers.isEmpty, try replicas.allAnchorLive(peers) else { return 0 }
         // A replica heard of but not from may hold writes concurrent with any deletion.
