@@ -593,6 +593,10 @@ private final class TextJSONRun {
             }
         }
 
+        // A key set after every other edit, which nothing contests, so the JSON survival
+        // check always has one to check whatever the scripts did.
+        if !textOnly { for row in rowIDs { try jsonEdit(0, row: row, unique: true) } }
+
         // Final exchange until quiescent: everyone exports everything, everyone imports all of it, twice.
         log.append("# ---- final exchange")
         var finals: [String] = []
@@ -846,7 +850,8 @@ private final class TextJSONRun {
         return .object(members)
     }
 
-    func jsonEdit(_ r: Int, row: String) throws {
+    /// - Parameter unique: Sets a key only this replica ever sets, at the top of the document.
+    func jsonEdit(_ r: Int, row: String, unique: Bool = false) throws {
         guard case .text(let bytes) = try cell(dbs[r], row, "meta") else {
             record("r\(r): meta of '\(row)' is not TEXT: \(try cell(dbs[r], row, "meta").display)")
             throw Abort()
@@ -862,11 +867,13 @@ private final class TextJSONRun {
         }
         step += 1
         let paths = jsonPaths(doc)
-        switch int(0..<100) {
+        switch unique ? 0 : int(0..<100) {
         case 0..<40: // a key only this replica ever sets, with a leaf value
             var parent: [String] = []
             let objects = paths.filter { $0.isObject && $0.path.count <= 2 }.map(\.path)
-            if chance(0.3), !objects.isEmpty { parent = pick(objects) } else if chance(0.4) {
+            if unique {
+                // At the top, where only a removal of the key itself contests it.
+            } else if chance(0.3), !objects.isEmpty { parent = pick(objects) } else if chance(0.4) {
                 parent = (0..<(1 + int(0..<2))).map { _ in pick(keyNames) }
             }
             keyCounter[r] += 1
