@@ -82,8 +82,6 @@ extension ReplicaStore {
     }
 
     private func computeStableTime() throws -> UInt64 {
-        try history.ensureLeastHLCColumn()
-        let peers = try replicas.knownPeers(besides: selfIndex)
         // A replica no one here has heard from yet, such as a device that started from a
         // snapshot, may be writing next to any deletion: only the user knows how many
         // replicas there are, and nothing is collected until that many were heard from
@@ -91,6 +89,8 @@ extension ReplicaStore {
         // More than that means the count is wrong: a replica was added, or a restored backup
         // took a new identity, and collecting could drop text a replica still shows.
         guard let fleet = try fleetSize, try replicas.heardFromCount(besides: selfIndex) + 1 == fleet else { return 0 }
+        try history.ensureLeastHLCColumn()
+        let peers = try replicas.knownPeers(besides: selfIndex)
         // A peer of an earlier release may still name a tombstone in its writes.
         guard !peers.isEmpty, try replicas.allAnchorLive(peers) else { return 0 }
         // A replica heard of but not from may hold writes concurrent with any deletion.
