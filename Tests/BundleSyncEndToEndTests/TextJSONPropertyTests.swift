@@ -1,4 +1,5 @@
 import BundleSync
+import BundleSyncMerge
 import BundleSyncTestSupport
 import Foundation
 import Testing
@@ -61,6 +62,26 @@ private let environment = PropertySeeds.environment
     func textCellsConverge(seed: UInt64) throws {
         if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
         let run = TextJSONRun(seed: seed, textOnly: true)
+        defer { run.writeLog() }
+        do {
+            try run.execute()
+        } catch is TextJSONRun.Abort {
+            // Already recorded, with the seed.
+        } catch {
+            run.record("unexpected error: \(error)")
+        }
+    }
+}
+
+/// Both halves with tombstone collection on: every replica declares the group's size
+/// (`config DB fleet N`), so deleted text and removed keys are dropped from merge states as
+/// soon as every replica holds their deletion. The same property must hold.
+@Suite struct CollectingPropertyTests {
+    @Test("text and JSON edit scripts with tombstones collected: cells converge byte for byte and keep every uncontested edit",
+          arguments: PropertySeeds.plan(defaultCount: 8).seeds)
+    func collectedCellsConverge(seed: UInt64) throws {
+        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
+        let run = TextJSONRun(seed: seed, collecting: true)
         defer { run.writeLog() }
         do {
             try run.execute()
@@ -414,14 +435,19 @@ private final class TextJSONRun {
 
     /// Only the text half of the property: JSON cells are not edited or checked.
     let textOnly: Bool
+    /// Every replica declares the group's size, so tombstones are collected.
+    let collecting: Bool
 
-    init(seed: UInt64, textOnly: Bool = false) {
+    var suite: String { collecting ? "CollectingPropertyTests" : textOnly ? "TextPropertyTests" : "TextJSONPropertyTests" }
+
+    init(seed: UInt64, textOnly: Bool = false, collecting: Bool = false) {
         self.seed = seed
         self.textOnly = textOnly
+        self.collecting = collecting
         var mixer = SplitMix64(seed: seed ^ 0x7E87_0150_0000_0000)
         rng = SplitMix64(seed: mixer.next())
         tmp = TempDir("bundlesync-\(textOnly ? "text" : "textjson")-seed\(seed)")
-        log = ["# \(textOnly ? "TextPropertyTests" : "TextJSONPropertyTests") seed \(seed): every application write and bundlesync call in order",
+        log = ["# \(suite) seed \(seed): every application write and bundlesync call in order",
                "# binary: \(CLI.binary)", "# directory: \(tmp.path)"]
     }
 
@@ -431,7 +457,7 @@ private final class TextJSONRun {
         let keep = TempDir.keepsFiles
         let text = """
             [seed \(seed)] \(message)
-              replay: \(PropertySeeds.replayCommand(seed, suite: textOnly ? "TextPropertyTests" : "TextJSONPropertyTests"))
+              replay: \(PropertySeeds.replayCommand(seed, suite: suite))
               files:  \(keep ? "kept in \(tmp.path) (log.txt lists every step)" : "add BUNDLESYNC_KEEP_TEMP=1 to keep the run's directory and its log.txt")
             """
         Issue.record(Comment(rawValue: text), sourceLocation: sourceLocation)
@@ -462,6 +488,12 @@ private final class TextJSONRun {
             record("bundlesync \(args.joined(separator: " ")) exited \(r.status)\nstderr: \(r.stderr)\nstdout: \(r.stdout.prefix(2000))",
                    sourceLocation: sourceLocation)
             throw Abort()
+        }
+        // Every replica is counted, so no write can be late and no text collected elsewhere
+        // can still show here.
+        if collecting, r.stderr.contains(" late: ") || r.stderr.contains("still showed") || r.stderr.contains("have written to this group") {
+            record("bundlesync \(args.joined(separator: " ")) reported a write as late, or text collected elsewhere, though every replica is counted:\n\(r.stderr)",
+                   sourceLocation: sourceLocation)
         }
         return r.trimmedOut
     }
@@ -498,6 +530,15 @@ private final class TextJSONRun {
         return String(decoding: b, as: UTF8.self)
     }
 
+    /// The merge-state table of `docs`.
+    func mergeTable(_ db: String) throws -> String {
+        guard case .text(let name)? = try Database(path: db).rows("SELECT name FROM sqlite_schema WHERE name LIKE '\\_bundlesync\\_merge\\_%' ESCAPE '\\'").first?.first else {
+            record("\(db) has no merge-state table")
+            throw Abort()
+        }
+        return Database.quote(String(decoding: name, as: UTF8.self))
+    }
+
     func status(_ db: String) throws -> [String: Any] {
         let text = try bs(["status", db, "--json"])
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
@@ -528,6 +569,7 @@ private final class TextJSONRun {
             try App.execute(db, "CREATE TABLE docs(id TEXT PRIMARY KEY, body TEXT, meta TEXT);")
             try bs(["init", db, "--name", "r\(r)"])
             try bs(["track", db, "docs", "--text", "body", "--json", "meta"])
+            if collecting { try bs(["config", db, "fleet", String(count)]) }
         }
         // r0 writes the documents everyone then edits; everyone starts from them.
         for row in rowIDs {
@@ -550,6 +592,10 @@ private final class TextJSONRun {
                 if chance(0.4) { try editScript(r) }
             }
         }
+
+        // A key set after every other edit, which nothing contests, so the JSON survival
+        // check always has one to check whatever the scripts did.
+        if !textOnly { for row in rowIDs { try jsonEdit(0, row: row, unique: true) } }
 
         // Final exchange until quiescent: everyone exports everything, everyone imports all of it, twice.
         log.append("# ---- final exchange")
@@ -640,6 +686,26 @@ private final class TextJSONRun {
         }
         check(checkedTokens > 0, "test self-check: no token was left untouched, so the text survival check checked nothing")
         check(textOnly || checkedKeys > 0, "test self-check: no unique JSON key was left uncontested, so the JSON survival check checked nothing")
+
+        // With collection on, every replica holds every deletion now: once prune has
+        // collected, no text tombstone is left, and nothing visible changed.
+        if collecting {
+            for r in 0..<count {
+                try bs(["prune", dbs[r]])
+                let states = try Database(path: dbs[r]).rows("SELECT col, state FROM \(try mergeTable(dbs[r]))")
+                for row in states {
+                    guard row[0].integer == 0, case .blob(let b) = row[1] else { continue }
+                    guard case .text(let s) = try CellState.decodeStored(.text, b, unknownDeletionsAt: 0) else { continue }
+                    let left = s.runs.filter(\.deleted).reduce(0) { $0 + $1.length }
+                    check(left == 0, "r\(r) still holds \(left) deleted characters in a body after every replica holds every deletion and prune ran")
+                }
+                for row in rowIDs {
+                    for column in ["body", "meta"] {
+                        check(try cellHex(dbs[r], row, column) == reference["\(row)/\(column)"], "prune changed \(column) of '\(row)' on r\(r)")
+                    }
+                }
+            }
+        }
 
         // 4. Importing every bundle again changes nothing.
         log.append("# ---- re-import everything")
@@ -784,7 +850,8 @@ private final class TextJSONRun {
         return .object(members)
     }
 
-    func jsonEdit(_ r: Int, row: String) throws {
+    /// - Parameter unique: Sets a key only this replica ever sets, at the top of the document.
+    func jsonEdit(_ r: Int, row: String, unique: Bool = false) throws {
         guard case .text(let bytes) = try cell(dbs[r], row, "meta") else {
             record("r\(r): meta of '\(row)' is not TEXT: \(try cell(dbs[r], row, "meta").display)")
             throw Abort()
@@ -800,11 +867,13 @@ private final class TextJSONRun {
         }
         step += 1
         let paths = jsonPaths(doc)
-        switch int(0..<100) {
+        switch unique ? 0 : int(0..<100) {
         case 0..<40: // a key only this replica ever sets, with a leaf value
             var parent: [String] = []
             let objects = paths.filter { $0.isObject && $0.path.count <= 2 }.map(\.path)
-            if chance(0.3), !objects.isEmpty { parent = pick(objects) } else if chance(0.4) {
+            if unique {
+                // At the top, where only a removal of the key itself contests it.
+            } else if chance(0.3), !objects.isEmpty { parent = pick(objects) } else if chance(0.4) {
                 parent = (0..<(1 + int(0..<2))).map { _ in pick(keyNames) }
             }
             keyCounter[r] += 1

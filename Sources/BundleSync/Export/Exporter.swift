@@ -146,7 +146,7 @@ package struct Exporter {
                 exporter: store.id, exporterKey: store.identity.publicKey, exporterName: store.name,
                 createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot && floor == nil ? VersionVector() : base,
                 requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot, delta: floor != nil),
-                optionalCapabilities: [], keys: keys, tables: schemas,
+                optionalCapabilities: [BundleHeader.liveAnchorsCapability], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
             header.snapshotFloor = floor

@@ -81,7 +81,7 @@ public struct Mailbox {
     public static let keptBatchesPerOrigin: UInt64 = 32
 
     /// Drops stored batches that every known peer is known to hold, except each origin's
-    /// latest ``keptBatchesPerOrigin``.
+    /// latest ``keptBatchesPerOrigin``, and the text and JSON tombstones that may be collected.
     ///
     /// A replica keeps the batches it has applied so it can pass them on. Once every peer it
     /// has heard from holds a batch, nobody it knows needs it from here, apart from a peer
@@ -95,6 +95,9 @@ public struct Mailbox {
             guard !peers.isEmpty else { return PruneResult(batches: 0, bytes: 0) }
             let everyone = try peers.map { try store.replicas.peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
             var result = PruneResult(batches: 0, bytes: 0)
+            // Tombstones every known peer has seen deleted go first, while the batches that
+            // tell when each was written are still there.
+            try CellMerger(store: store).collectAll()
             let kept = try store.keptBatches ?? keptBatchesPerOrigin
             for (origin, held) in everyone.entries {
                 guard let idx = try store.replicas.existingIndex(of: origin) else { continue }

@@ -168,6 +168,8 @@ package struct Importer {
             outcome.warnings.append(message + "; they win conflicts over writes made before that time, and this replica's own clock does not follow them")
         }
         var slices = Slices(store: store)
+        store.lateWrites = []
+        defer { store.lateWrites = [] }
         do {
             return try store.withoutCapture {
                 try sealer.sealPending()
@@ -187,9 +189,15 @@ package struct Importer {
                             try store.held.rememberDeclared(declared)
                         }
                     }
+                    // A snapshot that reflects everything this replica holds brings text and
+                    // JSON states to take as they are: its sender may have collected
+                    // tombstones held here.
+                    let covering = try reader.header.snapshotHeads.map { heads in
+                        VersionVector(Dictionary(heads.map { ($0.origin, $0.seq) }, uniquingKeysWith: max)).dominates(try replicas.vector())
+                    } ?? false
                     while let chunk = try reader.nextSnapshotChunk() {
                         progress?(ProgressEvent(phase: "applying \(label)", unit: "bytes", kind: .step(done: reader.fileBytesRead, total: reader.fileSize)))
-                        let held = try RowMerger(store: store).merge(chunk, keys: reader.header.keys)
+                        let held = try RowMerger(store: store, adoptingStates: covering).merge(chunk, keys: reader.header.keys)
                         if !held.isEmpty {
                             try store.held.hold(chunk, items: held)
                             heldItems.formUnion(held)
@@ -202,6 +210,7 @@ package struct Importer {
                     }
                     if let heads = reader.header.snapshotHeads {
                         _ = try checkHeads(heads, path: path)
+                        try store.noteSnapshotAdopted(VersionVector(Dictionary(heads.map { ($0.origin, $0.seq) }, uniquingKeysWith: max)))
                         outcome.applied += try adoptHeads(heads, keys: reader.header.keys, floor: reader.header.snapshotFloor, forks: &outcome.forks)
                     }
                     while let (entry, signed, batch) = try reader.nextBatch() {
@@ -252,6 +261,9 @@ package struct Importer {
                 }
                 if outcome.applied + outcome.released > 0 { outcome.status = .applied }
                 else if outcome.parked > 0 { outcome.status = .parked }
+                outcome.warnings += store.lateWrites
+                // Said once per command, whatever the number of bundles.
+                if let w = try store.fleetWarning(), !store.notices.contains(w) { store.notices.append(w) }
                 return outcome
             }
         } catch var e as BundleSyncError where slices.committed > 0 {

@@ -10,10 +10,14 @@ package struct RowMerger {
     /// batches are merged again, the writes to newly tracked columns share the clock of the
     /// row they were part of.
     package var tiesWin = false
+    /// Whether the snapshot merged reflects everything this replica holds: its text and
+    /// JSON states then replace the cells' own (see ``CellMerger/merge(_:key:ordinal:value:payload:hlc:later:fresh:adopting:)``).
+    package var adoptingStates = false
 
-    package init(store: ReplicaStore, tiesWin: Bool = false) {
+    package init(store: ReplicaStore, tiesWin: Bool = false, adoptingStates: Bool = false) {
         self.store = store
         self.tiesWin = tiesWin
+        self.adoptingStates = adoptingStates
     }
 
     /// Merges one batch into the tracked tables and their clocks (SPEC §3.1, §3.2).
@@ -31,6 +35,8 @@ package struct RowMerger {
     @discardableResult
     package func merge(_ batch: Batch, originIndex: Int64) throws -> [HeldItem] {
         let originID = batch.origin
+        // Until the batch is stored, the stable time must not pass its writes.
+        store.lowerStableTime(to: batch.hlcRange?.lowerBound.rawValue ?? 0)
         var held: [HeldItem] = []
         for section in batch.tables {
             guard let (t, ordinals, unlisted) = try open(section.table, section.columns,
@@ -54,6 +60,8 @@ package struct RowMerger {
     @discardableResult
     package func merge(_ chunk: SnapshotChunk, keys: [ReplicaID: [UInt8]]) throws -> [HeldItem] {
         let origins = try chunk.origins.map { (index: try store.replicas.index(of: $0, publicKey: keys[$0]), id: $0) }
+        // A snapshot's states carry deletions whose batches this replica never held.
+        store.lowerStableTime(to: 0)
         var held: [HeldItem] = []
         for section in chunk.tables {
             guard let (t, ordinals, unlisted) = try open(section.table, section.columns,
@@ -122,7 +130,7 @@ package struct RowMerger {
                     clock.setCell(c.ordinal, c.stamp)
                     if t.rule(c.ordinal) != .lww {
                         values[i] = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
-                                                  later: true, fresh: true) ?? .null
+                                                  hlc: c.stamp.hlc, later: true, fresh: true) ?? .null
                     }
                 }
                 try store.rows.replace(t, key: key, columns: cells.map(\.ordinal), values: values)
@@ -145,7 +153,8 @@ package struct RowMerger {
             }
             if t.rule(c.ordinal) == .lww {
                 if later { winners.append((c.ordinal, c.value)) }
-            } else if let shown = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge, later: later, fresh: false) {
+            } else if let shown = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
+                                                                     hlc: c.stamp.hlc, later: later, fresh: false, adopting: adoptingStates) {
                 winners.append((c.ordinal, shown))
             }
         }

@@ -33,8 +33,8 @@ public final class Replica {
     /// Warnings gathered since the last call: rows that could not be synced, capture that
     /// was repaired.
     public func takeNotices() -> [String] {
-        defer { store.notices = [] }
-        return store.notices
+        defer { (store.notices, store.lateWrites) = ([], []) }
+        return store.notices + store.lateWrites
     }
 
     public var db: Database { store.db }
@@ -128,6 +128,13 @@ public final class Replica {
 
     /// Sets how many of each origin's latest batches pruning keeps.
     public func setKeptBatches(_ n: UInt64) throws { try store.setKeptBatches(n) }
+
+    /// How many replicas the user declared the group to have, this one included (0: not
+    /// declared, so text and JSON tombstones are kept).
+    public var fleetSize: UInt64 { get throws { try store.fleetSize ?? 0 } }
+
+    /// Declares how many replicas write to the group (`config DB fleet N`); 0 withdraws it.
+    public func setFleetSize(_ n: UInt64) throws { try store.setFleetSize(n) }
 
     /// This replica's X25519 public key, which its bundles announce.
     public var exchangeKey: [UInt8] { store.exchange.publicKey }

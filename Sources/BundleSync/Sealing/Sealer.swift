@@ -168,6 +168,19 @@ package struct Sealer {
         return sealed
     }
 
+    /// A key value as messages show it: SQL literal syntax, long values shortened.
+    static func literal(_ v: SQLValue) -> String {
+        switch v {
+        case .null: return "NULL"
+        case .integer(let n): return String(n)
+        case .real(let d): return String(d)
+        case .text(let b):
+            let text = shown(String(decoding: b.prefix(40), as: UTF8.self))
+            return "'\(text)\(b.count > 40 ? "…" : "")'"
+        case .blob(let b): return "x'\(hexString(Array(b.prefix(20))))\(b.count > 20 ? "…" : "")'"
+        }
+    }
+
     /// The most bytes one row's key and values may hold.
     static let maxRowBytes = Limits.maxBatchBytes - (1 << 20)
 
@@ -178,17 +191,6 @@ package struct Sealer {
             switch v {
             case .text(let b), .blob(let b): b.count
             default: 9
-            }
-        }
-        func literal(_ v: SQLValue) -> String {
-            switch v {
-            case .null: return "NULL"
-            case .integer(let n): return String(n)
-            case .real(let d): return String(d)
-            case .text(let b):
-                let text = shown(String(decoding: b.prefix(40), as: UTF8.self))
-                return "'\(text)\(b.count > 40 ? "…" : "")'"
-            case .blob(let b): return "x'\(hexString(Array(b.prefix(20))))\(b.count > 20 ? "…" : "")'"
             }
         }
         // Rows that fit are the rule: the key is spelled out only for the message.

@@ -9,7 +9,14 @@ import BundleSyncMerge
 public struct BundleHeader: Equatable, Sendable {
     /// Capabilities this release understands. A bundle that requires any other is refused.
     public static let knownCapabilities: Set<String> = ["lww-v1", Self.snapshotCapability, Self.textCapability, Self.textFugueCapability, Self.jsonCapability,
-                                                              Self.deltaSnapshotCapability]
+                                                        Self.textCollectedCapability, Self.deltaSnapshotCapability]
+    /// Required by a snapshot whose tables have a column merged as text or JSON: its text
+    /// states may have had tombstones collected, and are taken as listed rather than rebuilt
+    /// in id order, and its text and JSON states may end with a collected-below time.
+    public static let textCollectedCapability = "text-collected-v1"
+    /// Optional, in every bundle of this release: its exporter's text writes name live text
+    /// only, so its peers may collect tombstones.
+    public static let liveAnchorsCapability = "text-live-anchors-v1"
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
     /// Required, with `snapshot-v1`, by a snapshot of only the rows changed since its base
@@ -30,6 +37,7 @@ public struct BundleHeader: Equatable, Sendable {
         let rules = Set(tables.flatMap { $0.columns.map(\.rule) })
         if rules.contains(.text) { caps += [textCapability, textFugueCapability] }
         if rules.contains(.json) { caps.append(jsonCapability) }
+        if snapshot && (rules.contains(.text) || rules.contains(.json)) { caps.append(textCollectedCapability) }
         return caps
     }
 

@@ -19,6 +19,8 @@ import BundleSyncCore
 /// any order, any number of times, to the same document. A delta is a state holding just
 /// the registers one write set.
 package struct JSONDocument: Equatable {
+    package static func == (a: JSONDocument, b: JSONDocument) -> Bool { a.nodes == b.nodes }
+
     package struct Stamp: Comparable, Hashable {
         package var hlc: UInt64
         package var replica: ReplicaID
@@ -56,6 +58,13 @@ package struct JSONDocument: Equatable {
     package typealias Path = [[UInt8]]
 
     package var nodes: [Path: Node] = [:]
+    /// The latest stamp of the registers collected from this document (0: none), sent with
+    /// the whole state (a snapshot's) so that its receivers drop what was collected. See
+    /// ``collect(below:)``.
+    package var collectedBelow: UInt64 = 0
+    /// Kept in the stored state only: paths the cell's next write removes, because a value
+    /// set there was ignored as late here (see ``mergeLate(_:)``).
+    package var unsentRemovals: [Path] = []
 
     package var isEmpty: Bool { nodes.isEmpty }
 
@@ -70,7 +79,7 @@ package struct JSONDocument: Equatable {
         }
     }
 
-    private mutating func setLeaf(_ path: Path, _ leaf: Leaf, _ stamp: Stamp) {
+    mutating func setLeaf(_ path: Path, _ leaf: Leaf, _ stamp: Stamp) {
         nodes[path, default: Node()].leaf = (stamp, leaf)
     }
 
@@ -148,6 +157,14 @@ package struct JSONDocument: Equatable {
     package mutating func edit(to new: JSONValue, stamp: Stamp) throws -> JSONDocument {
         var delta = JSONDocument()
         Self.diff([], document, new, stamp, into: &delta)
+        // A value ignored here as late is removed where it was taken in: under an object of
+        // the document, where a removal changes nothing else that is shown.
+        for path in unsentRemovals where delta.nodes[path] == nil && !path.isEmpty {
+            if case .object(let members)? = new.value(at: Array(path.dropLast())), !members.contains(where: { $0.key == path.last! }) {
+                delta.setLeaf(path, .removed, stamp)
+            }
+        }
+        unsentRemovals = []
         merge(delta)
         guard document == new else {
             throw BundleSyncError.failure("internal error: a JSON edit did not reproduce the written document")
@@ -230,6 +247,8 @@ package struct JSONDocument: Equatable {
                 body.varint(stamp.hlc)
             }
         }
+        // A whole state whose removals were collected ends with its collected-below time.
+        if collectedBelow > 0 { body.varint(collectedBelow) }
         var counted = ByteWriter(capacity: body.bytes.count + 8)
         counted.varint(entries)
         counted.raw(body.bytes)
@@ -280,6 +299,12 @@ package struct JSONDocument: Equatable {
                 if doc.nodes[path]?.leaf != nil { throw BundleSyncError.badData("a JSON path has two leaf writes") }
                 doc.setLeaf(path, .value(text!), stamp)
             case .object: doc.setObject(path, stamp)
+            }
+        }
+        if r.remaining > 0 {
+            doc.collectedBelow = try r.varint("JSON collected-below HLC")
+            guard doc.collectedBelow > 0, doc.collectedBelow <= HLC.maximum.rawValue else {
+                throw BundleSyncError.badData("a JSON state gives a collected-below time out of range")
             }
         }
         try r.expectEnd("the JSON state")

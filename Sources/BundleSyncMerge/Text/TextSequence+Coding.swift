@@ -152,6 +152,8 @@ extension TextSequence {
             id(d.first)
             body.varint(d.length)
         }
+        // A whole state whose tombstones were collected ends with its collected-below time.
+        if collectedBelow > 0 { body.varint(collectedBelow) }
         // Marker, replica table, writes, then the runs and deletes.
         var out = ByteWriter(capacity: body.bytes.count + head.bytes.count + 4 + table.ids.count * ReplicaID.byteCount)
         out.raw(Self.version2Marker)
@@ -291,6 +293,10 @@ extension TextSequence {
             let length = try r.count("text delete length", limit: Limits.maxValueBytes)
             guard length > 0 else { throw BundleSyncError.badData("a text delete is empty") }
             seq.deletions.append(Deletion(first: first, length: length))
+        }
+        if r.remaining > 0 {
+            seq.collectedBelow = try checkedHLC(try r.varint("text collected-below HLC"))
+            guard seq.collectedBelow > 0 else { throw BundleSyncError.badData("a text state gives a collected-below time of 0") }
         }
         try r.expectEnd("the text state")
         return seq

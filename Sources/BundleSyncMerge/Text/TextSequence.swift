@@ -16,7 +16,8 @@ import BundleSyncCore
 /// other, never interleaved.
 ///
 /// A deleted scalar stays as a tombstone (id and place, no text) so that later insertions
-/// that name it still find their place.
+/// that name it still find their place, until every known peer is known to have seen its
+/// deletion: then ``collect(below:)`` removes it (see `TextSequence+Collection.swift`).
 ///
 /// The same structure serves as a whole state and as a delta: a state lists all runs in
 /// document order; a delta lists the runs one write inserted and the ids it deleted. Merging
@@ -24,6 +25,17 @@ import BundleSyncCore
 /// the writes it refers to (batches are delivered in causal order; see `Importer`).
 package struct TextSequence: Equatable {
     package static func == (a: TextSequence, b: TextSequence) -> Bool { a.runs == b.runs && a.deletions == b.deletions }
+
+    /// Kept in the stored state only, never sent: the latest id or deletion stamp of the
+    /// scalars collected from this state (0: none). An incoming run stamped at or below it
+    /// was written before its writer saw text collected here (see ``merge(_:stamp:)``).
+    package var collectedBelow: UInt64 = 0
+    /// Kept in the stored state only: runs that arrived too late to be placed and were
+    /// dropped here, so that later writes naming them are recognised.
+    package var dropped: [Deletion] = []
+    /// Kept in the stored state only: deletions of dropped runs that the next write of the
+    /// cell sends, so that replicas that placed them delete them too.
+    package var unsentDeletions: [Deletion] = []
 
     /// The id of one scalar.
     package struct UnitID: Hashable, Comparable {
@@ -69,6 +81,11 @@ package struct TextSequence: Equatable {
     /// Consecutive scalars of one write that sit together in the document. Every scalar after
     /// the first is the right child of the one before it, with the run's right origin.
     package struct Run: Equatable {
+        package static func == (a: Run, b: Run) -> Bool {
+            a.hlc == b.hlc && a.replica == b.replica && a.offset == b.offset && a.length == b.length && a.side == b.side
+                && a.parent == b.parent && a.rightOrigin == b.rightOrigin && a.deleted == b.deleted && a.bytes == b.bytes
+        }
+
         package var hlc: UInt64
         package var replica: ReplicaID
         package var offset: UInt64
@@ -83,6 +100,9 @@ package struct TextSequence: Equatable {
         package var deleted: Bool
         /// UTF-8 of the run's scalars; empty for a tombstone.
         package var bytes: [UInt8]
+        /// For a tombstone, kept in the stored state only: the HLC of the write that deleted
+        /// it (an upper bound when not known exactly); 0 when unknown.
+        package var deletedAt: UInt64 = 0
 
         package var first: UnitID { UnitID(hlc: hlc, replica: replica, offset: offset) }
         package var last: UnitID { id(at: length - 1) }
@@ -174,9 +194,25 @@ package struct TextSequence: Equatable {
 
     /// Merges a delta (or a whole state from another replica) into this state.
     ///
+    /// - Parameter stamp: The HLC of the write that carried the delta: what the scalars it
+    ///   deletes, and the tombstones a whole state brings, count as deleted at.
+    /// - Returns: The runs with text that could not be placed because they were written
+    ///   before their writer saw text collected here (see ``dropLate(_:)``); they are dropped.
     /// - Throws: `.badData` when the delta refers to a scalar this state does not hold, which
     ///   causal delivery rules out for honest history.
-    package mutating func merge(_ delta: TextSequence) throws {
+    @discardableResult
+    package mutating func merge(_ delta: TextSequence, stamp: UInt64 = 0) throws -> [Run] {
+        try mergeReporting(delta, stamp: stamp).dropped
+    }
+
+    /// Merges a delta or another replica's whole state (see ``merge(_:stamp:)``).
+    ///
+    /// - Returns: The runs dropped as written too late (see ``dropLate(_:)``), and the text
+    ///   this state still showed that `delta`, a whole state from a replica that collected,
+    ///   shows was deleted there (see ``deletionsCollected(by:)``); it is deleted here too.
+    package mutating func mergeReporting(_ delta: TextSequence, stamp: UInt64 = 0) throws -> (dropped: [Run], removed: [Run]) {
+        // What the sender collected and this state still holds, before anything is added.
+        let (collectedThere, shown) = deletionsCollected(by: delta)
         let known = Set(runs.map(\.write))
         var incoming: [Run] = []
         var deletions = delta.deletions
@@ -184,20 +220,38 @@ package struct TextSequence: Equatable {
             if known.contains(r.write) {
                 if r.deleted { deletions.append(Deletion(first: r.first, length: r.length)) }
             } else {
+                var r = r
+                if r.deleted && r.deletedAt == 0 { r.deletedAt = stamp }
                 incoming.append(r)
             }
         }
-        if !incoming.isEmpty {
+        var droppedRuns: [Run] = []
+        if !incoming.isEmpty && (collectedBelow > 0 || !dropped.isEmpty) {
+            (incoming, droppedRuns) = dropLate(incoming)
+        }
+        if runs.isEmpty && !incoming.isEmpty {
+            // A whole state taken in by an empty one is that state, in its order: checked
+            // as a state (every run after what it hangs on), not rebuilt in id order, which
+            // a state whose tombstones were collected no longer follows (see
+            // `collect(below:)`).
+            let tree = try FugueTree(state: incoming, incoming: [])
+            runs = try tree.ordered()
+        } else if !incoming.isEmpty {
             let tree = try FugueTree(state: runs, incoming: incoming)
             runs = try tree.ordered()
         }
-        if !deletions.isEmpty { try delete(deletions) }
+        deletions += collectedThere
+        if !deletions.isEmpty { try delete(deletions, stamp: stamp) }
+        // A scalar at or below the sender's collected-below time that is not held here now
+        // was collected there: should it arrive later, from an older bundle, it stays out.
+        collectedBelow = max(collectedBelow, delta.collectedBelow)
         coalesce()
+        return (droppedRuns, shown)
     }
 
     /// Marks the scalars of `deletions` deleted, splitting runs where a delete starts or ends
     /// within one.
-    private mutating func delete(_ deletions: [Deletion]) throws {
+    private mutating func delete(_ deletions: [Deletion], stamp: UInt64) throws {
         var byWrite: [WriteKey: [Range<UInt64>]] = [:]
         for d in deletions {
             byWrite[d.first.write, default: []].append(d.first.offset..<(d.first.offset + UInt64(d.length)))
@@ -236,14 +290,22 @@ package struct TextSequence: Equatable {
             out.append(rest)
             for j in (out.count - cuts.count - 1)..<out.count {
                 let piece = out[j]
-                if hits.contains(where: { $0.lowerBound <= piece.offset && piece.offset < $0.upperBound }) {
+                if !piece.deleted, hits.contains(where: { $0.lowerBound <= piece.offset && piece.offset < $0.upperBound }) {
                     out[j].deleted = true
                     out[j].bytes = []
+                    out[j].deletedAt = stamp
                 }
             }
         }
-        for (w, n) in wanted where covered[w, default: 0] != n {
-            throw Self.missing(w.replica)
+        // A delete naming a scalar collected or dropped here does nothing. One naming a
+        // scalar never held comes with a whole state whose sender dropped that scalar (a
+        // delta's deletes name only held scalars, as causal delivery ensures): it counts as
+        // dropped here too, so that the scalar, should it arrive later in another replica's
+        // state, is dropped as there.
+        for (w, n) in wanted where covered[w, default: 0] != n && !(w.hlc <= collectedBelow || isDropped(w)) {
+            for range in byWrite[w] ?? [] {
+                dropped.append(Deletion(first: UnitID(hlc: w.hlc, replica: w.replica, offset: range.lowerBound), length: range.count))
+            }
         }
         runs = out
     }
@@ -275,7 +337,7 @@ package struct TextSequence: Equatable {
     }
 
     /// Joins neighbouring runs that continue one another, keeping the state compact.
-    private mutating func coalesce() {
+    mutating func coalesce() {
         guard runs.count > 1 else { return }
         var out: [Run] = []
         out.reserveCapacity(runs.count)
@@ -283,6 +345,8 @@ package struct TextSequence: Equatable {
             if let last = out.last, last.isContinued(by: r) {
                 out[out.count - 1].length += r.length
                 out[out.count - 1].bytes += r.bytes
+                // Deleted at the later of the two; unknown (0) when either is.
+                out[out.count - 1].deletedAt = last.deletedAt == 0 || r.deletedAt == 0 ? 0 : max(last.deletedAt, r.deletedAt)
             } else {
                 out.append(r)
             }
@@ -294,10 +358,16 @@ package struct TextSequence: Equatable {
 
     /// Turns this state's text into `new` as one write, returning the delta that does it.
     ///
-    /// Each changed place becomes one run, placed as Fugue places text typed there: to the
-    /// right of the scalar before it when that scalar has nothing on its right yet, otherwise
-    /// to the left of the scalar after it. Text that replaces deleted text is typed after the
-    /// last deleted scalar, so it stays with what followed the text it replaces.
+    /// Each changed place becomes one run, anchored to visible scalars only, never to a
+    /// tombstone (`bundlesync-format(5)`, "Text state"): the scalar it is typed after is the
+    /// last visible one before the place (the last one it replaces, for replaced text), and
+    /// its right origin the next visible one after. It hangs right of the scalar before when
+    /// that scalar has no right child at all, tombstones included; otherwise left of the
+    /// next visible scalar; with none after, right of the scalar before, its right origin
+    /// the end. So no write made after a deletion was seen names the deleted scalar, which
+    /// lets ``collect(below:)`` remove it once every peer has seen the deletion.
+    ///
+    /// Deletions of dropped runs waiting in ``unsentDeletions`` go with the write.
     ///
     /// - Parameters:
     ///   - new: Valid UTF-8.
@@ -306,6 +376,8 @@ package struct TextSequence: Equatable {
         let old = text
         let hunks = TextDiff.hunks(old, new)
         var delta = TextSequence()
+        delta.deletions = unsentDeletions
+        unsentDeletions = []
         guard !hunks.isEmpty else { return delta }
 
         // Visible runs with the scalar index each starts at.
@@ -328,12 +400,34 @@ package struct TextSequence: Equatable {
             let v = visible[slot(s)]
             return (v.run, s - v.start)
         }
+        // Scalars with a right child that does not continue their run; the start of the
+        // text has one whenever there is any run.
+        var rightParents = Set<UnitID>()
+        for r in runs where r.side == .right {
+            if let p = r.parent { rightParents.insert(p) }
+        }
+        func hasRightChild(_ at: (run: Int, k: Int)?) -> Bool {
+            guard let at else { return !runs.isEmpty }
+            return at.k + 1 < runs[at.run].length || rightParents.contains(runs[at.run].id(at: at.k))
+        }
         let index = RunIndex(runs)
+        /// Whether scalar `v` is an ancestor of scalar `at` in the tree.
+        func isAncestor(_ v: (run: Int, k: Int), of at: (run: Int, k: Int)) -> Bool {
+            var run = at.run
+            while let p = runs[run].parent, let (ri, k) = index.locate(p) {
+                if ri == v.run && v.k <= k { return true }
+                run = ri
+            }
+            return false
+        }
 
         let counter = UTF8Scalars.Counter(old)
         var written: UInt64 = 0
-        /// Where each inserted run goes: before scalar k of run i (k may be its length).
+        /// Where each inserted run goes when it hangs on the right: right after the scalar k
+        /// of run i it is typed after.
         var gaps: [(run: Int, k: Int)] = []
+        var leftSide = false
+        var deleted: [Deletion] = []
         for h in hunks {
             let a = counter.scalarIndex(ofByte: h.old.lowerBound)
             let b = counter.scalarIndex(ofByte: h.old.upperBound)
@@ -342,27 +436,52 @@ package struct TextSequence: Equatable {
                 // The rest of the scalar's run, within the deleted range.
                 let (ri, k) = place(s)
                 let n = min(b - s, runs[ri].length - k)
-                delta.deletions.append(Deletion(first: runs[ri].id(at: k), length: n))
+                deleted.append(Deletion(first: runs[ri].id(at: k), length: n))
                 s += n
             }
             guard !h.new.isEmpty else { continue }
             // The scalar the new text is typed after: the last one it replaces, else the one
-            // before the place; nil for the start of the text.
+            // before the place; nil for the start of the text. The next visible scalar is
+            // the one at `b` either way.
             let left: (run: Int, k: Int)? = b > a ? place(b - 1) : (a > 0 ? place(a - 1) : nil)
-            let (side, parent, rightOrigin) = anchor(after: left, index)
+            let leftID = left.map { runs[$0.run].id(at: $0.k) }
+            let next: (run: Int, k: Int)? = b < scalars ? place(b) : nil
+            var nextID = next.map { runs[$0.run].id(at: $0.k) }
+            let side: Side
+            let parent: UnitID?
+            if !hasRightChild(left) {
+                (side, parent) = (.right, leftID)
+            } else if let next, !(left.map { isAncestor(next, of: $0) } ?? false) {
+                // The next visible scalar's left subtree lies after the scalar typed after.
+                (side, parent) = (.left, nextID)
+                leftSide = true
+            } else {
+                // Only tombstones lie between the scalar typed after and the next visible
+                // one, whose left subtree holds both: first among the right children of the
+                // scalar typed after, which the end as right origin puts first.
+                (side, parent, nextID) = (.right, leftID, nil)
+            }
             let bytes = Array(new[h.new])
             let length = UTF8Scalars.count(bytes)
             delta.runs.append(Run(hlc: hlc, replica: replica, offset: written, length: length, side: side,
-                                  parent: parent, rightOrigin: rightOrigin, deleted: false, bytes: bytes))
+                                  parent: parent, rightOrigin: nextID, deleted: false, bytes: bytes))
             written += UInt64(length)
             gaps.append(left.map { ($0.run, $0.k + 1) } ?? (0, 0))
         }
-        // Each run hangs where nothing hangs yet on its side (right of a scalar with no right
-        // child, or left of one with no left child), so it lands right after the scalar it
-        // was typed after: placed there directly, without building the tree, the state is
-        // exactly what merging the delta makes.
-        insert(delta.runs, at: gaps)
-        if !delta.deletions.isEmpty { try delete(delta.deletions) }
+        delta.deletions += deleted
+        if leftSide {
+            // A run left of the next visible scalar lands before that scalar's left subtree,
+            // which may begin after tombstones: the tree says where.
+            let tree = try FugueTree(state: runs, incoming: delta.runs)
+            runs = try tree.ordered()
+        } else {
+            // Each run hangs right of a scalar with no right child, or first among the
+            // right children of one followed by tombstones only (the end as right origin
+            // comes first), so it lands right after the scalar it was typed after: placed
+            // there directly, the state is exactly what merging the delta makes.
+            insert(delta.runs, at: gaps)
+        }
+        if !delta.deletions.isEmpty { try delete(delta.deletions, stamp: hlc) }
         coalesce()
         guard text == new else {
             throw BundleSyncError.failure("internal error: a text edit did not reproduce the written text")
@@ -408,30 +527,6 @@ package struct TextSequence: Equatable {
         runs = out
     }
 
-    /// Where text typed right after `left` (nil: the start) hangs in the tree.
-    private func anchor(after left: (run: Int, k: Int)?, _ index: RunIndex) -> (Side, UnitID?, UnitID?) {
-        let leftID = left.map { runs[$0.run].id(at: $0.k) }
-        // The next scalar in the document, tombstones included.
-        let next: (run: Int, k: Int)?
-        if let (ri, k) = left {
-            next = k + 1 < runs[ri].length ? (ri, k + 1) : (ri + 1 < runs.count ? (ri + 1, 0) : nil)
-        } else {
-            next = runs.isEmpty ? nil : (0, 0)
-        }
-        guard let next else { return (.right, leftID, nil) }
-        let nextID = runs[next.run].id(at: next.k)
-        // `left` has right children exactly when `next` descends from its right side: then
-        // climbing from `next` through left-side links ends at a right child of `left`.
-        var at = next
-        while true {
-            let (side, parent) = at.k > 0 ? (Side.right, runs[at.run].id(at: at.k - 1)) : (runs[at.run].side, runs[at.run].parent)
-            if side == .right {
-                return parent == leftID ? (.left, nextID, nextID) : (.right, leftID, nextID)
-            }
-            guard let p = parent, let found = index.locate(p) else { return (.right, leftID, nextID) }
-            at = found
-        }
-    }
 }
 
 /// Finds the run holding a scalar, by write and offset.
@@ -462,7 +557,7 @@ struct RunIndex {
 /// children on its last. The state's pieces enter the tree in document order, which is the
 /// tree's order; new pieces enter in id order (every scalar's parent and right origin are
 /// older than it), each among its siblings as FugueMax orders them.
-private struct FugueTree {
+struct FugueTree {
     typealias Run = TextSequence.Run
     typealias UnitID = TextSequence.UnitID
 

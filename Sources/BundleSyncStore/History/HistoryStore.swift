@@ -28,18 +28,33 @@ package final class HistoryStore {
         self.held = held
     }
 
+    private var hasLeastHLC = false
+
+    /// Adds `least_hlc`, each batch's least HLC, to a history kept by an earlier release;
+    /// the batches stored before have none (NULL, counted as 0). Inside a write transaction.
+    package func ensureLeastHLCColumn() throws {
+        guard !hasLeastHLC else { return }
+        let columns = try db.rows("SELECT name FROM pragma_table_info('_bundlesync_batches')").compactMap { $0[0].string }
+        if !columns.contains("least_hlc") {
+            try db.run("ALTER TABLE _bundlesync_batches ADD COLUMN least_hlc INTEGER")
+        }
+        hasLeastHLC = true
+    }
+
     /// Stores a batch: applied (part of this replica's contiguous history) or parked.
     package func store(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool) throws {
+        try ensureLeastHLCColumn()
         var names = ByteWriter()
         names.varint(batch.tables.count)
         batch.tables.forEach { names.string($0.table) }
         let order: SQLValue = applied ? try nextAppliedOrder() : .null
+        let least: SQLValue = batch.hlcRange.map { .integer(Int64(bitPattern: $0.lowerBound.rawValue)) } ?? .null
         try db.run("""
-            INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received, least_hlc)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
                   .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
-                  .integer(HLC.nowMilliseconds())])
+                  .integer(HLC.nowMilliseconds()), least])
         try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
         if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
     }

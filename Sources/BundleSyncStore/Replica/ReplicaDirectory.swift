@@ -169,9 +169,36 @@ package final class ReplicaDirectory {
         }
     }
 
+    /// How many replicas other than `me` were ever heard from here, forgotten ones included.
+    package func heardFromCount(besides me: Int64) throws -> UInt64 {
+        UInt64(try db.scalar("SELECT count(*) FROM _bundlesync_replicas WHERE last_heard IS NOT NULL AND idx != ?", [.integer(me)])?.integer ?? 0)
+    }
+
     /// The `_bundlesync_meta` key that marks a peer as forgotten, as an SQL expression over
     /// the column holding its id.
     private static func forgottenKey(_ idColumn: String) -> String { "'forgotten:' || lower(hex(\(idColumn)))" }
+
+    /// The `_bundlesync_meta` key that marks a peer whose text writes name live text only
+    /// (it runs a release that collects tombstones), as an SQL expression over its id column.
+    private static func liveAnchorsKey(_ idColumn: String) -> String { "'live-anchors:' || lower(hex(\(idColumn)))" }
+
+    /// Whether some replica other than `me` is known by name only: a replica that wrote
+    /// history held here, or that a peer holds history of, whose own bundles were never
+    /// imported here, and that was not forgotten.
+    package func hasUnheardReplica(besides me: Int64) throws -> Bool {
+        try db.scalar("""
+            SELECT 1 FROM _bundlesync_replicas WHERE idx != ? AND last_heard IS NULL
+              AND NOT EXISTS (SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.forgottenKey("id"))) LIMIT 1
+            """, [.integer(me)]) != nil
+    }
+
+    /// Whether every one of `peers` writes text naming live text only, as this release does.
+    package func allAnchorLive(_ peers: [KnownPeer]) throws -> Bool {
+        for p in peers {
+            guard try db.scalar("SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.liveAnchorsKey("?"))", [.blob(p.id.bytes)]) != nil else { return false }
+        }
+        return true
+    }
 
     /// Forgets a peer: it no longer counts among the peers whose needs keep history and
     /// decide what an export carries. What it was known to hold is kept, so that an old
@@ -237,6 +264,10 @@ package final class ReplicaDirectory {
             try db.run("DELETE FROM _bundlesync_meta WHERE key = (SELECT \(Self.forgottenKey("id")) FROM _bundlesync_replicas WHERE idx = ?)", [.integer(peer)])
         }
         if let key = header.exchangeKey { try rememberExchangeKey(key, of: peer) }
+        if header.optionalCapabilities.contains(BundleHeader.liveAnchorsCapability) {
+            try db.run("INSERT OR IGNORE INTO _bundlesync_meta(key, value) SELECT \(Self.liveAnchorsKey("id")), 1 FROM _bundlesync_replicas WHERE idx = ?",
+                       [.integer(peer)])
+        }
         try db.run("""
             UPDATE _bundlesync_replicas SET name = coalesce(name, ?),
               last_heard = CASE WHEN ? OR last_heard IS NULL THEN max(coalesce(last_heard, 0), ?) ELSE last_heard END

@@ -28,6 +28,11 @@ package final class ReplicaStore {
     /// Warnings for the person at the keyboard, gathered while commands work (rows that
     /// could not be synced, capture that was repaired); the command line prints them.
     package var notices: [String] = []
+    /// Messages about late writes a merge dropped (see `CellMerger`), for the import that
+    /// met them to report with its bundle.
+    package var lateWrites: [String] = []
+    /// The stable time of the current write transaction (see `StableTime.swift`).
+    let stableCache = StableTimeCache()
 
     package var id: ReplicaID { identity.id }
 
@@ -46,6 +51,10 @@ package final class ReplicaStore {
         held = HeldStore(db: db)
         history = HistoryStore(db: db, replicas: replicas, held: held)
         db.onCommit { [weak self] in try? self?.noteHead() }
+        // The stable time holds for one transaction: committed batches are what the next
+        // one counts from.
+        db.onCommit { [stableCache] in stableCache.reset() }
+        db.onRollback { [stableCache] in stableCache.reset() }
         // The identity mirrors `_bundlesync_meta`: a new identity taken in a transaction
         // that rolls back is not taken.
         db.onRollback { [weak self] in try? self?.reloadIdentity() }
@@ -228,6 +237,24 @@ package final class ReplicaStore {
     package func setKeptBatches(_ n: UInt64) throws {
         try db.writeTransaction {
             try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('keep-batches', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [.integer(Int64(n))])
+        }
+    }
+
+    /// How many replicas write to this replica's group, this one included, as the user
+    /// declared it (`config DB fleet N`), or nil when it was not declared. Tombstones are
+    /// collected only once that many replicas are known here (see ``stableTime()``).
+    package var fleetSize: UInt64? {
+        get throws {
+            guard case .integer(let n)? = try db.scalar("SELECT value FROM _bundlesync_meta WHERE key = 'fleet'"), n > 0 else { return nil }
+            return UInt64(n)
+        }
+    }
+
+    /// Declares how many replicas write to the group; 0 withdraws the declaration.
+    package func setFleetSize(_ n: UInt64) throws {
+        try db.writeTransaction {
+            try db.run("INSERT INTO _bundlesync_meta(key, value) VALUES ('fleet', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        [.integer(Int64(n))])
         }
     }

@@ -20,18 +20,28 @@ package final class CellStateStore {
 
     /// The cell's stored state, if it has one. A cell without one has an empty state and a
     /// whole value as its latest write.
-    package func state(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags)? {
-        guard let (bytes, flags) = try encodedState(t, key: key, ordinal: ordinal) else { return nil }
+    ///
+    /// - Parameter unknownDeletionsAt: For a state stored by an earlier release, which did not
+    ///   keep when text was deleted: a time no earlier than any of its deletions.
+    package func state(_ t: TrackedTable, key: [SQLValue], ordinal: Int,
+                       unknownDeletionsAt: @autoclosure () throws -> UInt64) throws -> (CellState, CellStateFlags)? {
+        guard let (bytes, flags) = try storedState(t, key: key, ordinal: ordinal) else { return nil }
         do {
-            return (try CellState.decode(t.rule(ordinal), bytes), flags)
+            return (try CellState.decodeStored(t.rule(ordinal), bytes, unknownDeletionsAt: try unknownDeletionsAt()), flags)
         } catch {
             throw BundleSyncError(.failure, "the merge state of a '\(t.schema.columns[ordinal].name)' cell in '\(t.name)' is damaged",
                                   cause: .error("\(error)"), database: db.path)
         }
     }
 
-    /// The cell's stored state as encoded, as a snapshot carries it, and its flags.
+    /// The cell's state encoded as a snapshot carries it (without what only this replica
+    /// keeps), and its flags.
     package func encodedState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> ([UInt8], CellStateFlags)? {
+        guard let (bytes, flags) = try storedState(t, key: key, ordinal: ordinal) else { return nil }
+        return (try CellState.wireBytes(ofStored: bytes), flags)
+    }
+
+    private func storedState(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> ([UInt8], CellStateFlags)? {
         let s = try db.statement(texts.text(.loadMerge, t))
         try s.bind(key + [.integer(Int64(ordinal))])
         defer { s.reset() }
@@ -40,12 +50,13 @@ package final class CellStateStore {
     }
 
     /// The cell's state, or the empty state of a cell whose latest write was a whole value.
-    package func stateOrEmpty(_ t: TrackedTable, key: [SQLValue], ordinal: Int) throws -> (CellState, CellStateFlags) {
-        try state(t, key: key, ordinal: ordinal) ?? (.empty(t.rule(ordinal)), .plainLatest)
+    package func stateOrEmpty(_ t: TrackedTable, key: [SQLValue], ordinal: Int,
+                              unknownDeletionsAt: @autoclosure () throws -> UInt64) throws -> (CellState, CellStateFlags) {
+        try state(t, key: key, ordinal: ordinal, unknownDeletionsAt: try unknownDeletionsAt()) ?? (.empty(t.rule(ordinal)), .plainLatest)
     }
 
     package func store(_ t: TrackedTable, key: [SQLValue], ordinal: Int, _ state: CellState, _ flags: CellStateFlags) throws {
-        try db.run(texts.text(.storeMerge, t), key + [.integer(Int64(ordinal)), .integer(flags.rawValue), .blob(state.encoded())])
+        try db.run(texts.text(.storeMerge, t), key + [.integer(Int64(ordinal)), .integer(flags.rawValue), .blob(state.storedEncoding())])
     }
 
     /// Records that the cell's latest write was a whole value.
@@ -56,6 +67,14 @@ package final class CellStateStore {
     /// Forgets a row's merge states: the row was deleted or begins a new incarnation.
     package func drop(_ t: TrackedTable, key: [SQLValue]) throws {
         try db.run(texts.text(.dropMerge, t), key)
+    }
+
+    /// Every stored state of `t`: its key, column and flags, for collecting them all.
+    package func cells(_ t: TrackedTable) throws -> [(key: [SQLValue], ordinal: Int)] {
+        let keyCount = t.schema.keyColumns.count
+        return try db.rows("SELECT \(t.keyNames.joined(separator: ", ")), col FROM \(Database.quote(t.mergeTable))").map { row in
+            (Array(row[0..<keyCount]), Int(row[keyCount].integer ?? 0))
+        }
     }
 
     /// Forgets every state of one column (its rule changed).

@@ -51,6 +51,7 @@ package enum Bookkeeping {
         rows INTEGER NOT NULL,
         applied_order INTEGER,
         received INTEGER NOT NULL,
+        least_hlc INTEGER,
         UNIQUE(origin, seq)
     );
     CREATE INDEX IF NOT EXISTS _bundlesync_batches_applied ON _bundlesync_batches(applied_order);

@@ -137,7 +137,7 @@ import Testing
 }
 
 /// A fresh replica with the golden text and JSON schema (`fixtures/schemas/golden-merge.sql`).
-private func goldenMergeReplica(_ name: String = "merge.db") throws -> (Replica, app: Database) {
+func goldenMergeReplica(_ name: String = "merge.db") throws -> (Replica, app: Database) {
     let path = temporaryPath(name)
     let app = try Database(path: path, create: true)
     try app.execute(try String(contentsOfFile: fixture("schemas/golden-merge.sql"), encoding: .utf8))
