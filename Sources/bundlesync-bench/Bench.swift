@@ -140,7 +140,10 @@ final class Run {
         defer {
             if !o.keep { try? FileManager.default.removeItem(atPath: root) }
         }
-        if o.textOnly { return try textSection() }
+        if o.textOnly {
+            try textSection()
+            return try textHistorySection()
+        }
         if o.fleetOnly {
             guard !o.fleet.isEmpty else { throw BenchError("--fleet-only needs --fleet, such as --fleet 8,32") }
             return print(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds, late: o.fleetLate))
@@ -414,6 +417,7 @@ final class Run {
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
         try textSection()
+        try textHistorySection()
     }
 }
 

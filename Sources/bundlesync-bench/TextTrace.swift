@@ -170,3 +170,82 @@ extension Run {
         print(out + mismatch)
     }
 }
+
+extension Run {
+    /// Two replicas of one note that keep syncing, with tombstone collection on (`config DB
+    /// fleet 2`): what sealing and importing a one-word edit cost after 10,000 edits of the
+    /// cell, against the first ones, and the state's size against the text written once.
+    func textHistorySection() throws {
+        let vocabulary = ["field", "clinic", "ship", "survey", "note", "water", "road", "day", "north", "the", "a", "report"]
+        var rng = SplitMix64(seed: o.seed ^ 0x7E57)
+        var words = (0..<300).map { _ in vocabulary[Int(rng.next() % UInt64(vocabulary.count))] }
+        func side(_ name: String) throws -> (Replica, Database) {
+            let path = file("history-\(name).db")
+            let app = try Database(path: path, create: true)
+            try app.execute("CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT)")
+            let r = try Replica.initialize(path: path, name: name).0
+            _ = try r.track(table: "notes", rules: ["body": .text])
+            try r.setFleetSize(2)
+            return (r, app)
+        }
+        let (a, appA) = try side("a"), (b, appB) = try side("b")
+        try appA.run("INSERT INTO notes(id, body) VALUES ('n', ?)", [.text(Array(words.joined(separator: " ").utf8))])
+        var syncs = 0
+        /// Each exports what the other lacks, and the other takes it in.
+        func sync() throws {
+            for (from, to) in [(a, b), (b, a)] {
+                syncs += 1
+                let out = try from.export(to: file("history-\(syncs).bsync"), target: .automatic)
+                if out.written { _ = try to.importBundle(out.path) }
+            }
+        }
+        try sync()
+        try sync()
+        let apps = [appA, appB], replicas = [a, b]
+        /// One word replaced on replica `r`, sealed; the seal's seconds.
+        func editWord(_ r: Int) throws -> Double {
+            words[Int(rng.next() % UInt64(words.count))] = vocabulary[Int(rng.next() % UInt64(vocabulary.count))]
+            try apps[r].run("UPDATE notes SET body = ? WHERE id = 'n'", [.text(Array(words.joined(separator: " ").utf8))])
+            return try timed { try replicas[r].withoutCapture { try replicas[r].sealPending() } }.1
+        }
+        /// 20 one-word edits on a, each sealed and imported by b: median seal and import times.
+        func probe() throws -> (seal: Double, merge: Double) {
+            var seals: [Double] = [], merges: [Double] = []
+            for _ in 0..<20 {
+                seals.append(try editWord(0))
+                syncs += 1
+                let out = try a.export(to: file("history-\(syncs).bsync"), target: .automatic)
+                merges.append(try timed { try b.importBundle(out.path) }.1)
+                try sync()
+            }
+            return (seals.sorted()[10], merges.sorted()[10])
+        }
+        let first = try step("a one-word edit on a note edited once, sealed and imported") { try probe() }
+        try step("10,000 one-word edits, alternating between two replicas that sync every 100") {
+            for i in 0..<10_000 {
+                _ = try editWord(i % 2)
+                if i % 100 == 99 { try sync() }
+            }
+            try sync()
+            try sync()
+        }
+        let late = try step("a one-word edit after 10,000 edits, sealed and imported") { try probe() }
+        func stateBytes(_ db: Database) throws -> Int {
+            let table = try db.rows("SELECT name FROM sqlite_schema WHERE name LIKE '\\_bundlesync\\_merge\\_%' ESCAPE '\\'")
+            guard case .text(let name)? = table.first?.first,
+                  case .integer(let n)? = try db.rows("SELECT length(state) FROM \(Database.quote(String(decoding: name, as: UTF8.self)))").first?.first
+            else { return 0 }
+            return Int(n)
+        }
+        let once = TextSequence.seed(Array(words.joined(separator: " ").utf8), hlc: 1 << 40, replica: ReplicaID(bytes: Array(repeating: 7, count: ReplicaID.byteCount))!).encoded().count
+        let (sizeA, sizeB) = (try stateBytes(appA), try stateBytes(appB))
+        var out = "\n## Text over a long history, tombstones collected\n\n"
+        out += "Two replicas of one 300-word note, both declaring a group of two, replace one word per write 10,000 times, alternating and syncing every 100 writes. Times are medians of 20 one-word writes, each sealed on one replica and imported by the other.\n\n"
+        out += markdownTable(["figure", "first writes", "after 10,000 writes"], [
+            ["seal of a one-word write", "\(fixed(first.seal * 1000, 2)) ms", "\(fixed(late.seal * 1000, 2)) ms (\(ratioText(late.seal / first.seal)))"],
+            ["import of that write", "\(fixed(first.merge * 1000, 2)) ms", "\(fixed(late.merge * 1000, 2)) ms (\(ratioText(late.merge / first.merge)))"],
+            ["stored state of the cell (a / b)", "–", "\(grouped(sizeA)) / \(grouped(sizeB)) B; the text written once: \(grouped(once)) B (\(ratioText(Double(max(sizeA, sizeB)) / Double(once))))"],
+        ])
+        print(out)
+    }
+}
