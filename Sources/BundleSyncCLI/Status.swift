@@ -38,6 +38,13 @@ struct Status: ParsableCommand {
         output("vector   " + (vector.isEmpty ? "(empty)" : vector.map { "\($0.0.hex.prefix(12)):\($0.1)" }.joined(separator: " ")))
         output("pending  \(s.pendingChanges) local changes not yet sealed")
         if s.encryptAlways { output("encrypt  always: every bundle written is encrypted") }
+        if s.fleet.declared > 0 {
+            let (declared, heard) = s.fleet
+            let state = heard == declared ? "deleted text and removed JSON keys are dropped once every peer holds their deletion"
+                : heard < declared ? "\(heard) heard from so far: tombstones are kept until all \(declared) have been"
+                : "\(heard) heard from, more than declared: tombstones are kept until 'bundlesync config DB fleet \(heard)'"
+            output("fleet    \(declared) replicas: \(state)")
+        }
         output(s.peers.isEmpty ? "peers    (none heard from yet)" : "peers")
         for p in s.peers {
             let heard = p.lastHeard.map { isoFormatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never"

@@ -109,6 +109,7 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
             try b.sync(stick)
         }
 
+        #expect(try CLI.ok(["status", a.db]).contains("fleet    2 replicas: deleted text and removed JSON keys are dropped"))
         let final = try a.text("body", of: "n")
         let other = try b.text("body", of: "n")
         #expect(final != nil && final == other)
@@ -259,6 +260,9 @@ private func editKeys(_ keys: inout [String: Int], _ n: Int, _ rng: inout SplitM
             }
         }
         #expect(said.contains("3 replicas have written to this group") && said.contains("config DB fleet 3"), "a said: \(said)")
+        let fleet = try a.status()["fleet"] as? [String: Any]
+        #expect(fleet?["declared"] as? Int == 2 && fleet?["heard_from"] as? Int == 3 && fleet?["collecting"] as? Bool == false, "\(fleet ?? [:])")
+        #expect(try CLI.ok(["status", a.db]).contains("fleet    2 replicas: 3 heard from, more than declared"))
         let texts = try [a, b, c].map { try $0.text("body", of: "n") }
         #expect(texts == Array(repeating: "one two four five six", count: 3), "\(texts)")
         let settings = try [a, b, c].map { try $0.text("settings", of: "n") }

@@ -43,6 +43,9 @@ public struct StatusReport: Sendable {
     public var trustOnly: Bool
     /// Whether every bundle this replica writes is encrypted (`config DB encrypt always`).
     public var encryptAlways = false
+    /// How many replicas the group was declared to have (`config DB fleet N`; 0: not
+    /// declared), and how many were heard from, this one and forgotten ones included.
+    public var fleet: (declared: UInt64, heard: UInt64) = (0, 1)
     public var atHome: Bool
     public var tables: [TableSchema]
     /// Tables and columns not tracked here whose changes this replica holds, with how many
@@ -73,6 +76,7 @@ public struct StatusReport: Sendable {
             pendingByTable = try store.catalog.pendingChanges()
             trustOnly = try TrustList(store: store).isEnforced
             encryptAlways = try store.requiresEncryption
+            fleet = (try store.fleetSize ?? 0, try replicas.heardFromCount(besides: store.selfIndex) + 1)
             atHome = try Home.isAtHome(store.db)
             tables = store.catalog.tracked.map(\.schema)
             var counts: [String: Int] = [:]
@@ -123,6 +127,7 @@ public struct StatusReport: Sendable {
             "history": ["batches": historyBatches, "bytes": historyBytes],
             "trust_only": trustOnly,
             "encrypt": encryptAlways ? "always" : "never",
+            "fleet": ["declared": fleet.declared, "heard_from": fleet.heard, "collecting": fleet.declared > 0 && fleet.declared == fleet.heard],
             "at_home": atHome,
             "held": held.map { ["what": $0.what, "batches": $0.batches] as [String: Any] },
             "tables": tables.map { t in
