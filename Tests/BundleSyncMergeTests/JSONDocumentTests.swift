@@ -95,4 +95,25 @@ import Testing
             #expect(forward.document == backward.document)
         }
     }
+
+    /// A key removed, then a key under it removed concurrently by a later write: the key
+    /// shows as an empty object, and only because of that later removal. Collecting the
+    /// key's removal first must not let the later removal go too, which would hide the key.
+    @Test func collectingNeverChangesWhatTheDocumentShows() throws {
+        var a = JSONDocument(), b = JSONDocument()
+        let first = try a.edit(to: parse(#"{"base":{"x":1,"y":2}}"#), stamp: stamp(1, 0))
+        b.merge(first)
+        let dropBase = try b.edit(to: parse(#"{}"#), stamp: stamp(2, 1))
+        let dropX = try a.edit(to: parse(#"{"base":{"y":2}}"#), stamp: stamp(3, 0))
+        a.merge(dropBase)
+        b.merge(dropX)
+        #expect(text(a.document) == #"{"base":{}}"#)
+        #expect(a.document == b.document)
+        for g: UInt64 in [3, 4, 5] {
+            a.collect(below: g)
+            #expect(text(a.document) == #"{"base":{}}"#, "after collecting below \(g)")
+        }
+        b.collect(below: 5)
+        #expect(b.document == a.document)
+    }
 }

@@ -37,6 +37,8 @@ extension JSONDocument {
             guard let l = node.leaf, case .removed = l.leaf, l.stamp.hlc < g else { return nil }
             return (path, l.stamp)
         }.sorted { $0.0.count < $1.0.count }
+        guard !candidates.isEmpty else { return false }
+        let shown = document
         var changed = false
         for (path, s) in candidates {
             // Still there, and not dropped with an enclosing removal.
@@ -59,18 +61,25 @@ extension JSONDocument {
                 if newest.map({ $0 <= la.stamp }) ?? true { keeps = true; break }
             }
             guard !keeps else { continue }
+            var trial = self
+            var top = collectedBelow
             for (p, n) in nodes where Self.isPrefix(path, of: p) {
                 var n = n
                 if let x = n.leaf, goes(p, x.stamp, leaf: true) {
-                    collectedBelow = max(collectedBelow, x.stamp.hlc)
+                    top = max(top, x.stamp.hlc)
                     n.leaf = nil
                 }
                 if let o = n.object, goes(p, o, leaf: false) {
-                    collectedBelow = max(collectedBelow, o.hlc)
+                    top = max(top, o.hlc)
                     n.object = nil
                 }
-                nodes[p] = n.leaf == nil && n.object == nil ? nil : n
+                trial.nodes[p] = n.leaf == nil && n.object == nil ? nil : n
             }
+            // What is shown never changes: a path that shows as an object only because of
+            // registers under it (its own removal collected before) keeps the last of them.
+            guard trial.document == shown else { continue }
+            nodes = trial.nodes
+            collectedBelow = top
             changed = true
         }
         return changed
