@@ -15,6 +15,7 @@ struct Options {
     var textTrace: String?
     var textEvery = 100
     var textKeystrokes: Int?
+    var textHistoryWrites = 10_000
     var textOnly = false
     var fleetOnly = false
     var fleetLate = false
@@ -23,7 +24,7 @@ struct Options {
 
     static let usage = """
     usage: bundlesync-bench [--rows N] [--seed S] [--dir DIR] [--big-bundle-mb M] [--fleet R,R...] [--fleet-rounds N] [--keep]
-                            [--text-trace FILE] [--text-every N] [--text-keystrokes K] [--text-only] [--fleet-only] [--fleet-late]
+                            [--text-trace FILE] [--text-every N] [--text-keystrokes K] [--text-history-writes W] [--text-only] [--fleet-only] [--fleet-late]
 
       --rows N            rows in the workload, split about 60/40 between two tables (default 100000)
       --seed S            seed of the generated data (default 1)
@@ -35,6 +36,7 @@ struct Options {
       --text-trace FILE   the keystroke trace of the text section (default: \(defaultTrace), if present)
       --text-every N      keystrokes between two writes of the text (default 100)
       --text-keystrokes K replay only the first K keystrokes
+      --text-history-writes W  one-word writes of the long-history text table (default 10000)
       --text-only         run only the text section
       --fleet-only        run only the fleet section (with --fleet)
       --fleet-late        in the fleet, a quarter of the replicas join only at half-time
@@ -80,6 +82,9 @@ struct Options {
             case "--text-keystrokes":
                 guard let n = Int(value(a)), n > 0 else { fail("--text-keystrokes needs a positive number") }
                 o.textKeystrokes = n
+            case "--text-history-writes":
+                guard let n = Int(value(a)), n >= 100 else { fail("--text-history-writes needs a number ≥ 100") }
+                o.textHistoryWrites = n
             case "--text-only": o.textOnly = true
             case "--fleet-only": o.fleetOnly = true
             case "--fleet-late": o.fleetLate = true

@@ -174,7 +174,8 @@ extension Run {
 extension Run {
     /// Two replicas of one note that keep syncing, with tombstone collection on (`config DB
     /// fleet 2`): what sealing and importing a one-word edit cost after 10,000 edits of the
-    /// cell, against the first ones, and the state's size against the text written once.
+    /// cell (`--text-history-writes`), against the first ones, and the state's size against
+    /// the text written once.
     func textHistorySection() throws {
         let vocabulary = ["field", "clinic", "ship", "survey", "note", "water", "road", "day", "north", "the", "a", "report"]
         var rng = SplitMix64(seed: o.seed ^ 0x7E57)
@@ -221,15 +222,16 @@ extension Run {
             return (seals.sorted()[10], merges.sorted()[10])
         }
         let first = try step("a one-word edit on a note edited once, sealed and imported") { try probe() }
-        try step("10,000 one-word edits, alternating between two replicas that sync every 100") {
-            for i in 0..<10_000 {
+        let writes = o.textHistoryWrites
+        try step("\(grouped(writes)) one-word edits, alternating between two replicas that sync every 100") {
+            for i in 0..<writes {
                 _ = try editWord(i % 2)
                 if i % 100 == 99 { try sync() }
             }
             try sync()
             try sync()
         }
-        let late = try step("a one-word edit after 10,000 edits, sealed and imported") { try probe() }
+        let late = try step("a one-word edit after \(grouped(writes)) edits, sealed and imported") { try probe() }
         func stateBytes(_ db: Database) throws -> Int {
             let table = try db.rows("SELECT name FROM sqlite_schema WHERE name LIKE '\\_bundlesync\\_merge\\_%' ESCAPE '\\'")
             guard case .text(let name)? = table.first?.first,
@@ -240,8 +242,8 @@ extension Run {
         let once = TextSequence.seed(Array(words.joined(separator: " ").utf8), hlc: 1 << 40, replica: ReplicaID(bytes: Array(repeating: 7, count: ReplicaID.byteCount))!).encoded().count
         let (sizeA, sizeB) = (try stateBytes(appA), try stateBytes(appB))
         var out = "\n## Text over a long history, tombstones collected\n\n"
-        out += "Two replicas of one 300-word note, both declaring a group of two, replace one word per write 10,000 times, alternating and syncing every 100 writes. Times are medians of 20 one-word writes, each sealed on one replica and imported by the other.\n\n"
-        out += markdownTable(["figure", "first writes", "after 10,000 writes"], [
+        out += "Two replicas of one 300-word note, both declaring a group of two, replace one word per write \(grouped(writes)) times, alternating and syncing every 100 writes. Times are medians of 20 one-word writes, each sealed on one replica and imported by the other.\n\n"
+        out += markdownTable(["figure", "first writes", "after \(grouped(writes)) writes"], [
             ["seal of a one-word write", "\(fixed(first.seal * 1000, 2)) ms", "\(fixed(late.seal * 1000, 2)) ms (\(ratioText(late.seal / first.seal)))"],
             ["import of that write", "\(fixed(first.merge * 1000, 2)) ms", "\(fixed(late.merge * 1000, 2)) ms (\(ratioText(late.merge / first.merge)))"],
             ["stored state of the cell (a / b)", "–", "\(grouped(sizeA)) / \(grouped(sizeB)) B; the text written once: \(grouped(once)) B (\(ratioText(Double(max(sizeA, sizeB)) / Double(once))))"],

@@ -32,7 +32,7 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.benchBinary)
         p.arguments = ["--rows", "400", "--seed", "7", "--dir", tmp.dir("work"),
-                       "--text-trace", fixture("traces/paper-shaped.trace.zst"), "--text-keystrokes", "2000"]
+                       "--text-trace", fixture("traces/paper-shaped.trace.zst"), "--text-keystrokes", "2000", "--text-history-writes", "200"]
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle(forWritingAtPath: outPath)
         p.standardError = FileHandle(forWritingAtPath: errPath)
@@ -51,6 +51,9 @@ import Testing
         for figure in ["Text merge on a keystroke trace", "state after the trace", "state growth per write", "snapshot bundle of the cell",
                        "seal per write", "inferred edit size / minimal edit size"] {
             #expect(out.contains(figure), "the text section does not mention '\(figure)':\n\(out)")
+        }
+        for figure in ["Text over a long history, tombstones collected", "seal of a one-word write", "import of that write", "stored state of the cell"] {
+            #expect(out.contains(figure), "the long-history text table does not mention '\(figure)':\n\(out)")
         }
         #expect(out.range(of: #"\| A and B converged\s+\| yes"#, options: .regularExpression) != nil, "replicas did not converge:\n\(out)")
         #expect(!out.contains("bug"), "the benchmark reported a problem:\n\(out)")
