@@ -40,16 +40,7 @@ private let environment = PropertySeeds.environment
     @Test("concurrent text and JSON edit scripts, shuffled late duplicate deliveries: cells converge byte for byte and keep every uncontested edit",
           arguments: PropertySeeds.plan().seeds)
     func textAndJSONCellsConverge(seed: UInt64) throws {
-        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
-        let run = TextJSONRun(seed: seed)
-        defer { run.writeLog() }
-        do {
-            try run.execute()
-        } catch is TextJSONRun.Abort {
-            // Already recorded, with the seed.
-        } catch {
-            run.record("unexpected error: \(error)")
-        }
+        try TextJSONRun.check(seed: seed)
     }
 }
 
@@ -60,16 +51,7 @@ private let environment = PropertySeeds.environment
     @Test("concurrent text edit scripts, shuffled late duplicate deliveries: cells converge byte for byte and keep every untouched token whole",
           arguments: PropertySeeds.plan(defaultCount: 24).seeds)
     func textCellsConverge(seed: UInt64) throws {
-        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
-        let run = TextJSONRun(seed: seed, textOnly: true)
-        defer { run.writeLog() }
-        do {
-            try run.execute()
-        } catch is TextJSONRun.Abort {
-            // Already recorded, with the seed.
-        } catch {
-            run.record("unexpected error: \(error)")
-        }
+        try TextJSONRun.check(seed: seed, textOnly: true)
     }
 }
 
@@ -80,16 +62,7 @@ private let environment = PropertySeeds.environment
     @Test("text and JSON edit scripts with tombstones collected: cells converge byte for byte and keep every uncontested edit",
           arguments: PropertySeeds.plan(defaultCount: 8).seeds)
     func collectedCellsConverge(seed: UInt64) throws {
-        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
-        let run = TextJSONRun(seed: seed, collecting: true)
-        defer { run.writeLog() }
-        do {
-            try run.execute()
-        } catch is TextJSONRun.Abort {
-            // Already recorded, with the seed.
-        } catch {
-            run.record("unexpected error: \(error)")
-        }
+        try TextJSONRun.check(seed: seed, collecting: true)
     }
 }
 
@@ -439,6 +412,20 @@ private final class TextJSONRun {
     let collecting: Bool
 
     var suite: String { collecting ? "CollectingPropertyTests" : textOnly ? "TextPropertyTests" : "TextJSONPropertyTests" }
+
+    /// Runs one seed, recording what fails with the seed and how to replay it.
+    static func check(seed: UInt64, textOnly: Bool = false, collecting: Bool = false) throws {
+        if let problem = PropertySeeds.plan().problem { Issue.record(Comment(rawValue: problem)) }
+        let run = TextJSONRun(seed: seed, textOnly: textOnly, collecting: collecting)
+        defer { run.writeLog() }
+        do {
+            try run.execute()
+        } catch is Abort {
+            // Already recorded, with the seed.
+        } catch {
+            run.record("unexpected error: \(error)")
+        }
+    }
 
     init(seed: UInt64, textOnly: Bool = false, collecting: Bool = false) {
         self.seed = seed

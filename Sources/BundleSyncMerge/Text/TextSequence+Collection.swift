@@ -117,16 +117,25 @@ extension TextSequence {
         var gone: [Deletion] = []
         var shown: [Run] = []
         for r in runs where r.hlc <= whole.collectedBelow {
-            var k = 0
-            while k < r.length {
-                guard index.locate(r.id(at: k)) == nil else { k += 1; continue }
-                let start = k
-                while k < r.length && index.locate(r.id(at: k)) == nil { k += 1 }
-                gone.append(Deletion(first: r.id(at: start), length: k - start))
-                if !r.deleted { shown.append(r.tail(from: start).head(k - start)) }
+            for missing in Self.pieces(of: r, missingFrom: index) {
+                gone.append(Deletion(first: r.id(at: missing.lowerBound), length: missing.count))
+                if !r.deleted { shown.append(r.tail(from: missing.lowerBound).head(missing.count)) }
             }
         }
         return (gone, shown)
+    }
+
+    /// The pieces of `r`, as offsets within it, whose scalars `index` does not hold.
+    private static func pieces(of r: Run, missingFrom index: RunIndex) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var k = 0
+        while k < r.length {
+            guard index.locate(r.id(at: k)) == nil else { k += 1; continue }
+            let start = k
+            while k < r.length && index.locate(r.id(at: k)) == nil { k += 1 }
+            out.append(start..<k)
+        }
+        return out
     }
 
     /// Takes `state`, another replica's whole state that reflects everything this one
@@ -144,13 +153,7 @@ extension TextSequence {
         let index = RunIndex(next.runs)
         var gone: [Deletion] = []
         for r in runs {
-            var k = 0
-            while k < r.length {
-                guard index.locate(r.id(at: k)) == nil else { k += 1; continue }
-                let start = k
-                while k < r.length && index.locate(r.id(at: k)) == nil { k += 1 }
-                gone.append(Deletion(first: r.id(at: start), length: k - start))
-            }
+            gone += Self.pieces(of: r, missingFrom: index).map { Deletion(first: r.id(at: $0.lowerBound), length: $0.count) }
         }
         next.collectedBelow = max(collectedBelow, state.collectedBelow)
         // A whole state's deletions are the runs its sender dropped.
