@@ -137,7 +137,7 @@ package struct RowMerger {
             } else {
                 try store.rows.delete(t, key: key)
             }
-            try store.clocks.store(t, key: key, clock)
+            try store.clocks.store(t, key: key, clock, replacing: local != nil)
             return
         }
 
@@ -158,7 +158,7 @@ package struct RowMerger {
                 winners.append((c.ordinal, shown))
             }
         }
-        if clockChanged { try store.clocks.store(t, key: key, clock) }
+        if clockChanged { try store.clocks.store(t, key: key, clock, replacing: true) }
         guard !winners.isEmpty else { return }
         try store.rows.update(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
     }

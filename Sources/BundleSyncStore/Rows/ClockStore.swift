@@ -31,8 +31,11 @@ package final class ClockStore {
                         overrides: try RowClock.unpackOverrides(s.bytes(i + 3)))
     }
 
-    package func store(_ t: TrackedTable, key: [SQLValue], _ clock: RowClock) throws {
-        let s = try texts.statement(.storeClock, t, in: db)
+    /// Writes the clock of the row with `key`: an update of its clock row when `replacing`
+    /// (the caller read one), else a new clock row. Which of the two is known from the
+    /// read before, so the write is one plain statement, with no conflict to resolve.
+    package func store(_ t: TrackedTable, key: [SQLValue], _ clock: RowClock, replacing: Bool) throws {
+        let s = try texts.statement(replacing ? .updateClock : .insertClock, t, in: db)
         try s.bind(key)
         let n = Int32(key.count)
         try s.bind(.integer(Int64(clock.causalLength)), at: n + 1)

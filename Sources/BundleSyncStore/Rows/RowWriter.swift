@@ -12,11 +12,11 @@ package final class RowWriter {
     }
 
     package func replace(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try db.run(texts.text(.replaceRow, t, columns: columns), key + values)
+        try run(.replaceRow, t, columns: columns, key + values)
     }
 
     package func update(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try db.run(texts.text(.updateRow, t, columns: columns), values + key)
+        try run(.updateRow, t, columns: columns, values + key)
         if db.changes == 0 {
             // The clock says the row exists but the table lost it: restore what is known.
             try replace(t, key: key, columns: columns, values: values)
@@ -51,6 +51,13 @@ package final class RowWriter {
     /// the table. A superset: SQLite counts text in characters, which take one to four
     /// bytes, so a row is listed when it could be too large; its values then decide.
     package func possiblyOversizedKeys(_ t: TrackedTable, limit: Int, totalLimit: Int) throws -> Set<[SQLValue]> {
+        // A value is never larger than the database file that holds it; text stored as
+        // UTF-16 takes at most half again as many bytes in UTF-8. A file below both limits
+        // (with that margin) holds no row too large, and the pass over the table is spared.
+        if case .integer(let pages)? = try db.scalar("PRAGMA page_count"), case .integer(let size)? = try db.scalar("PRAGMA page_size"),
+           pages < Int64(Int32.max), size <= 65_536, pages * size * 2 < min(limit, totalLimit) {
+            return []
+        }
         let columns = t.schema.keyColumns + t.sqlNames
         // Numbers count as 9 bytes, as in a bundle, and are not turned into text to be measured.
         let lengths = columns.map { "iif(typeof(\(Database.quote($0))) IN ('text', 'blob'), length(\(Database.quote($0))), 0)" }

@@ -9,7 +9,7 @@ import BundleSyncMerge
 /// identifiers, joining column lists) each time cost more than running them.
 package final class SQLTexts {
     package enum Kind: Hashable {
-        case loadClock, storeClock, replaceRow, updateRow, deleteRow
+        case loadClock, insertClock, updateClock, replaceRow, updateRow, deleteRow
         case loadMerge, storeMerge, dropMerge, markMergePlain
     }
 
@@ -57,14 +57,14 @@ package final class SQLTexts {
         switch kind {
         case .loadClock:
             return "SELECT cl, hlc, origin, cells FROM \(clock) WHERE \(t.clockKeyMatch)"
-        case .storeClock:
-            // An upsert rewrites the clock row in place; OR REPLACE would delete it and insert
-            // it again.
+        case .insertClock:
             let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
-            return """
-                INSERT INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))
-                ON CONFLICT(\(t.keyNames.joined(separator: ", "))) DO UPDATE SET cl = excluded.cl, hlc = excluded.hlc, origin = excluded.origin, cells = excluded.cells
-                """
+            return "INSERT INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+        case .updateClock:
+            // The key comes first, as in every other per-key statement; the clock follows it.
+            let n = t.keyNames.count
+            let match = t.keyNames.enumerated().map { "\($0.element) = ?\($0.offset + 1)" }.joined(separator: " AND ")
+            return "UPDATE \(clock) SET cl = ?\(n + 1), hlc = ?\(n + 2), origin = ?\(n + 3), cells = ?\(n + 4) WHERE \(match)"
         case .replaceRow:
             let names = t.schema.keyColumns + columns.map { t.sqlName($0) }
             return "INSERT OR REPLACE INTO \(t.quotedTable)(\(names.map(Database.quote).joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
