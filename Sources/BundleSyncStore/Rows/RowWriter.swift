@@ -24,12 +24,19 @@ package final class RowWriter {
     }
 
     package func delete(_ t: TrackedTable, key: [SQLValue]) throws {
-        try db.run(texts.text(.deleteRow, t), key)
+        try run(.deleteRow, t, columns: [], key)
     }
 
     /// Rewrites one cell with the value the replica settled on (canonical JSON).
     package func rewrite(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue) throws {
-        try db.run(texts.text(.updateRow, t, columns: [ordinal]), [value] + key)
+        try run(.updateRow, t, columns: [ordinal], [value] + key)
+    }
+
+    /// Runs a per-row statement, prepared once for the table and columns.
+    private func run(_ kind: SQLTexts.Kind, _ t: TrackedTable, columns: [Int], _ values: [SQLValue]) throws {
+        let s = try texts.statement(kind, t, columns: columns, in: db)
+        try s.bind(values)
+        while try s.step() {}
     }
 
     /// A statement that reads whether one key's row exists, and its clock (cl, hlc, origin,
