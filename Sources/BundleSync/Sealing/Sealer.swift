@@ -89,6 +89,14 @@ package struct Sealer {
             let clocksOnly = !keepingHistory && !t.hasMergeColumns
             let checkClock = try store.rows.currentClockStatement(t)
             let oversized = clocksOnly ? try store.rows.possiblyOversizedKeys(t, limit: Limits.maxValueBytes, totalLimit: Self.maxRowBytes) : []
+            if clocksOnly && oversized.isEmpty {
+                let bulk = try sealNewRowsInBulk(t, start: start)
+                if bulk.rows > 0 {
+                    numbered = true
+                    highest = max(highest, bulk.highest)
+                    pendingDone += bulk.rows
+                }
+            }
             let unread = [SQLValue](repeating: .null, count: t.schema.columns.count)
             var group: [(change: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
@@ -166,6 +174,48 @@ package struct Sealer {
         if builder.rows > 0 || (numbered && sealed.isEmpty) { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
         try store.advanceClock(to: highest)
         return sealed
+    }
+
+    /// Seals in one statement the rows of a table whose clocks are not kept yet (the
+    /// table was just tracked), when its changes only set clocks and are what tracking
+    /// logged: each key once, by an insert, its row present, its key able to sync. Such a
+    /// key folds to the first incarnation, every cell written with the row at the stamp of
+    /// its insert, as ``fold`` would find it. When the log holds anything else (writes made
+    /// since), nothing is kept and the table is sealed key by key.
+    ///
+    /// - Returns: The number of rows sealed (none, or every row logged), and the latest
+    ///   stamp given.
+    private func sealNewRowsInBulk(_ t: TrackedTable, start: HLC) throws -> (rows: Int, highest: HLC) {
+        let clock = Database.quote(t.clockTable), log = Database.quote(t.logTable)
+        guard try db.scalar("SELECT 1 FROM \(clock) LIMIT 1") == nil else { return (0, .zero) }
+        let keys = t.keyNames.joined(separator: ", ")
+        let present = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
+        // The key conditions of `TrackedTable.unsyncableKey`, any REAL counted where its
+        // spelling is kept (the key-by-key pass then decides).
+        let syncable = t.keyNames.enumerated().map { i, k in
+            "l.\(k) IS NOT NULL" + (i < t.keepsRealSpelling.count && t.keepsRealSpelling[i] ? " AND typeof(l.\(k)) != 'real'" : "")
+        }.joined(separator: " AND ")
+        // `HLC.next(wall:)` from `start`, in SQL: milliseconds in the upper bits, clamped to
+        // the latest stamp a bundle may carry.
+        let ms = "min(max(\(CaptureTriggers.wallMilliseconds("l.wall")), 0), \(HLC.maximum.milliseconds))"
+        let begin = Int64(bitPattern: start.rawValue)
+        let stamp = "min(\(Int64(bitPattern: HLC.maximum.rawValue)), CASE WHEN (\(ms) << \(HLC.counterBits)) > \(begin) THEN \(ms) << \(HLC.counterBits) ELSE \(begin) + 1 END)"
+        // A key logged twice keeps its first clock row and is counted once, so every log row
+        // became a clock row only if each key was logged once.
+        try db.run("""
+            INSERT OR IGNORE INTO \(clock)(\(keys), cl, hlc, origin, cells)
+            SELECT \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), 1, \(stamp), \(store.selfIndex), NULL
+            FROM \(log) l
+            WHERE l.change = \(LogOp.insertCode) AND \(syncable) AND EXISTS (SELECT 1 FROM \(t.quotedTable) u WHERE \(present))
+            """)
+        let rows = db.changes
+        guard rows > 0, try db.scalar("SELECT count(*) FROM \(log)") == .integer(Int64(rows)) else {
+            if rows > 0 { try db.run("DELETE FROM \(clock)") }
+            return (0, .zero)
+        }
+        try db.run("DELETE FROM \(log)")
+        guard case .integer(let h)? = try db.scalar("SELECT max(hlc) FROM \(clock)") else { return (rows, .zero) }
+        return (rows, HLC(rawValue: UInt64(bitPattern: h)))
     }
 
     /// A key value as messages show it: SQL literal syntax, long values shortened.
@@ -275,7 +325,7 @@ package struct Sealer {
                 clock.setCell(i, .init(hlc: h, origin: store.selfIndex))
             }
         }
-        try store.clocks.store(t, key: key, clock)
+        try store.clocks.store(t, key: key, clock, replacing: before != nil)
         return change
     }
 
