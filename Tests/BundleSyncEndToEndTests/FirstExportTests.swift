@@ -70,6 +70,36 @@ import Testing
         #expect(try b.rows("SELECT count(*) FROM t WHERE id IN ('k2', 'k3')") == [[.integer(0)]])
     }
 
+    @Test func aSnapshotIntoAReplicaThatKnowsSomeOfItsRowsMergesThoseAndTakesTheRest() throws {
+        let tmp = TempDir()
+        let a = try replicaWithRows("a", tmp, rows: 10)
+        let b = try emptyReplica("b", tmp)
+        let c = try emptyReplica("c", tmp)
+        let stick = tmp.dir("stick")
+        try b.importing([try a.export(["--full"], to: stick)])
+        // b holds a row of a's the others deleted, and wrote one of its own key 'k9' later
+        // than a did; a deletes a row, so its next snapshot carries a tombstone.
+        try a.sql("DELETE FROM t WHERE id = 'k4'")
+        try b.sql("UPDATE t SET a = 'b wrote' WHERE id = 'k9'; INSERT INTO t VALUES ('k99', 'from b', 1)")
+        try c.sql("INSERT INTO t VALUES ('k5', 'c wrote', 'c')")
+        let snapshot = try a.export(["--full"], to: stick)
+        // c: k1 to k4 are new to it, k5 is known (written by c after a's), and the rest come after.
+        try c.importing([snapshot])
+        #expect(try c.rows("SELECT a FROM t WHERE id = 'k5'") == [[.text("c wrote")]])
+        #expect(try c.rows("SELECT count(*) FROM t") == [[.integer(9)]])
+        #expect(try c.rows("SELECT cl FROM _bundlesync_clock_1 WHERE k0 = 'k4'") == [[.integer(2)]])
+        try b.importing([snapshot])
+        #expect(try b.rows("SELECT a FROM t WHERE id = 'k9'") == [[.text("b wrote")]])
+        let fromB = try b.export(["--full"], to: stick), fromC = try c.export(["--full"], to: stick)
+        try a.importing([fromB, fromC])
+        try b.importing([fromC])
+        try c.importing([fromB])
+        try expectConverged(a, b)
+        try expectConverged(a, c)
+        #expect(try a.rows("SELECT id, a FROM t WHERE id IN ('k4', 'k5', 'k9', 'k99') ORDER BY id")
+            == [[.text("k5"), .text("c wrote")], [.text("k9"), .text("b wrote")], [.text("k99"), .text("from b")]])
+    }
+
     @Test func aRowThatCannotSyncAmongTrackedRowsIsStillNamed() throws {
         let tmp = TempDir()
         let db = tmp.file("a.db")

@@ -67,6 +67,10 @@ package struct RowMerger {
             guard let (t, ordinals, unlisted) = try open(section.table, section.columns,
                                                          used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } }, held: &held) else { continue }
             defer { try? store.captureOff(onlyFor: nil) }
+            // A snapshot brings mostly rows this replica has never seen when it starts one (a
+            // new device), and then mostly rows it has: each row is first taken as new, until
+            // one is found known.
+            var takeAsNew = !t.hasMergeColumns
             for row in section.rows {
                 let cells = row.cells.compactMap { c in
                     ordinals[c.column].map {
@@ -74,8 +78,12 @@ package struct RowMerger {
                                      id: origins[c.origin].id, value: c.value, merge: c.merge)
                     }
                 }
-                try mergeRow(t, key: row.key, causalLength: row.causalLength,
-                             rowStamp: .init(hlc: row.rowHLC, origin: origins[row.rowOrigin].index), cells: cells, unlisted: unlisted)
+                let rowStamp = RowClock.Stamp(hlc: row.rowHLC, origin: origins[row.rowOrigin].index)
+                if takeAsNew {
+                    if try insertNew(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted) { continue }
+                    takeAsNew = false
+                }
+                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
             }
         }
         return held
@@ -105,6 +113,26 @@ package struct RowMerger {
         var id: ReplicaID
         var value: SQLValue
         var merge: MergePayload?
+    }
+
+    /// Applies a row of a table without text or JSON columns as ``mergeRow`` does when the
+    /// row has no clock here, if it has none: its clock row is written first, and only when
+    /// no clock row for the key exists. Returns false, having changed nothing, otherwise.
+    private func insertNew(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
+                           unlisted: [Int]) throws -> Bool {
+        guard causalLength > 0, cells.allSatisfy({ $0.merge == nil }) else { return false }
+        var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+        if causalLength % 2 == 1 {
+            for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
+            for c in cells { clock.setCell(c.ordinal, c.stamp) }
+        }
+        guard try store.clocks.insertIfAbsent(t, key: key, clock) else { return false }
+        if causalLength % 2 == 1 {
+            try store.rows.replace(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value))
+        } else {
+            try store.rows.delete(t, key: key)
+        }
+        return true
     }
 
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],

@@ -36,13 +36,26 @@ package final class ClockStore {
     /// read before, so the write is one plain statement, with no conflict to resolve.
     package func store(_ t: TrackedTable, key: [SQLValue], _ clock: RowClock, replacing: Bool) throws {
         let s = try texts.statement(replacing ? .updateClock : .insertClock, t, in: db)
+        try bind(s, key: key, clock)
+        try s.step()
+    }
+
+    /// Writes the clock of a row that has none here; returns false, writing nothing, when
+    /// the key has a clock row.
+    package func insertIfAbsent(_ t: TrackedTable, key: [SQLValue], _ clock: RowClock) throws -> Bool {
+        let s = try texts.statement(.insertClockIfAbsent, t, in: db)
+        try bind(s, key: key, clock)
+        try s.step()
+        return db.changes == 1
+    }
+
+    private func bind(_ s: Statement, key: [SQLValue], _ clock: RowClock) throws {
         try s.bind(key)
         let n = Int32(key.count)
         try s.bind(.integer(Int64(clock.causalLength)), at: n + 1)
         try s.bind(.integer(Int64(bitPattern: clock.row.hlc.rawValue)), at: n + 2)
         try s.bind(.integer(clock.row.origin), at: n + 3)
         try s.bind(clock.packedOverrides().map { .blob($0) } ?? .null, at: n + 4)
-        try s.step()
     }
 
     /// Marks the cells of newly synced columns of every present row as unwritten, so that the

@@ -9,7 +9,7 @@ import BundleSyncMerge
 /// identifiers, joining column lists) each time cost more than running them.
 package final class SQLTexts {
     package enum Kind: Hashable {
-        case loadClock, insertClock, updateClock, replaceRow, updateRow, deleteRow
+        case loadClock, insertClock, insertClockIfAbsent, updateClock, replaceRow, updateRow, deleteRow
         case loadMerge, storeMerge, dropMerge, markMergePlain
     }
 
@@ -57,9 +57,9 @@ package final class SQLTexts {
         switch kind {
         case .loadClock:
             return "SELECT cl, hlc, origin, cells FROM \(clock) WHERE \(t.clockKeyMatch)"
-        case .insertClock:
+        case .insertClock, .insertClockIfAbsent:
             let names = t.keyNames + ["cl", "hlc", "origin", "cells"]
-            return "INSERT INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
+            return "INSERT\(kind == .insertClockIfAbsent ? " OR IGNORE" : "") INTO \(clock)(\(names.joined(separator: ", "))) VALUES (\(placeholders(names.count)))"
         case .updateClock:
             // The key comes first, as in every other per-key statement; the clock follows it.
             let n = t.keyNames.count
