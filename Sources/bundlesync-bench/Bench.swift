@@ -275,17 +275,25 @@ final class Run {
         }
         let compressed = try Zstd.compress(changeset, level: 3)
         let applyPath = file("baseline-apply.db")
-        try copy(basePath, applyPath)
-        let applyDB = try RawDB(applyPath)
-        let (conflicts, tApply) = try timed { try SessionBaseline.apply(changeset, to: applyDB) }
-        Progress.steps.append(("reference: sqlite3changeset_apply into a copy of the base", tApply))
-        if conflicts > 0 { notes.append("sqlite3changeset_apply reported \(conflicts) conflicts.") }
+        var tApply = Double.infinity
+        for _ in 0..<reps {
+            try copy(basePath, applyPath)
+            let applyDB = try RawDB(applyPath)
+            let (conflicts, t) = try timed { try SessionBaseline.apply(changeset, to: applyDB) }
+            tApply = min(tApply, t)
+            if conflicts > 0 { notes.append("sqlite3changeset_apply reported \(conflicts) conflicts.") }
+        }
+        Progress.steps.append(("baseline: sqlite3changeset_apply into a copy of the base\(reps > 1 ? ", best of \(reps)" : "")", tApply))
+        figures.append(Figure(
+            number: "1b", name: "delta import against the session changeset's apply",
+            bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tApply, "cells") + " (sqlite3changeset_apply)",
+            ratio: ratioText(tApply / tImport), target: "≥ 1.0×", meets: meets(tApply / tImport >= 1.0)))
         if !(try step("check: the changeset-applied copy holds the same rows as A") { try sameUserData(aPath, applyPath) }) { notes.append("The changeset-applied copy differs from A (benchmark bug).") }
         let sizeRatio = Double(exp.bytes) / Double(compressed.count)
         figures.append(Figure(
             number: "3", name: "bundle size",
             bundlesync: "\(grouped(exp.bytes)) B", baseline: "\(grouped(compressed.count)) B (changeset \(grouped(changeset.count)) B, zstd -3)",
-            ratio: ratioText(sizeRatio), target: "≤ 1.0×", meets: meets(sizeRatio <= 1.0)))
+            ratio: ratioText(sizeRatio), target: "≤ 0.8×", meets: meets(sizeRatio <= 0.8)))
 
         // MARK: Figure 4: verify
         let verifyPath = fileSize(fullPath) >= fileSize(deltaPath) ? fullPath : deltaPath
@@ -334,7 +342,7 @@ final class Run {
         figures.append(Figure(
             number: "5", name: "app write cost with capture triggers",
             bundlesync: perSecond(nWrites, tTracked, "writes") + " (tracked)", baseline: perSecond(nWrites, tUntracked, "writes") + " (untracked)",
-            ratio: ratioText(writeRatio), target: "≤ 2.0× (cost)", meets: meets(writeRatio <= 2.0)))
+            ratio: ratioText(writeRatio), target: "≤ 1.5× (cost)", meets: meets(writeRatio <= 1.5)))
 
         // MARK: Figure 5b: the small-update delta as SQL text, one transaction
         let small = w.smallUpdateDelta()
