@@ -204,7 +204,10 @@ package struct Importer {
                         }
                         outcome.snapshotRows = (outcome.snapshotRows ?? 0) + chunk.rowCount
                         for t in chunk.tables {
-                            for r in t.rows { newest = max(newest, ([r.rowHLC] + r.cells.map(\.hlc)).max()!) }
+                            for r in t.rows {
+                                newest = max(newest, r.rowHLC)
+                                for c in r.cells { newest = max(newest, c.hlc) }
+                            }
                         }
                         try slices.next()
                     }

@@ -43,8 +43,11 @@ package struct RowMerger {
                                                          used: { i in section.rows.contains { $0.cells.contains { $0.column == i } } }, held: &held) else { continue }
             defer { try? store.captureOff(onlyFor: nil) }
             for row in section.rows {
-                let cells = row.cells.compactMap { c in
-                    ordinals[c.column].map { IncomingCell(ordinal: $0, stamp: .init(hlc: c.hlc, origin: originIndex), id: originID, value: c.value, merge: c.merge) }
+                var cells: [IncomingCell] = []
+                cells.reserveCapacity(row.cells.count)
+                for c in row.cells {
+                    guard let ordinal = ordinals[c.column] else { continue }
+                    cells.append(IncomingCell(ordinal: ordinal, stamp: .init(hlc: c.hlc, origin: originIndex), id: originID, value: c.value, merge: c.merge))
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
                 try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
@@ -72,11 +75,12 @@ package struct RowMerger {
             // one is found known.
             var takeAsNew = !t.hasMergeColumns
             for row in section.rows {
-                let cells = row.cells.compactMap { c in
-                    ordinals[c.column].map {
-                        IncomingCell(ordinal: $0, stamp: .init(hlc: c.hlc, origin: origins[c.origin].index),
-                                     id: origins[c.origin].id, value: c.value, merge: c.merge)
-                    }
+                var cells: [IncomingCell] = []
+                cells.reserveCapacity(row.cells.count)
+                for c in row.cells {
+                    guard let ordinal = ordinals[c.column] else { continue }
+                    cells.append(IncomingCell(ordinal: ordinal, stamp: .init(hlc: c.hlc, origin: origins[c.origin].index),
+                                              id: origins[c.origin].id, value: c.value, merge: c.merge))
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC, origin: origins[row.rowOrigin].index)
                 if takeAsNew {

@@ -12,11 +12,11 @@ package final class RowWriter {
     }
 
     package func replace(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try run(.replaceRow, t, columns: columns, key + values)
+        try run(.replaceRow, t, columns: columns, key, values)
     }
 
     package func update(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try run(.updateRow, t, columns: columns, values + key)
+        try run(.updateRow, t, columns: columns, values, key)
         if db.changes == 0 {
             // The clock says the row exists but the table lost it: restore what is known.
             try replace(t, key: key, columns: columns, values: values)
@@ -24,18 +24,20 @@ package final class RowWriter {
     }
 
     package func delete(_ t: TrackedTable, key: [SQLValue]) throws {
-        try run(.deleteRow, t, columns: [], key)
+        try run(.deleteRow, t, columns: [], key, [])
     }
 
     /// Rewrites one cell with the value the replica settled on (canonical JSON).
     package func rewrite(_ t: TrackedTable, key: [SQLValue], ordinal: Int, value: SQLValue) throws {
-        try run(.updateRow, t, columns: [ordinal], [value] + key)
+        try run(.updateRow, t, columns: [ordinal], [value], key)
     }
 
-    /// Runs a per-row statement, prepared once for the table and columns.
-    private func run(_ kind: SQLTexts.Kind, _ t: TrackedTable, columns: [Int], _ values: [SQLValue]) throws {
+    /// Runs a per-row statement, prepared once for the table and columns, with the
+    /// `first` parameters then the `then` ones.
+    private func run(_ kind: SQLTexts.Kind, _ t: TrackedTable, columns: [Int], _ first: [SQLValue], _ then: [SQLValue]) throws {
         let s = try texts.statement(kind, t, columns: columns, in: db)
-        try s.bind(values)
+        try s.bind(first)
+        for (i, v) in then.enumerated() { try s.bind(v, at: Int32(first.count + i + 1)) }
         while try s.step() {}
     }
 
