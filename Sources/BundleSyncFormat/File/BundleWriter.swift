@@ -20,6 +20,9 @@ package final class BundleWriter {
     private let compressor = ZstdCompressor(level: 3)
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
+    /// Once a large block arrives, the content digest is taken on a thread of its own while
+    /// the block is compressed; from then on every block goes through it, in order.
+    private var contentDigests: DigestPipeline?
     private var compressedLength: UInt64 = 0
     private var uncompressedLength: UInt64 = 0
     private var pendingCompressed: [UInt8] = []
@@ -112,6 +115,7 @@ package final class BundleWriter {
     }
 
     deinit {
+        contentDigests?.cancel()
         if !finished {
             if let tempPath {
                 try? handle.close()
@@ -163,9 +167,7 @@ package final class BundleWriter {
         w.varint(batch.bytes.count)
         w.raw(batch.bytes)
         w.raw(batch.signature)
-        contentHasher.update(w.bytes)
-        uncompressedLength += UInt64(w.count)
-        try compressor.compress(w.bytes) { try emitCompressed($0) }
+        try compressAndDigest(w.bytes)
     }
 
     /// Appends a snapshot chunk (only in a snapshot bundle, after any batches).
@@ -174,9 +176,24 @@ package final class BundleWriter {
         var w = ByteWriter(capacity: bytes.count + 10)
         w.varint(bytes.count)
         w.raw(bytes)
-        contentHasher.update(w.bytes)
-        uncompressedLength += UInt64(w.count)
-        try compressor.compress(w.bytes) { try emitCompressed($0) }
+        try compressAndDigest(w.bytes)
+    }
+
+    /// Adds a block of the body to the content digest and compresses it into the file.
+    private func compressAndDigest(_ block: [UInt8]) throws {
+        uncompressedLength += UInt64(block.count)
+        if contentDigests == nil && block.count >= BundleReader.threadedHashing {
+            contentDigests = DigestPipeline([contentHasher], threaded: true)
+        }
+        guard let digests = contentDigests else {
+            contentHasher.update(block)
+            return try compressor.compress(block) { try emitCompressed($0) }
+        }
+        try block.withUnsafeBytes { raw in
+            let ticket = digests.hash(raw, into: 0)
+            defer { digests.wait(for: ticket) }
+            try compressor.compress(block) { try emitCompressed($0) }
+        }
     }
 
     /// Ends the body, writes the signed trailer, syncs and renames into place.
@@ -194,7 +211,7 @@ package final class BundleWriter {
         }
         if !pendingCompressed.isEmpty { try emit(pendingCompressed) }
         var trailer = BundleFile.Trailer(compressedLength: compressedLength, uncompressedLength: uncompressedLength,
-                                         contentDigest: contentHasher.finalize(), fileDigest: fileHasher.finalize(),
+                                         contentDigest: contentDigests?.finish()[0] ?? contentHasher.finalize(), fileDigest: fileHasher.finalize(),
                                          signature: [])
         trailer.signature = try identity.sign(domain: .bundle, BundleFile.signedMessage(trailer: trailer))
         do {
