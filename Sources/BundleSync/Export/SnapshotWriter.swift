@@ -34,10 +34,17 @@ package struct SnapshotWriter {
         var originSlot: [Int64: Int] = [:]
         var bytes = 0
         var cells = 0
+        // Most stamps of a chunk name the origin the one before named.
+        var last: (origin: Int64, slot: Int)?
         func slot(_ origin: Int64) throws -> Int {
-            if let s = originSlot[origin] { return s }
+            if let last, last.origin == origin { return last.slot }
+            if let s = originSlot[origin] {
+                last = (origin, s)
+                return s
+            }
             chunk.origins.append(try store.replicas.id(at: origin))
             originSlot[origin] = chunk.origins.count - 1
+            last = (origin, chunk.origins.count - 1)
             return chunk.origins.count - 1
         }
         func flush() throws {
@@ -46,6 +53,7 @@ package struct SnapshotWriter {
             progress?(ProgressEvent(phase: "writing", kind: .detail("wrote a snapshot chunk (\(chunk.rowCount) rows)")))
             chunk = SnapshotChunk(origins: [], tables: [])
             originSlot = [:]
+            last = nil
             bytes = 0
             cells = 0
         }
@@ -74,6 +82,7 @@ package struct SnapshotWriter {
                 }
                 var row = SnapshotChunk.Row(key: key, causalLength: cl, rowHLC: rowStamp.hlc, rowOrigin: try slot(rowStamp.origin), cells: [])
                 if clock.isAlive {
+                    row.cells.reserveCapacity(columnCount)
                     for i in 0..<columnCount {
                         let stamp = clock.cell(i)
                         let value = s.value(keyCount + 4 + i)
