@@ -38,6 +38,9 @@ package final class ClockStore {
         let s = try texts.statement(replacing ? .updateClock : .insertClock, t, in: db)
         try bind(s, key: key, clock)
         try s.step()
+        // A clock row read in this transaction is still there; were it not, the clock is
+        // written all the same rather than lost.
+        if replacing && db.changes == 0 { try store(t, key: key, clock, replacing: false) }
     }
 
     /// Writes the clock of a row that has none here; returns false, writing nothing, when
