@@ -125,11 +125,7 @@ package struct RowMerger {
     private func insertNew(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
                            unlisted: [Int]) throws -> Bool {
         guard causalLength > 0, cells.allSatisfy({ $0.merge == nil }) else { return false }
-        var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
-        if causalLength % 2 == 1 {
-            for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
-            for c in cells { clock.setCell(c.ordinal, c.stamp) }
-        }
+        let clock = incarnationClock(causalLength: causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
         guard try store.clocks.insertIfAbsent(t, key: key, clock) else { return false }
         if causalLength % 2 == 1 {
             try store.rows.replace(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value))
@@ -137,6 +133,17 @@ package struct RowMerger {
             try store.rows.delete(t, key: key)
         }
         return true
+    }
+
+    /// The clock of a row as an incarnation that replaces it whole brings it: the row's
+    /// stamp, and when alive each cell's. A column the writer did not track was not written
+    /// by it: such a cell starts unwritten, so that any real write of it wins.
+    private func incarnationClock(causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell], unlisted: [Int]) -> RowClock {
+        var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+        guard causalLength % 2 == 1 else { return clock }
+        for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
+        for c in cells { clock.setCell(c.ordinal, c.stamp) }
+        return clock
     }
 
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
@@ -151,15 +158,11 @@ package struct RowMerger {
 
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
-            var clock = RowClock(causalLength: causalLength, row: rowStamp, overrides: [:])
+            let clock = incarnationClock(causalLength: causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
             if t.hasMergeColumns { try store.cellStates.drop(t, key: key) }
             if causalLength % 2 == 1 {
-                // A column the writer did not track was not written by it: such a cell
-                // starts unwritten, so that any real write of it wins.
-                for ordinal in unlisted { clock.setCell(ordinal, .unwritten(by: store.selfIndex)) }
                 var values = cells.map(\.value)
                 for (i, c) in cells.enumerated() {
-                    clock.setCell(c.ordinal, c.stamp)
                     if t.rule(c.ordinal) != .lww {
                         values[i] = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
                                                   hlc: c.stamp.hlc, later: true, fresh: true) ?? .null
