@@ -190,11 +190,6 @@ package struct Sealer {
         guard try db.scalar("SELECT 1 FROM \(clock) LIMIT 1") == nil else { return (0, .zero) }
         let keys = t.keyNames.joined(separator: ", ")
         let present = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
-        // The key conditions of `TrackedTable.unsyncableKey`, any REAL counted where its
-        // spelling is kept (the key-by-key pass then decides).
-        let syncable = t.keyNames.enumerated().map { i, k in
-            "l.\(k) IS NOT NULL" + (i < t.keepsRealSpelling.count && t.keepsRealSpelling[i] ? " AND typeof(l.\(k)) != 'real'" : "")
-        }.joined(separator: " AND ")
         // `HLC.next(wall:)` from `start`, in SQL: milliseconds in the upper bits, clamped to
         // the latest stamp a bundle may carry.
         let ms = "min(max(\(CaptureTriggers.wallMilliseconds("l.wall")), 0), \(HLC.maximum.milliseconds))"
@@ -206,7 +201,7 @@ package struct Sealer {
             INSERT OR IGNORE INTO \(clock)(\(keys), cl, hlc, origin, cells)
             SELECT \(t.keyNames.map { "l.\($0)" }.joined(separator: ", ")), 1, \(stamp), \(store.selfIndex), NULL
             FROM \(log) l
-            WHERE l.change = \(LogOp.insertCode) AND \(syncable) AND EXISTS (SELECT 1 FROM \(t.quotedTable) u WHERE \(present))
+            WHERE l.change = \(LogOp.insertCode) AND \(t.syncableKeySQL("l")) AND EXISTS (SELECT 1 FROM \(t.quotedTable) u WHERE \(present))
             """)
         let rows = db.changes
         guard rows > 0, try db.scalar("SELECT count(*) FROM \(log)") == .integer(Int64(rows)) else {

@@ -95,4 +95,13 @@ extension TrackedTable {
         }
         return nil
     }
+
+    /// The conditions of ``unsyncableKey(_:)`` in SQL, on key columns `prefix.k0`, … : true
+    /// for a key that can sync. Any REAL counts where the column keeps its spelling, so a
+    /// key it passes always can; the others are for the key-by-key check to decide.
+    package func syncableKeySQL(_ prefix: String) -> String {
+        keyNames.enumerated().map { i, k in
+            "\(prefix).\(k) IS NOT NULL" + (i < keepsRealSpelling.count && keepsRealSpelling[i] ? " AND typeof(\(prefix).\(k)) != 'real'" : "")
+        }.joined(separator: " AND ")
+    }
 }
