@@ -12,12 +12,7 @@ import Testing
 
     @Test(arguments: bundles)
     func goldenBundleDecodesToItsExpectedJSON(_ name: String) throws {
-        let bundle = fixture("bundles/\(name).bsync")
-        var summary = try BundleSummary.read(path: bundle, includeRows: true)
-        summary.path = "fixtures/bundles/\(name).bsync"
-        let actual = jsonString(summary.json) + "\n"
-        try assertSnapshot(actual, matches: "fixtures/bundles/\(name).json",
-                           "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD=1")
+        try expectGoldenDecoding(name)
     }
 
     @Test func goldenBundlesImportIntoAFreshReplica() throws {

@@ -11,10 +11,7 @@ import Testing
 @Suite struct GoldenDeltaSnapshotTests {
     @Test(arguments: ["delta-base", "delta-snapshot"])
     func aGoldenDeltaBundleDecodesToItsExpectedJSON(_ name: String) throws {
-        var summary = try BundleSummary.read(path: fixture("bundles/\(name).bsync"), includeRows: true)
-        summary.path = "fixtures/bundles/\(name).bsync"
-        try assertSnapshot(jsonString(summary.json) + "\n", matches: "fixtures/bundles/\(name).json",
-                           "decoded content of \(name).bsync changed; if intended, re-record with BUNDLESYNC_RECORD=1")
+        try expectGoldenDecoding(name)
     }
 
     @Test func theGoldenDeltaSnapshotRequiresItsCapabilityAndNamesItsBase() throws {
