@@ -46,6 +46,9 @@ public struct ImportOptions: Sendable {
     public var refuseClockSkew = false
     /// Opens bundles encrypted to this passphrase.
     public var passphrase: [UInt8]? = nil
+    /// The largest body, in bytes, kept in memory between proving a bundle and merging it;
+    /// a larger one is read from the file a second time, so memory stays bounded.
+    package var keptBodyLimit = 32 << 20
     public init() {}
 }
 
@@ -121,6 +124,7 @@ package struct Importer {
         try requireOpened(check)
         try checkSchema(of: check.header)
         if try holdsEverything(check.header) { return try skipHeld(check) }
+        _ = check.keepContent(upTo: options.keptBodyLimit)
         var allKnown = true
         let label = PathText.fileName(of: path)
         defer { progress?(ProgressEvent(phase: "applying \(label)", kind: .finished)) }
@@ -176,10 +180,17 @@ package struct Importer {
                 var newest = HLC.zero
                 var heldItems = Set<HeldItem>()
                 if !allKnown {
-                    // Pass 2: the same checks again as the bytes are read, then merge.
-                    let reader = try BundleReader(path: path, keyring: keys)
-                    guard reader.header.isOpened, reader.trailer == check.trailer else {
-                        throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
+                    // Pass 2: merge. A small body was kept as pass 1 proved it; a large one is
+                    // read again, with the same checks as the bytes are read.
+                    let reader: any BundleContents
+                    if let proved = check.provedContent() {
+                        reader = proved
+                    } else {
+                        let again = try BundleReader(path: path, keyring: keys)
+                        guard again.header.isOpened, again.trailer == check.trailer else {
+                            throw BundleSyncError(.badData, "'\(path)' changed while it was being imported", bundle: path)
+                        }
+                        reader = again
                     }
                     // Batches kept here are relayed as they came, so the way their tables were
                     // declared is kept where this replica does not track all of a table.

@@ -11,7 +11,7 @@ import Foundation
 /// link to the previous batch of the same origin). ``finish()`` then checks that nothing
 /// follows the last frame and that both digests and the exporter's signature hold. A caller
 /// must not act on anything it read until `finish()` has returned.
-public final class BundleReader {
+public final class BundleReader: BundleContents {
     public let path: String
     public let header: BundleHeader
     public let trailer: BundleFile.Trailer
@@ -22,6 +22,9 @@ public final class BundleReader {
     private let body: BodyStream
     private var index = 0
     private var lastHashByOrigin: [ReplicaID: (seq: UInt64, hash: Digest32)] = [:]
+    /// What this reading keeps of the body, once asked to (``keepContent(upTo:)``).
+    private var kept: ProvedContent.Items?
+    private var finished = false
 
     /// Opens a bundle and checks its prefix, header and trailer.
     ///
@@ -173,11 +176,22 @@ public final class BundleReader {
     /// decoding it: returns its outline, or nil after the last one.
     public func nextBatchOutline() throws -> (entry: BundleHeader.BatchEntry, outline: Batch.Outline)? {
         try namingFile {
-            try readNextBatch { bytes, _, _ in
+            let keeping = kept != nil
+            guard let (entry, read) = try readNextBatch({ bytes, signature, hash in
                 let outline = try Batch.outline(of: bytes)
-                return (outline, (outline.origin, outline.seq, outline.previous, outline.sections.map(\.header)))
-            }.map { ($0.entry, $0.read) }
+                let signed = keeping ? SignedBatch(bytes: Array(bytes), signature: Array(signature), hash: hash) : nil
+                return ((outline, signed), (outline.origin, outline.seq, outline.previous, outline.sections.map(\.header)))
+            }) else { return nil }
+            if let signed = read.1 {
+                kept!.batches.append(.init(entry: entry, label: Self.label(ofBatch: index - 1, entry), signed: signed, position: fileBytesRead))
+            }
+            return (entry, read.0)
         }
+    }
+
+    /// How errors name the batch at `index` (counted from 0, after any snapshot chunks).
+    static func label(ofBatch index: Int, _ entry: BundleHeader.BatchEntry) -> String {
+        "batch \(index + 1) (\(entry.origin.short)#\(entry.seq))"
     }
 
     /// Runs `body`, making sure any error it throws is about this file (and names it).
@@ -201,7 +215,7 @@ public final class BundleReader {
         throws -> (entry: BundleHeader.BatchEntry, read: T)? {
         guard index < header.batches.count else { return nil }
         let entry = header.batches[index]
-        let label = "batch \(index + 1) (\(entry.origin.short)#\(entry.seq))"
+        let label = Self.label(ofBatch: index, entry)
         let length = try body.takeVarint("length of \(label)")
         guard length == entry.length else {
             throw BundleSyncError(.badData, "'\(path)': \(label) at body offset \(body.consumed) has length \(length), the header says \(entry.length)", bundle: path)
@@ -263,6 +277,7 @@ public final class BundleReader {
     public func nextSnapshotChunkOutline() throws -> SnapshotChunk.Outline? {
         try readNextChunk { bytes in
             let outline = try SnapshotChunk.outline(of: bytes)
+            if kept != nil { kept!.chunks.append(.init(bytes: Array(bytes), position: fileBytesRead)) }
             return (outline, outline.origins, outline.sections.map(\.header))
         }
     }
@@ -283,6 +298,26 @@ public final class BundleReader {
             index += 1
             return read
         }
+    }
+
+    // MARK: - Keeping what was proved
+
+    /// Keeps the batches and chunks that the outline readers (``nextBatchOutline()``,
+    /// ``nextSnapshotChunkOutline()``) go on to prove, when the body holds no more than
+    /// `limit` bytes: an import can then apply them without reading the file again.
+    ///
+    /// - Returns: Whether they are kept.
+    public func keepContent(upTo limit: Int) -> Bool {
+        guard index == 0, header.isOpened, body.expectedContentLength <= limit else { return false }
+        kept = ProvedContent.Items()
+        return true
+    }
+
+    /// What was kept, once ``finish()`` has proved the whole file; nil before, or when
+    /// nothing was kept.
+    public func provedContent() -> ProvedContent? {
+        guard finished, let kept else { return nil }
+        return ProvedContent(path: path, header: header, fileSize: fileSize, items: kept)
     }
 
     // MARK: - The end
@@ -330,6 +365,7 @@ public final class BundleReader {
             throw BundleSyncError(.badData, "'\(path)': the content digest does not match", bundle: path)
         }
         try checkExporterSignature()
+        finished = true
     }
 
     private func checkExporterSignature() throws {
