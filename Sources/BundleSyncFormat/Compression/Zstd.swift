@@ -16,9 +16,16 @@ package final class ZstdCompressor {
     private let ctx: OpaquePointer
     private var out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
 
-    package init(level: Int32 = 3) {
+    /// - Parameter hashLog: When set, the size of the match finder's hash table (a power of
+    ///   two), in place of the level's. zstd.h, ZSTD_c_hashLog:
+    ///   > Size of the initial probe table, as a power of 2.
+    ///   > Resulting memory usage is (1 << (hashLog+2)).
+    ///   > [...] Larger tables improve compression ratio of strategies <= dFast,
+    ///   > and improve speed of strategies > dFast.
+    package init(level: Int32 = 3, hashLog: Int32? = nil) {
         ctx = ZSTD_createCCtx()
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
+        if let hashLog { ZSTD_CCtx_setParameter(ctx, ZSTD_c_hashLog, hashLog) }
         // zstd.h, ZSTD_c_checksumFlag:
         // > A 32-bits checksum of content is written at end of frame (default:0)
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
@@ -77,7 +84,7 @@ package final class ZstdDecompressor {
     /// completed a frame (`ZSTD_decompressStream` returned 0).
     package private(set) var frameEnded = false
 
-    /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames whose
+    /// Windows above 2^27 bytes (128 MiB) are refused. bundlesync writes level-3 frames, whose
     /// windows are far smaller.
     package static let maxWindowLog: Int32 = 27
 
