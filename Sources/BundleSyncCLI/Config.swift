@@ -3,6 +3,7 @@ import BundleSync
 
 struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Show or change a replica's settings.",
         discussion: """
         Settings:

@@ -4,6 +4,7 @@ import Foundation
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Run a narrated round trip between three throw-away replicas.",
         discussion: """
         Creates three replicas in DIR (or a new temporary directory), makes concurrent and \

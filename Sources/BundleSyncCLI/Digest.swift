@@ -3,6 +3,7 @@ import BundleSync
 
 struct Digest: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "digest",
         abstract: "Print the state digest of the tracked tables.",
         discussion: """
         A Merkle root over the tracked tables' content: tables by name, rows by primary key, \

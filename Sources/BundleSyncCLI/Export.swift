@@ -4,6 +4,7 @@ import Foundation
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write a bundle with the changes a peer lacks.",
         discussion: """
         Seals local changes into signed batches, then writes one bundle and prints its path. \

@@ -4,6 +4,7 @@ import Foundation
 
 struct Forget: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "forget",
         abstract: "Stop keeping history for peers that left.",
         discussion: """
         A replica keeps every batch that some peer it has heard from may still lack, and its \

@@ -5,6 +5,7 @@ import Foundation
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "import",
         abstract: "Merge bundles into a replica.",
         discussion: """
         Takes bundle files, and every *.bsync file in each directory given, in any order. Each \

@@ -3,6 +3,7 @@ import BundleSync
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Make a database a replica.",
         discussion: """
         Creates the file if it is missing, generates the replica's Ed25519 identity, adds the \

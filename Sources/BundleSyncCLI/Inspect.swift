@@ -4,6 +4,7 @@ import Foundation
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show what a bundle holds.",
         discussion: """
         Reads a bundle without any database: exporter, vectors, batches per origin, tables, \

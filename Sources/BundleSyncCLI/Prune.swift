@@ -3,6 +3,7 @@ import BundleSync
 
 struct Prune: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "prune",
         abstract: "Drop stored history that every known peer already holds.",
         discussion: """
         A replica keeps the batches it applied so that it can pass them on. This drops those \

@@ -3,6 +3,7 @@ import BundleSync
 
 struct Reidentify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reidentify",
         abstract: "Settle a replica file that was copied or moved.",
         discussion: """
         A replica remembers the machine and path where it was made. A copy of the file \

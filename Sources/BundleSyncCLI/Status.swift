@@ -4,6 +4,7 @@ import Foundation
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show a replica's identity, vector, peers and pending work.",
         discussion: """
         Shows the replica's id and name, its version vector, the peers it has heard from, what \

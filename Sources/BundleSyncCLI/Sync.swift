@@ -3,6 +3,7 @@ import BundleSync
 
 struct Sync: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sync",
         abstract: "Use a shared folder as a mailbox: import everything in it, then export into it.",
         discussion: """
         Imports every bundle in DIR, then writes into DIR one bundle with what the known peers \

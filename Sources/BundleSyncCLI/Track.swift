@@ -3,6 +3,7 @@ import BundleSync
 
 struct Track: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "track",
         abstract: "Start syncing a table.",
         discussion: """
         The table must exist and have a PRIMARY KEY. Capture triggers written in plain SQL \

@@ -3,6 +3,7 @@ import BundleSync
 
 struct Trust: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "trust",
         abstract: "Keep the list of replicas this one accepts history from.",
         discussion: """
         By default any replica may join (trust on first use). Once 'only on' is set, import \

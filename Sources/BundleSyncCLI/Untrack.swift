@@ -3,6 +3,7 @@ import BundleSync
 
 struct Untrack: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "untrack",
         abstract: "Stop syncing a table.",
         discussion: """
         Removes the table's capture triggers and bookkeeping and keeps its rows as they are. \

@@ -3,6 +3,7 @@ import BundleSync
 
 struct Vector: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "vector",
         abstract: "Print what this replica holds, as a vector file for 'export --since'.",
         discussion: """
         Prints one JSON object: replica id to the number of its batches held. Carry it to a \

@@ -4,6 +4,7 @@ import Foundation
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Prove bundles whole and authentic.",
         discussion: """
         Checks everything a bundle can prove on its own: layout and lengths, every batch's hash \
