@@ -313,10 +313,10 @@ public final class BundleReader: BundleContents {
         return true
     }
 
-    /// What was kept, once ``finish()`` has proved the whole file; nil before, or when
-    /// nothing was kept.
+    /// What was kept, once ``finish()`` has proved the whole file; nil before, when nothing
+    /// was kept, or when some of the body was read by a reader that does not keep.
     public func provedContent() -> ProvedContent? {
-        guard finished, let kept else { return nil }
+        guard finished, let kept, kept.chunks.count + kept.batches.count == index else { return nil }
         return ProvedContent(path: path, header: header, fileSize: fileSize, items: kept)
     }
 

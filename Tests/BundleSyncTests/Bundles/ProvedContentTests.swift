@@ -49,6 +49,13 @@ import Testing
         let tooSmall = try BundleReader(path: delta)
         #expect(!tooSmall.keepContent(upTo: 10))
 
+        // Batches read whole, not walked, are not kept: nothing partial is handed out.
+        let decoding = try BundleReader(path: delta)
+        #expect(decoding.keepContent(upTo: 1 << 20))
+        while try decoding.nextBatch() != nil {}
+        try decoding.finish()
+        #expect(decoding.provedContent() == nil)
+
         let reader = try BundleReader(path: delta)
         #expect(reader.keepContent(upTo: 1 << 20))
         var outlines: [BundleHeader.BatchEntry] = []
