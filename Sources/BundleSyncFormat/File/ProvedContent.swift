@@ -8,7 +8,6 @@ import BundleSyncCore
 /// proved the file, so a small bundle is read from the disk, decompressed, hashed and
 /// checked once, and what is applied is exactly what was proved.
 public protocol BundleContents: AnyObject {
-    var path: String { get }
     var header: BundleHeader { get }
     var fileSize: Int { get }
     /// How far into the file the item last handed out ends, in bytes, for progress.
