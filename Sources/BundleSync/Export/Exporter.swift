@@ -97,7 +97,13 @@ package struct Exporter {
     private func write(to output: String, destination: ExportDestination, target: ExportTarget,
                        recipients: [(id: ReplicaID, exchangeKey: [UInt8])], passphrase: [UInt8]? = nil,
                        onlyWithoutHistory refusal: BundleSyncError? = nil, inFolder: [ReplicaID: Set<UInt64>] = [:]) throws -> ExportResult {
-        let sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
+        var sealed = try store.withoutCapture { try sealer.sealPending(keepingHistory: !(try isFirstSnapshot(target))) }
+        // The batches just sealed are written from memory, as signed and stored.
+        var justSealed: [UInt64: SignedBatch] = [:]
+        for i in sealed.indices {
+            if let signed = sealed[i].signed { justSealed[sealed[i].seq] = signed }
+            sealed[i].signed = nil
+        }
         let base = try baseVector(for: target)
         return try db.readTransaction {
             let vector = try store.replicas.vector()
@@ -179,7 +185,11 @@ package struct Exporter {
                 let totalBytes = missing.reduce(0) { $0 + $1.length }
                 var written = 0
                 for b in missing {
-                    try writer.append(try store.history.load(origin: b.originIndex, seq: b.seq))
+                    if b.origin == store.id, let signed = justSealed[b.seq], signed.hash == b.hash {
+                        try writer.append(signed)
+                    } else {
+                        try writer.append(try store.history.load(origin: b.originIndex, seq: b.seq))
+                    }
                     written += b.length
                     progress?(ProgressEvent(phase: "writing", unit: "bytes", kind: .step(done: written, total: totalBytes)))
                     progress?(ProgressEvent(phase: "writing", kind: .detail("wrote batch \(b.seq) of \(b.origin.short) (\(b.rows) rows)")))

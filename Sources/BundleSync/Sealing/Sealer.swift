@@ -10,6 +10,9 @@ public struct BatchSummary: Sendable {
     public var hash: Digest32
     public var rows: Int
     public var cells: Int
+    /// The batch itself, while an export that has just sealed it may write it out without
+    /// reading it back from history; nil for batches not kept in memory.
+    package var signed: SignedBatch?
 }
 
 /// Turns a replica's captured local changes into signed batches of its history.
@@ -63,6 +66,7 @@ package struct Sealer {
             }
         }
         var pendingDone = 0
+        var keptBytes = 0
         // Whether changes were sealed into clocks alone, without a batch to carry them.
         var numbered = false
         defer { if pendingTotal > 0 { progress?(ProgressEvent(phase: "sealing", kind: .finished)) } }
@@ -75,18 +79,23 @@ package struct Sealer {
 
         for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
-            // The log, sorted by key (a narrow sort), then for each changed key one lookup of
-            // its current row and its clock (sealing never writes the user table, so reading
-            // it alongside is safe).
+            // The log, sorted by key, with each changed key's current row and clock (sealing
+            // never writes the user table, so reading it alongside is safe).
             let keyList = t.keyNames.joined(separator: ", ")
-            let s = try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
-            let current = try store.rows.currentStateStatement(t)
             // When the batches are not kept (see `keepingHistory`), they are never read: a
             // table's changes need only set its clocks, and the snapshot that follows reads the
             // rows. The values are then left unread, but for rows that may be too large to
             // sync, found in one pass over the table. Text and JSON cells still seal their
             // edits into their merge states, which the snapshot carries.
             let clocksOnly = !keepingHistory && !t.hasMergeColumns
+            // Sealing rows into batches reads each key's row and clock in the statement that
+            // reads the log (see ``RowWriter/loggedStateStatement(_:)``); sealing into clocks
+            // alone reads only the log, then each key's clock, and a row's values only when
+            // they may be too large to sync.
+            let s = clocksOnly
+                ? try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
+                : try store.rows.loggedStateStatement(t)
+            let current = try store.rows.currentStateStatement(t)
             let checkClock = try store.rows.currentClockStatement(t)
             let oversized = clocksOnly ? try store.rows.possiblyOversizedKeys(t, limit: Limits.maxValueBytes, totalLimit: Self.maxRowBytes) : []
             if clocksOnly && oversized.isEmpty {
@@ -100,6 +109,9 @@ package struct Sealer {
             let unread = [SQLValue](repeating: .null, count: t.schema.columns.count)
             var group: [(change: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
+            // The current group's row and clock, from the log statement's first row of it.
+            var groupState: (present: Bool, clock: RowClock?, values: [SQLValue])?
+            let stateColumn = 3 + keyCount
             var maxSeq: Int64 = 0
             // JSON written in another form than the canonical one, rewritten once the log is read.
             var canonicalForms: [(key: [SQLValue], ordinal: Int, value: [UInt8])] = []
@@ -114,21 +126,26 @@ package struct Sealer {
                     return
                 }
                 let valuesUnread = clocksOnly && !oversized.contains(key)
-                let read = valuesUnread ? checkClock : current
-                read.reset()
-                try read.bind(key)
-                guard try read.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
-                let values = read.int(0) == 0 ? nil : valuesUnread ? unread : (0..<t.schema.columns.count).map { read.value(5 + $0) }
+                let values: [SQLValue]?, before: RowClock?
+                if let state = groupState {
+                    values = state.present ? state.values : nil
+                    before = state.clock
+                } else {
+                    let read = valuesUnread ? checkClock : current
+                    read.reset()
+                    try read.bind(key)
+                    guard try read.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
+                    values = read.int(0) == 0 ? nil : valuesUnread ? unread : (0..<t.schema.columns.count).map { read.value(5 + $0) }
+                    before = try ClockStore.clock(from: read, at: 1)
+                    read.reset()
+                }
                 if let why = Self.tooLarge(t, key: key, values: valuesUnread ? nil : values) {
                     // Every reader would refuse a bundle carrying this row; it waits, and the
                     // rest of the replica's changes still flow.
                     store.notices.append(why)
-                    read.reset()
                     group.removeAll(keepingCapacity: true)
                     return
                 }
-                let before = try ClockStore.clock(from: read, at: 1)
-                read.reset()
                 if var change = try fold(t, key: key, before: before, ops: group, values: values, hlc: hlc(forWall:)) {
                     if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
                     if clocksOnly {
@@ -139,7 +156,7 @@ package struct Sealer {
                     builder.add(change, table: t)
                     if builder.estimatedBytes >= Self.batchByteLimit || builder.rows >= Self.batchRowLimit
                         || builder.cells + t.schema.columns.count > Self.batchCellLimit {
-                        sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory))
+                        sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory, keptBytes: &keptBytes))
                     }
                 }
                 group.removeAll(keepingCapacity: true)
@@ -154,6 +171,11 @@ package struct Sealer {
                 if !s.matches(groupKey, from: 1) {
                     try flushGroup()
                     groupKey = (0..<keyCount).map { s.value(1 + $0) }
+                    if !clocksOnly {
+                        let present = s.int(stateColumn) != 0
+                        groupState = (present, try ClockStore.clock(from: s, at: stateColumn + 1),
+                                      present ? (0..<t.schema.columns.count).map { s.value(stateColumn + 5 + $0) } : [])
+                    }
                 }
                 group.append((s.int(1 + keyCount), s.int(2 + keyCount)))
             }
@@ -171,7 +193,7 @@ package struct Sealer {
         }
         // Changes that only set clocks are numbered all the same, by a batch of no rows when
         // no other batch follows them: the snapshot's heads then say that the state holds them.
-        if builder.rows > 0 || (numbered && sealed.isEmpty) { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory)) }
+        if builder.rows > 0 || (numbered && sealed.isEmpty) { sealed.append(try sealBatch(&builder, keepingHistory: keepingHistory, keptBytes: &keptBytes)) }
         try store.advanceClock(to: highest)
         return sealed
     }
@@ -340,9 +362,14 @@ package struct Sealer {
         }
     }
 
+    /// The most bytes of freshly sealed batches a seal keeps in memory for the export that
+    /// follows it; later batches are read back from history.
+    static let keptBatchBytes = 16 << 20
+
     /// Signs the builder's rows as the next batch of this replica's history and stores it
-    /// (or only advances the history's head over it).
-    private func sealBatch(_ builder: inout BatchBuilder, keepingHistory: Bool) throws -> BatchSummary {
+    /// (or only advances the history's head over it). The summary carries the signed batch
+    /// while `keptBytes` stays within ``keptBatchBytes``.
+    private func sealBatch(_ builder: inout BatchBuilder, keepingHistory: Bool, keptBytes: inout Int) throws -> BatchSummary {
         try Home.ensureAtHome(store)
         builder.closeTable()
         let head = try store.replicas.head(of: store.selfIndex)
@@ -358,6 +385,9 @@ package struct Sealer {
             try store.replicas.advanceHead(origin: store.selfIndex, seq: batch.seq, hash: signed.hash)
         }
         progress?(ProgressEvent(phase: "sealing", kind: .detail("sealed batch \(batch.seq) (\(batch.rowCount) rows, \(signed.bytes.count) bytes)")))
-        return BatchSummary(origin: store.id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount)
+        let keep = keepingHistory && keptBytes + signed.bytes.count <= Self.keptBatchBytes
+        if keep { keptBytes += signed.bytes.count }
+        return BatchSummary(origin: store.id, seq: batch.seq, hash: signed.hash, rows: batch.rowCount, cells: batch.cellCount,
+                            signed: keep ? signed : nil)
     }
 }
