@@ -35,6 +35,7 @@ public struct BundleSyncCommand: ParsableCommand {
             Foundation.exit(1)
         }
         let args = arguments ?? Array(CommandLine.arguments.dropFirst())
+        Replica.configureProcess()
         if args.first == "help", args.count > 1,
            !configuration.subcommands.contains(where: { $0._commandName == args[1] }) {
             Diagnostics.report(BundleSyncError(.usage, "no command is called '\(shown(args[1]))'", hint: "run 'bundlesync --help' for the list"))

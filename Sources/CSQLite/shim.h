@@ -3,3 +3,9 @@
 #define SQLITE_ENABLE_SESSION 1
 #define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
+
+// Swift cannot call C's variadic functions: this names the one process-wide setting the
+// command-line tool makes before SQLite starts.
+static inline int bundlesync_sqlite3_config_memstatus(int on) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, on);
+}

@@ -43,6 +43,13 @@ public final class Replica {
 
     // MARK: - Opening
 
+    /// Settles SQLite's process-wide settings for a program that runs one command and exits:
+    /// no count of allocated memory (see ``Database/stopCountingMemory()``). Call it before
+    /// opening any replica; later calls have no effect.
+    public static func configureProcess() {
+        Database.stopCountingMemory()
+    }
+
     /// Makes `path` a replica, creating the file if it is missing. Idempotent.
     ///
     /// - Returns: The replica and whether it was created just now.

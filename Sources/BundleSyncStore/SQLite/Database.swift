@@ -64,6 +64,13 @@ public final class Database {
         _ = try scalar("SELECT count(*) FROM sqlite_schema")
     }
 
+    /// Turns off SQLite's count of allocated memory, which takes a process-wide lock on every
+    /// allocation (SQLite allocates on every run of a statement). A process-wide setting, for
+    /// a program to make before it opens its first database; the library never makes it.
+    public static func stopCountingMemory() {
+        _ = bundlesync_sqlite3_config_memstatus(0)
+    }
+
     deinit {
         cache.removeAll()
         sqlite3_close_v2(handle)
