@@ -79,23 +79,18 @@ package struct Sealer {
 
         for t in store.catalog.tracked {
             let keyCount = t.schema.keyColumns.count
-            // The log, sorted by key, with each changed key's current row and clock (sealing
-            // never writes the user table, so reading it alongside is safe).
+            // The log, sorted by key (a narrow sort), then for each changed key one lookup of
+            // its current row and its clock (sealing never writes the user table, so reading
+            // it alongside is safe).
             let keyList = t.keyNames.joined(separator: ", ")
+            let s = try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
+            let current = try store.rows.currentStateStatement(t)
             // When the batches are not kept (see `keepingHistory`), they are never read: a
             // table's changes need only set its clocks, and the snapshot that follows reads the
             // rows. The values are then left unread, but for rows that may be too large to
             // sync, found in one pass over the table. Text and JSON cells still seal their
             // edits into their merge states, which the snapshot carries.
             let clocksOnly = !keepingHistory && !t.hasMergeColumns
-            // Sealing rows into batches reads each key's row and clock in the statement that
-            // reads the log (see ``RowWriter/loggedStateStatement(_:)``); sealing into clocks
-            // alone reads only the log, then each key's clock, and a row's values only when
-            // they may be too large to sync.
-            let s = clocksOnly
-                ? try db.statement("SELECT rowid, \(keyList), change, \(CaptureTriggers.wallMilliseconds("wall")) FROM \(Database.quote(t.logTable)) ORDER BY \(keyList), rowid")
-                : try store.rows.loggedStateStatement(t)
-            let current = try store.rows.currentStateStatement(t)
             let checkClock = try store.rows.currentClockStatement(t)
             let oversized = clocksOnly ? try store.rows.possiblyOversizedKeys(t, limit: Limits.maxValueBytes, totalLimit: Self.maxRowBytes) : []
             if clocksOnly && oversized.isEmpty {
@@ -109,9 +104,6 @@ package struct Sealer {
             let unread = [SQLValue](repeating: .null, count: t.schema.columns.count)
             var group: [(change: Int64, wall: Int64)] = []
             var groupKey: [SQLValue]?
-            // The current group's row and clock, from the log statement's first row of it.
-            var groupState: (present: Bool, clock: RowClock?, values: [SQLValue])?
-            let stateColumn = 3 + keyCount
             var maxSeq: Int64 = 0
             // JSON written in another form than the canonical one, rewritten once the log is read.
             var canonicalForms: [(key: [SQLValue], ordinal: Int, value: [UInt8])] = []
@@ -126,26 +118,21 @@ package struct Sealer {
                     return
                 }
                 let valuesUnread = clocksOnly && !oversized.contains(key)
-                let values: [SQLValue]?, before: RowClock?
-                if let state = groupState {
-                    values = state.present ? state.values : nil
-                    before = state.clock
-                } else {
-                    let read = valuesUnread ? checkClock : current
-                    read.reset()
-                    try read.bind(key)
-                    guard try read.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
-                    values = read.int(0) == 0 ? nil : valuesUnread ? unread : (0..<t.schema.columns.count).map { read.value(5 + $0) }
-                    before = try ClockStore.clock(from: read, at: 1)
-                    read.reset()
-                }
+                let read = valuesUnread ? checkClock : current
+                read.reset()
+                try read.bind(key)
+                guard try read.step() else { throw BundleSyncError.failure("sealing could not read the state of a row of '\(t.name)'") }
+                let values = read.int(0) == 0 ? nil : valuesUnread ? unread : (0..<t.schema.columns.count).map { read.value(5 + $0) }
                 if let why = Self.tooLarge(t, key: key, values: valuesUnread ? nil : values) {
                     // Every reader would refuse a bundle carrying this row; it waits, and the
                     // rest of the replica's changes still flow.
                     store.notices.append(why)
+                    read.reset()
                     group.removeAll(keepingCapacity: true)
                     return
                 }
+                let before = try ClockStore.clock(from: read, at: 1)
+                read.reset()
                 if var change = try fold(t, key: key, before: before, ops: group, values: values, hlc: hlc(forWall:)) {
                     if t.hasMergeColumns { try sealMergeCells(t, &change, canonicalForms: &canonicalForms) }
                     if clocksOnly {
@@ -171,11 +158,6 @@ package struct Sealer {
                 if !s.matches(groupKey, from: 1) {
                     try flushGroup()
                     groupKey = (0..<keyCount).map { s.value(1 + $0) }
-                    if !clocksOnly {
-                        let present = s.int(stateColumn) != 0
-                        groupState = (present, try ClockStore.clock(from: s, at: stateColumn + 1),
-                                      present ? (0..<t.schema.columns.count).map { s.value(stateColumn + 5 + $0) } : [])
-                    }
                 }
                 group.append((s.int(1 + keyCount), s.int(2 + keyCount)))
             }

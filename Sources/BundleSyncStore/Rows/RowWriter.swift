@@ -90,25 +90,4 @@ package final class RowWriter {
             FROM (SELECT \(k)) k LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
             """)
     }
-
-    /// A statement that reads the capture log of `t` sorted by key (then in the order of the
-    /// writes), each log row followed by its key's current row and clock as
-    /// ``currentStateStatement(_:)`` reads them: the log's rowid, key, change and wall time
-    /// in milliseconds, then whether the row exists, its clock and its synced columns.
-    ///
-    /// One statement for the whole log rather than one lookup per key. A caller may write a
-    /// key's clock once it has stepped past the key's last log row: later keys' rows and
-    /// clocks are not touched by that write.
-    package func loggedStateStatement(_ t: TrackedTable) throws -> Statement {
-        let userMatch = zip(t.schema.keyColumns, t.keyNames).map { "u.\(Database.quote($0)) = l.\($1)" }.joined(separator: " AND ")
-        let clockMatch = t.keyNames.map { "c.\($0) = l.\($0)" }.joined(separator: " AND ")
-        let present = "CASE WHEN u.\(Database.quote(t.schema.keyColumns[0])) IS NULL THEN 0 ELSE 1 END"
-        let userColumns = t.sqlNames.map { ", u.\(Database.quote($0))" }.joined()
-        let keys = t.keyNames.map { "l.\($0)" }.joined(separator: ", ")
-        return try db.statement("""
-            SELECT l.rowid, \(keys), l.change, \(CaptureTriggers.wallMilliseconds("l.wall")), \(present), c.cl, c.hlc, c.origin, c.cells\(userColumns)
-            FROM \(Database.quote(t.logTable)) l LEFT JOIN \(t.quotedTable) u ON \(userMatch) LEFT JOIN \(Database.quote(t.clockTable)) c ON \(clockMatch)
-            ORDER BY \(keys), l.rowid
-            """)
-    }
 }
