@@ -103,6 +103,8 @@ struct Options {
 enum Bench {
     static func main() {
         _ = Progress.start
+        // As the bundlesync command does; the baselines run in this process and share it.
+        Replica.configureProcess()
         let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
         do {
             try Run(options).go()
@@ -408,6 +410,7 @@ final class Run {
                 bundlesync: mib(bk.bookkeeping) + " (_bundlesync_*)", baseline: mib(bk.user) + " (user tables + indexes)",
                 ratio: ratioText(r), target: "≤ 0.3×", meets: meets(r <= 0.3)))
         }
+        figures.append(try step("figure 8c: track and export a narrow table of \(grouped(w.rows)) rows") { try narrowBookkeepingFigure(rows: w.rows) })
 
         // MARK: Sizes
         sizes = [
@@ -425,7 +428,7 @@ final class Run {
             ("figure 5 writes", "\(grouped(3 * writes)) statements per side (3 rounds), \(grouped(captured)) capture-log rows; tracked \(fixed(tTracked, 3)) s, untracked \(fixed(tUntracked, 3)) s"),
             ("SQLite default page cache", "\(grouped(cacheKiB)) KiB (PRAGMA cache_size = -\(cacheKiB))"),
             ("A and B converged", converged ? "yes (equal digests)" : "NO"),
-        ]
+        ] + sizes
         if !o.fleet.isEmpty { sections.append(try fleetSection(sizes: o.fleet, rounds: o.fleetRounds, late: o.fleetLate)) }
         let totalSeconds = now() - total0
         printReport(total: totalSeconds)
