@@ -22,10 +22,18 @@ package final class ZstdCompressor {
     ///   > Resulting memory usage is (1 << (hashLog+2)).
     ///   > [...] Larger tables improve compression ratio of strategies <= dFast,
     ///   > and improve speed of strategies > dFast.
-    package init(level: Int32 = 3, hashLog: Int32? = nil) {
+    /// - Parameter background: Whether compression runs on a thread of zstd's own while the
+    ///   caller produces the next input. zstd.h, ZSTD_c_nbWorkers:
+    ///   > When nbWorkers >= 1, triggers asynchronous mode when invoking ZSTD_compressStream*() :
+    ///   > ZSTD_compressStream*() consumes input and flush output if possible, but immediately gives back control to caller,
+    ///   > while compression is performed in parallel, within worker thread(s).
+    ///   The output is a valid frame either way. A zstd built without threads refuses the
+    ///   parameter, and compression stays on the caller's thread.
+    package init(level: Int32 = 3, hashLog: Int32? = nil, background: Bool = false) {
         ctx = ZSTD_createCCtx()
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level)
         if let hashLog { ZSTD_CCtx_setParameter(ctx, ZSTD_c_hashLog, hashLog) }
+        if background { ZSTD_CCtx_setParameter(ctx, ZSTD_c_nbWorkers, 1) }
         // zstd.h, ZSTD_c_checksumFlag:
         // > A 32-bits checksum of content is written at end of frame (default:0)
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)

@@ -20,7 +20,7 @@ package final class BundleWriter {
     /// Level 3 with a hash table of 2^19 entries instead of the level's 2^17: a body of a
     /// few MiB and up, where the small table overflows, comes out about 2% smaller, for
     /// about 10% more compression time (2 MiB of table).
-    private let compressor = ZstdCompressor(level: 3, hashLog: 19)
+    private let compressor = ZstdCompressor(level: 3, hashLog: 19, background: true)
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
     /// Once a large block arrives, the content digest is taken on a thread of its own while
