@@ -139,8 +139,13 @@ final class Run {
 
     /// Copies a closed (checkpointed) database file.
     func copy(_ from: String, _ to: String) throws {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: to + suffix) }
+        removeDatabases([to])
         try FileManager.default.copyItem(atPath: from, toPath: to)
+    }
+
+    /// Removes database files with their WAL and shared-memory files.
+    func removeDatabases(_ paths: [String]) {
+        for p in paths { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: p + suffix) } }
     }
 
     func go() throws {
@@ -215,6 +220,9 @@ final class Run {
         try checkpoint(b)
         let aCopies = try (1..<reps).map { k -> String in let p = file("a-rep\(k).db"); try copy(aPath, p); return p }
         let bCopies = try (1..<reps).map { k -> String in let p = file("b-rep\(k).db"); try copy(bPath, p); return p }
+        let floorSource = file("floor-source.db"), floorPath = file("floor.db"), importFloorSource = file("import-floor-source.db")
+        try copy(aPath, floorSource)
+        try copy(bPath, importFloorSource)
         let (exp, tExport0) = try timed { try a.export(to: deltaPath, target: .automatic) }
         guard !exp.snapshot else { throw BenchError("the delta export was a snapshot; the known peer was not used") }
         var tExport = tExport0
@@ -235,6 +243,17 @@ final class Run {
             number: "2", name: "export, changes per second",
             bundlesync: perSecond(changes, tExport, "changes"), baseline: perSecond(changes, tSelect, "rows") + " (SELECT by key)",
             ratio: ratioText(tSelect / tExport), target: "≥ 0.5×", meets: meets(tSelect / tExport >= 0.5)))
+        var tFloor = Double.infinity
+        for _ in 0..<reps {
+            try copy(floorSource, floorPath)
+            tFloor = min(tFloor, try exportFloor(floorPath, plan.touchedKeys))
+        }
+        removeDatabases([floorSource])
+        Progress.steps.append(("figure 2f: SQLite alone reads each touched row with its clock and writes the clock back\(reps > 1 ? ", best of \(reps)" : "")", tFloor))
+        figures.append(Figure(
+            number: "2f", name: "export's own SQLite work: each changed row read with its clock, the clock written back",
+            bundlesync: perSecond(changes, tFloor, "changes") + " (SQLite alone)", baseline: perSecond(changes, tSelect, "rows") + " (SELECT by key)",
+            ratio: ratioText(tSelect / tFloor), target: "(bounds 2)", meets: "—"))
 
         // MARK: Figure 1: import
         let summary = try BundleSummary.read(path: deltaPath)
@@ -249,7 +268,7 @@ final class Run {
             guard o.status == .applied else { throw BenchError("a copy of B did not apply the delta: \(o.status)") }
             tImport = min(tImport, t)
         }
-        for p in aCopies + bCopies { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: p + suffix) } }
+        removeDatabases(aCopies + bCopies)
         Progress.steps.append(("import the delta into B (holds the base state)\(reps > 1 ? ", best of \(reps)" : "")", tImport))
         log("import the delta: \(fixed(tImport, 3)) s (\(outcome.status), \(outcome.applied) batches)")
         let upsertPath = file("baseline-upsert.db")
@@ -264,6 +283,13 @@ final class Run {
             number: "1", name: "import, changed cells per second",
             bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tUpsert, "cells") + " (upsert)",
             ratio: ratioText(tUpsert / tImport), target: "≥ 0.5×", meets: meets(tUpsert / tImport >= 0.5)))
+        var tImportFloor = Double.infinity
+        for _ in 0..<reps {
+            try copy(importFloorSource, floorPath)
+            tImportFloor = min(tImportFloor, try importFloor(floorPath, plan.ops))
+        }
+        removeDatabases([importFloorSource, floorPath])
+        Progress.steps.append(("figure 1f: SQLite alone reads each changed row with its clock, writes the row and the clock\(reps > 1 ? ", best of \(reps)" : "")", tImportFloor))
         let converged = try step("check: digests of A and B after the delta") { try a.digest() == b.digest() }
         if !converged { notes.append("PRODUCT BUG? A and B hold different data after B imported A's delta (digests differ).") }
         let upsertMatches = try step("check: the upsert baseline holds the same rows as A") { try sameUserData(aPath, upsertPath) }
@@ -290,6 +316,10 @@ final class Run {
             number: "1b", name: "delta import against the session changeset's apply",
             bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tApply, "cells") + " (sqlite3changeset_apply)",
             ratio: ratioText(tApply / tImport), target: "≥ 1.0×", meets: meets(tApply / tImport >= 1.0)))
+        figures.append(Figure(
+            number: "1f", name: "import's own SQLite work: each changed row read with its clock, the row and the clock written",
+            bundlesync: perSecond(Double(cells), tImportFloor, "cells") + " (SQLite alone)", baseline: perSecond(Double(cells), tApply, "cells") + " (sqlite3changeset_apply)",
+            ratio: ratioText(tApply / tImportFloor), target: "(bounds 1b)", meets: "—"))
         if !(try step("check: the changeset-applied copy holds the same rows as A") { try sameUserData(aPath, applyPath) }) { notes.append("The changeset-applied copy differs from A (benchmark bug).") }
         let sizeRatio = Double(exp.bytes) / Double(compressed.count)
         figures.append(Figure(
@@ -364,7 +394,7 @@ final class Run {
                 }
             }
             smallCaptured = try logRows(trackedWork)
-            for p in [trackedWork, untrackedWork] { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: p + suffix) } }
+            removeDatabases([trackedWork, untrackedWork])
         }
         if smallCaptured == 0 { notes.append("The capture triggers logged nothing in figure 5b (benchmark bug?).") }
         let smallWall = median(smallTracked.map(\.wall)) / median(smallUntracked.map(\.wall))

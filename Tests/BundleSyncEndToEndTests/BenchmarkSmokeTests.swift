@@ -12,6 +12,8 @@ import Testing
     static let figures = [
         "import, changed cells per second",
         "export, changes per second",
+        "export's own SQLite work",
+        "import's own SQLite work",
         "bundle size",
         "verify, MB/s",
         "app write cost with capture triggers",
@@ -44,7 +46,7 @@ import Testing
         for figure in Self.figures {
             #expect(out.contains(figure), "the table does not mention '\(figure)':\n\(out)")
         }
-        for number in ["1", "1b", "2", "3", "4", "5", "5b", "6", "7", "8a", "8b"] {
+        for number in ["1", "1b", "1f", "2", "2f", "3", "4", "5", "5b", "6", "7", "8a", "8b"] {
             #expect(out.contains("\n| \(number) "), "the table has no row \(number)")
         }
         #expect(out.contains("skipped (use --big-bundle-mb 1024)"))
