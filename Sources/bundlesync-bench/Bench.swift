@@ -246,7 +246,7 @@ final class Run {
         var tFloor = Double.infinity
         for _ in 0..<reps {
             try copy(floorSource, floorPath)
-            tFloor = min(tFloor, try exportFloor(floorPath, plan.touchedKeys))
+            tFloor = min(tFloor, try exportFloor(floorPath, historyBytes: exp.bytes))
         }
         removeDatabases([floorSource])
         Progress.steps.append(("figure 2f: SQLite alone reads each touched row with its clock and writes the clock back\(reps > 1 ? ", best of \(reps)" : "")", tFloor))

@@ -115,6 +115,25 @@ final class RawDB {
         }
     }
 
+    /// Whether the columns from `first` on hold exactly `values`, read without building
+    /// values; false when `values` is empty.
+    func matches(_ s: OpaquePointer, _ values: [SQLValue], from first: Int32) -> Bool {
+        guard !values.isEmpty else { return false }
+        for (n, v) in values.enumerated() {
+            let i = first + Int32(n)
+            switch v {
+            case .integer(let x):
+                guard sqlite3_column_type(s, i) == SQLITE_INTEGER, sqlite3_column_int64(s, i) == x else { return false }
+            case .text(let b):
+                guard sqlite3_column_type(s, i) == SQLITE_TEXT, let p = sqlite3_column_text(s, i),
+                      Int(sqlite3_column_bytes(s, i)) == b.count, b.elementsEqual(UnsafeBufferPointer(start: p, count: b.count)) else { return false }
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
     func rows(_ sql: String, _ values: [SQLValue] = []) throws -> [[SQLValue]] {
         let s = try prepare(sql)
         bind(s, values)

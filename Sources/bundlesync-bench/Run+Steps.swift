@@ -143,22 +143,35 @@ extension Run {
     }
 
     /// Figure 2f: the part of an export that is SQLite's alone, through its C API with
-    /// nothing of bundlesync's around it. For every touched key, in key order as sealing
-    /// reads the capture log: one statement reads the row with its clock row, and the
-    /// clock row is written back (a new one where the key has none). No log is read,
-    /// nothing is encoded, hashed, signed, compressed or stored. Runs on a copy of A as
-    /// the export found it; returns the seconds.
-    func exportFloor(_ path: String, _ keys: [[[SQLValue]]]) throws -> Double {
+    /// nothing of bundlesync's around it, as sealing runs it: the capture log read in key
+    /// order; for every key in it, one statement reading the row with its clock row, and
+    /// the clock row written back (a new one where the key has none); the log deleted, and
+    /// a batch of `historyBytes` stored. Nothing is folded, encoded, hashed, signed or
+    /// compressed. Runs on a copy of A as the export found it; returns the seconds.
+    func exportFloor(_ path: String, historyBytes: Int) throws -> Double {
         let db = try RawDB(path)
+        try db.exec("CREATE TABLE floor_history(batch BLOB NOT NULL)")
         let t0 = now()
         try db.exec("BEGIN IMMEDIATE")
         for t in 0..<2 {
-            let clock = try ClockSQL(db, TableSpec.all[t])
-            for key in keys[t].sorted(by: Self.precedes) {
-                guard let before = try clock.read(key) else { continue }
-                try clock.write(key, before: before, deleted: false)
+            let spec = TableSpec.all[t]
+            let clock = try ClockSQL(db, spec)
+            let n = Int32(spec.keyColumns.count)
+            let keys = (0..<n).map { "k\($0)" }.joined(separator: ", ")
+            let log = try db.prepare("SELECT rowid, \(keys), change, wall FROM \(clock.log) ORDER BY \(keys), rowid")
+            var last: [SQLValue] = []
+            var through: Int64 = 0
+            while try db.step(log) {
+                through = max(through, sqlite3_column_int64(log, 0))
+                _ = (sqlite3_column_int64(log, n + 1), sqlite3_column_double(log, n + 2))
+                guard !db.matches(log, last, from: 1) else { continue }
+                last = (1...n).map { db.value(log, $0) }
+                guard let before = try clock.read(last) else { continue }
+                try clock.write(last, before: before, deleted: false)
             }
+            try db.run("DELETE FROM \(clock.log) WHERE rowid <= ?", [.integer(through)])
         }
+        try db.run("INSERT INTO floor_history(batch) VALUES (zeroblob(?))", [.integer(Int64(historyBytes))])
         try db.exec("COMMIT")
         return now() - t0
     }
@@ -170,11 +183,14 @@ extension Run {
         let db: RawDB
         let read, loadClock, update, insert: OpaquePointer
         let width: Int32
+        /// The table's capture log.
+        let log: String
 
         init(_ db: RawDB, _ spec: TableSpec) throws {
             self.db = db
             let id = try db.int("SELECT id FROM _bundlesync_tables WHERE name = '\(spec.name)'")
             let clock = "_bundlesync_clock_\(id)"
+            log = "_bundlesync_log_\(id)"
             let k = spec.keyColumns.indices.map { "k\($0)" }
             let given = k.enumerated().map { "?\($0.offset + 1) AS \($0.element)" }.joined(separator: ", ")
             let userMatch = zip(spec.keyColumns, k).map { "u.\($0) = g.\($1)" }.joined(separator: " AND ")
