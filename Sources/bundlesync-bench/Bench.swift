@@ -249,9 +249,9 @@ final class Run {
             tFloor = min(tFloor, try exportFloor(floorPath, historyBytes: exp.bytes))
         }
         removeDatabases([floorSource])
-        Progress.steps.append(("figure 2f: SQLite alone reads each touched row with its clock and writes the clock back\(reps > 1 ? ", best of \(reps)" : "")", tFloor))
+        Progress.steps.append(("figure 2f: SQLite alone reads the log, each changed row with its clock, writes the clock back and stores the batch\(reps > 1 ? ", best of \(reps)" : "")", tFloor))
         figures.append(Figure(
-            number: "2f", name: "export's own SQLite work: each changed row read with its clock, the clock written back",
+            number: "2f", name: "export's own SQLite work: the log read, each changed row read with its clock, the clock written, the batch stored",
             bundlesync: perSecond(changes, tFloor, "changes") + " (SQLite alone)", baseline: perSecond(changes, tSelect, "rows") + " (SELECT by key)",
             ratio: ratioText(tSelect / tFloor), target: "(bounds 2)", meets: "—"))
 
