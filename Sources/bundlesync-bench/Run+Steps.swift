@@ -104,22 +104,27 @@ extension Run {
         }
         let sorted = ops.sorted { $0.table != $1.table ? $0.table < $1.table : Self.precedes($0.key, $1.key) }
         let clocks = try TableSpec.all.map { try ClockSQL(db, $0) }
+        // Every statement is prepared (RawDB keeps one per text), and picked for its change,
+        // before the clock starts: bundlesync keeps its own statements prepared.
+        let writes = try sorted.map { op -> (Op, OpaquePointer) in
+            let spec = TableSpec.all[op.table]
+            let sql = switch op.kind {
+            case .insert: spec.insertSQL.replacingOccurrences(of: "INSERT INTO", with: "INSERT OR REPLACE INTO")
+            case .update: spec.updateSQL(columns: op.columns)
+            case .delete: spec.deleteSQL
+            }
+            return (op, try db.prepare(sql))
+        }
         let t0 = now()
         try db.exec("BEGIN IMMEDIATE")
-        for op in sorted {
-            let spec = TableSpec.all[op.table], clock = clocks[op.table]
-            guard let before = try clock.load(op.key) else { continue }
-            let write: OpaquePointer
+        for (op, write) in writes {
+            let clock = clocks[op.table]
+            let before = try clock.load(op.key)
+            sqlite3_reset(write)
             switch op.kind {
-            case .insert:
-                write = try db.prepare(spec.insertSQL.replacingOccurrences(of: "INSERT INTO", with: "INSERT OR REPLACE INTO"))
-                db.bind(write, op.key + op.values)
-            case .update:
-                write = try db.prepare(spec.updateSQL(columns: op.columns))
-                db.bind(write, op.values + op.key)
-            case .delete:
-                write = try db.prepare(spec.deleteSQL)
-                db.bind(write, op.key)
+            case .insert: db.bind(write, op.key + op.values)
+            case .update: db.bind(write, op.values + op.key)
+            case .delete: db.bind(write, op.key)
             }
             try db.step(write)
             try clock.write(op.key, before: before, deleted: op.kind == .delete)
@@ -216,7 +221,7 @@ extension Run {
         }
 
         /// The clock columns of the key's clock row, NULL where it has none.
-        func load(_ key: [SQLValue]) throws -> [SQLValue]? {
+        func load(_ key: [SQLValue]) throws -> [SQLValue] {
             sqlite3_reset(loadClock)
             db.bind(loadClock, key)
             guard try db.step(loadClock) else { return [.null, .null, .null, .null] }
