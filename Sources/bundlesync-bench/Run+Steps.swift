@@ -184,6 +184,11 @@ extension Run {
     /// The statements of figures 1f and 2f on one table's clock rows, shaped as
     /// bundlesync's own: a clock read alone, or with its row by one statement; a clock
     /// written by an UPDATE of its row or an INSERT of a new one.
+    ///
+    /// A read is reset as soon as its row is taken, as bundlesync's are: a statement left on
+    /// a row keeps its read transaction open past COMMIT, and the checkpoint that a commit
+    /// over 1,000 WAL pages runs (`PRAGMA wal_autocheckpoint`) then does nothing until the
+    /// connection closes, outside the time measured.
     struct ClockSQL {
         let db: RawDB
         let read, loadClock, update, insert: OpaquePointer
@@ -217,6 +222,7 @@ extension Run {
             sqlite3_reset(read)
             db.bind(read, key)
             guard try db.step(read) else { return nil }
+            defer { sqlite3_reset(read) }
             return (0..<width).map { db.value(read, $0) }
         }
 
@@ -225,6 +231,7 @@ extension Run {
             sqlite3_reset(loadClock)
             db.bind(loadClock, key)
             guard try db.step(loadClock) else { return [.null, .null, .null, .null] }
+            defer { sqlite3_reset(loadClock) }
             return (0..<4).map { db.value(loadClock, $0) }
         }
 
