@@ -243,9 +243,11 @@ package struct Importer {
                             continue
                         }
                         if let range = batch.hlcRange { newest = max(newest, range.upperBound) }
+                        // The body is compressed for keeping while the batch merges.
+                        let body = HistoryStore.compressing(signed)
                         if try isApplicable(batch, head: head) {
                             let held = try RowMerger(store: store).merge(batch, originIndex: origin)
-                            try history.store(signed, batch: batch, origin: origin, applied: true)
+                            try history.store(signed, batch: batch, origin: origin, applied: true, body: body)
                             if !held.isEmpty {
                                 try store.held.hold(origin: origin, seq: batch.seq, items: held)
                                 heldItems.formUnion(held)
@@ -253,7 +255,7 @@ package struct Importer {
                             outcome.applied += 1
                             progress?(ProgressEvent(phase: "applying", kind: .detail("applied batch \(entry.seq) of \(entry.origin.short) (\(batch.rowCount) rows)")))
                         } else {
-                            try history.store(signed, batch: batch, origin: origin, applied: false)
+                            try history.store(signed, batch: batch, origin: origin, applied: false, body: body)
                             outcome.parked += 1
                             progress?(ProgressEvent(phase: "applying", kind: .detail("parked batch \(entry.seq) of \(entry.origin.short): earlier history has not arrived")))
                         }

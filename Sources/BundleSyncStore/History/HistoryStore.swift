@@ -41,8 +41,15 @@ package final class HistoryStore {
         hasLeastHLC = true
     }
 
+    /// Begins compressing a batch's body for ``store(_:batch:origin:applied:body:)``, on a
+    /// thread of its own when the body is large, so that merging the batch runs beside it.
+    package static func compressing(_ signed: SignedBatch) -> PendingCompression {
+        PendingCompression(signed.bytes)
+    }
+
     /// Stores a batch: applied (part of this replica's contiguous history) or parked.
-    package func store(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool) throws {
+    /// `body` is its compression begun by ``compressing(_:)``, if it was.
+    package func store(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool, body: PendingCompression? = nil) throws {
         try ensureLeastHLCColumn()
         var names = ByteWriter()
         names.varint(batch.tables.count)
@@ -53,7 +60,7 @@ package final class HistoryStore {
             INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received, least_hlc)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
-                  .blob(signed.signature), .blob(try ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
+                  .blob(signed.signature), .blob(try (body ?? Self.compressing(signed)).result()), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds()), least])
         try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
         if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
