@@ -212,8 +212,10 @@ final class Run {
         }
 
         // MARK: Figure 2: export
-        // Small runs are noisy, so figures 1 and 2 take the best of three: the extra runs
-        // work on copies of A and B made just before (their state is the same).
+        // Small runs are noisy, so figures 1 and 2 take the best of three, on copies of A
+        // and B made just before (their state is the same). Each round times bundlesync,
+        // the baselines and SQLite's own part one after the other, so that a slow spell of
+        // the machine falls on all of them rather than on one.
         let reps = o.rows <= 200_000 ? 3 : 1
         let deltaPath = file("delta.bsync")
         try checkpoint(a)
@@ -223,95 +225,82 @@ final class Run {
         let floorSource = file("floor-source.db"), floorPath = file("floor.db"), importFloorSource = file("import-floor-source.db")
         try copy(aPath, floorSource)
         try copy(bPath, importFloorSource)
-        let (exp, tExport0) = try timed { try a.export(to: deltaPath, target: .automatic) }
-        guard !exp.snapshot else { throw BenchError("the delta export was a snapshot; the known peer was not used") }
-        var tExport = tExport0
-        for (k, p) in aCopies.enumerated() {
-            let r = try Replica.open(path: p)
-            try r.reidentify(moved: true) // a copy of A's file standing in for A
-            let (e, t) = try timed { try r.export(to: file("delta-rep\(k + 1).bsync"), target: .automatic) }
-            guard e.rows == exp.rows, !e.snapshot else { throw BenchError("repeated export differs: \(e.rows) rows") }
+        var exp: ExportResult!
+        var afterImages: [[[SQLValue]]] = []
+        var (tExport, tSelect, tFloor) = (Double.infinity, Double.infinity, Double.infinity)
+        for k in 0..<reps {
+            let r: Replica = k == 0 ? a : try Replica.open(path: aCopies[k - 1])
+            if k > 0 { try r.reidentify(moved: true) } // a copy of A's file standing in for A
+            let (e, t) = try timed { try r.export(to: k == 0 ? deltaPath : file("delta-rep\(k).bsync"), target: .automatic) }
+            guard !e.snapshot else { throw BenchError("the delta export was a snapshot; the known peer was not used") }
+            if let exp, e.rows != exp.rows { throw BenchError("repeated export differs: \(e.rows) rows") }
+            if k == 0 { exp = e }
             tExport = min(tExport, t)
+            let (images, ts) = try timed { try readByKey(aPath, plan.touchedKeys) }
+            if k == 0 { afterImages = images }
+            tSelect = min(tSelect, ts)
+            try copy(floorSource, floorPath)
+            tFloor = min(tFloor, try exportFloor(floorPath, historyBytes: e.bytes))
         }
-        Progress.steps.append(("export the delta from A (.automatic, known peer B)\(reps > 1 ? ", best of \(reps)" : "")", tExport))
+        removeDatabases([floorSource])
+        let best = reps > 1 ? ", best of \(reps)" : ""
+        Progress.steps.append(("export the delta from A (.automatic, known peer B)\(best)", tExport))
         log("export the delta: \(fixed(tExport, 3)) s, \(grouped(exp.rows)) row changes in \(exp.batches) batches, \(grouped(exp.bytes)) bytes")
-        var (afterImages, tSelect) = try timed { try readByKey(aPath, plan.touchedKeys) }
-        for _ in 1..<reps { tSelect = min(tSelect, try timed { try readByKey(aPath, plan.touchedKeys) }.1) }
-        Progress.steps.append(("baseline: SELECT the changed rows by primary key\(reps > 1 ? ", best of \(reps)" : "")", tSelect))
+        Progress.steps.append(("baseline: SELECT the changed rows by primary key\(best)", tSelect))
+        Progress.steps.append(("figure 2f: SQLite alone reads the log, each changed row with its clock, writes the clock back and stores the batch\(best)", tFloor))
         let changes = Double(exp.rows)
         figures.append(Figure(
             number: "2", name: "export, changes per second",
             bundlesync: perSecond(changes, tExport, "changes"), baseline: perSecond(changes, tSelect, "rows") + " (SELECT by key)",
             ratio: ratioText(tSelect / tExport), target: "≥ 0.5×", meets: meets(tSelect / tExport >= 0.5)))
-        var tFloor = Double.infinity
-        for _ in 0..<reps {
-            try copy(floorSource, floorPath)
-            tFloor = min(tFloor, try exportFloor(floorPath, historyBytes: exp.bytes))
-        }
-        removeDatabases([floorSource])
-        Progress.steps.append(("figure 2f: SQLite alone reads the log, each changed row with its clock, writes the clock back and stores the batch\(reps > 1 ? ", best of \(reps)" : "")", tFloor))
         figures.append(Figure(
             number: "2f", name: "export's own SQLite work: the log read, each changed row read with its clock, the clock written, the batch stored",
             bundlesync: perSecond(changes, tFloor, "changes") + " (SQLite alone)", baseline: perSecond(changes, tSelect, "rows") + " (SELECT by key)",
             ratio: ratioText(tSelect / tFloor), target: "(bounds 2)", meets: "—"))
 
         // MARK: Figure 1: import
-        let summary = try BundleSummary.read(path: deltaPath)
-        let cells = summary.cellCount
-        let (outcome, tImport0) = try timed { try b.importBundle(deltaPath) }
-        guard outcome.status == .applied else { throw BenchError("B did not apply the delta: \(outcome.status)") }
-        var tImport = tImport0
-        for p in bCopies {
-            let r = try Replica.open(path: p)
-            try r.reidentify(moved: true)
-            let (o, t) = try timed { try r.importBundle(deltaPath) }
-            guard o.status == .applied else { throw BenchError("a copy of B did not apply the delta: \(o.status)") }
-            tImport = min(tImport, t)
-        }
-        removeDatabases(aCopies + bCopies)
-        Progress.steps.append(("import the delta into B (holds the base state)\(reps > 1 ? ", best of \(reps)" : "")", tImport))
-        log("import the delta: \(fixed(tImport, 3)) s (\(outcome.status), \(outcome.applied) batches)")
-        let upsertPath = file("baseline-upsert.db")
-        var tUpsert = Double.infinity
-        for _ in 0..<reps {
-            try copy(basePath, upsertPath)
-            tUpsert = min(tUpsert, try bulkUpsert(upsertPath, afterImages, deleted: plan.deletedKeys))
-        }
-        Progress.steps.append(("baseline: bulk upsert of the same rows into an untracked copy of the base (one transaction)\(reps > 1 ? ", best of \(reps)" : "")", tUpsert))
-        log("baseline upsert: \(fixed(tUpsert, 3)) s")
-        figures.append(Figure(
-            number: "1", name: "import, changed cells per second",
-            bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tUpsert, "cells") + " (upsert)",
-            ratio: ratioText(tUpsert / tImport), target: "≥ 0.5×", meets: meets(tUpsert / tImport >= 0.5)))
-        var tImportFloor = Double.infinity
-        for _ in 0..<reps {
-            try copy(importFloorSource, floorPath)
-            tImportFloor = min(tImportFloor, try importFloor(floorPath, plan.ops))
-        }
-        removeDatabases([importFloorSource, floorPath])
-        Progress.steps.append(("figure 1f: SQLite alone reads each changed row with its clock, writes the row and the clock\(reps > 1 ? ", best of \(reps)" : "")", tImportFloor))
-        let converged = try step("check: digests of A and B after the delta") { try a.digest() == b.digest() }
-        if !converged { notes.append("PRODUCT BUG? A and B hold different data after B imported A's delta (digests differ).") }
-        let upsertMatches = try step("check: the upsert baseline holds the same rows as A") { try sameUserData(aPath, upsertPath) }
-        if !upsertMatches { notes.append("The upsert baseline's tables differ from A's after the delta (benchmark bug).") }
-
-        // MARK: Figure 3: size vs session changeset
         let sessPath = file("baseline-session.db")
         try copy(basePath, sessPath)
         let changeset = try step("baseline: session-extension changeset of the same writes") {
             try SessionBaseline.changeset(path: sessPath, ops: plan.ops)
         }
-        let compressed = try Zstd.compress(changeset, level: 3)
-        let applyPath = file("baseline-apply.db")
-        var tApply = Double.infinity
-        for _ in 0..<reps {
+        let summary = try BundleSummary.read(path: deltaPath)
+        let cells = summary.cellCount
+        let upsertPath = file("baseline-upsert.db"), applyPath = file("baseline-apply.db")
+        var outcome: ImportOutcome!
+        var (tImport, tUpsert, tImportFloor, tApply) = (Double.infinity, Double.infinity, Double.infinity, Double.infinity)
+        for k in 0..<reps {
+            let r: Replica = k == 0 ? b : try Replica.open(path: bCopies[k - 1])
+            if k > 0 { try r.reidentify(moved: true) }
+            let (o, t) = try timed { try r.importBundle(deltaPath) }
+            guard o.status == .applied else { throw BenchError("B did not apply the delta: \(o.status)") }
+            if k == 0 { outcome = o }
+            tImport = min(tImport, t)
+            try copy(basePath, upsertPath)
+            tUpsert = min(tUpsert, try bulkUpsert(upsertPath, afterImages, deleted: plan.deletedKeys))
+            try copy(importFloorSource, floorPath)
+            tImportFloor = min(tImportFloor, try importFloor(floorPath, plan.ops))
             try copy(basePath, applyPath)
             let applyDB = try RawDB(applyPath)
-            let (conflicts, t) = try timed { try SessionBaseline.apply(changeset, to: applyDB) }
-            tApply = min(tApply, t)
+            let (conflicts, ta) = try timed { try SessionBaseline.apply(changeset, to: applyDB) }
+            tApply = min(tApply, ta)
             if conflicts > 0 { notes.append("sqlite3changeset_apply reported \(conflicts) conflicts.") }
         }
-        Progress.steps.append(("baseline: sqlite3changeset_apply into a copy of the base\(reps > 1 ? ", best of \(reps)" : "")", tApply))
+        removeDatabases(aCopies + bCopies + [importFloorSource, floorPath])
+        Progress.steps.append(("import the delta into B (holds the base state)\(best)", tImport))
+        log("import the delta: \(fixed(tImport, 3)) s (\(outcome.status), \(outcome.applied) batches)")
+        Progress.steps.append(("baseline: bulk upsert of the same rows into an untracked copy of the base (one transaction)\(best)", tUpsert))
+        log("baseline upsert: \(fixed(tUpsert, 3)) s")
+        Progress.steps.append(("figure 1f: SQLite alone reads each changed row with its clock, writes the row and the clock\(best)", tImportFloor))
+        Progress.steps.append(("baseline: sqlite3changeset_apply into a copy of the base\(best)", tApply))
+        figures.append(Figure(
+            number: "1", name: "import, changed cells per second",
+            bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tUpsert, "cells") + " (upsert)",
+            ratio: ratioText(tUpsert / tImport), target: "≥ 0.5×", meets: meets(tUpsert / tImport >= 0.5)))
+        let converged = try step("check: digests of A and B after the delta") { try a.digest() == b.digest() }
+        if !converged { notes.append("PRODUCT BUG? A and B hold different data after B imported A's delta (digests differ).") }
+        let upsertMatches = try step("check: the upsert baseline holds the same rows as A") { try sameUserData(aPath, upsertPath) }
+        if !upsertMatches { notes.append("The upsert baseline's tables differ from A's after the delta (benchmark bug).") }
         figures.append(Figure(
             number: "1b", name: "delta import against the session changeset's apply",
             bundlesync: perSecond(Double(cells), tImport, "cells"), baseline: perSecond(Double(cells), tApply, "cells") + " (sqlite3changeset_apply)",
@@ -321,6 +310,9 @@ final class Run {
             bundlesync: perSecond(Double(cells), tImportFloor, "cells") + " (SQLite alone)", baseline: perSecond(Double(cells), tApply, "cells") + " (sqlite3changeset_apply)",
             ratio: ratioText(tApply / tImportFloor), target: "(bounds 1b)", meets: "—"))
         if !(try step("check: the changeset-applied copy holds the same rows as A") { try sameUserData(aPath, applyPath) }) { notes.append("The changeset-applied copy differs from A (benchmark bug).") }
+
+        // MARK: Figure 3: size vs session changeset
+        let compressed = try Zstd.compress(changeset, level: 3)
         let sizeRatio = Double(exp.bytes) / Double(compressed.count)
         figures.append(Figure(
             number: "3", name: "bundle size",
