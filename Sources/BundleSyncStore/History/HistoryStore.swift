@@ -48,7 +48,8 @@ package final class HistoryStore {
     }
 
     /// Stores a batch: applied (part of this replica's contiguous history) or parked.
-    /// `body` is its compression begun by ``compressing(_:)``, if it was.
+    /// `body` is its compression begun by ``compressing(_:)``; without it, the body is
+    /// compressed here.
     package func store(_ signed: SignedBatch, batch: Batch, origin: Int64, applied: Bool, body: PendingCompression? = nil) throws {
         try ensureLeastHLCColumn()
         var names = ByteWriter()
@@ -60,7 +61,7 @@ package final class HistoryStore {
             INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received, least_hlc)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
-                  .blob(signed.signature), .blob(try (body ?? Self.compressing(signed)).result()), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
+                  .blob(signed.signature), .blob(try body?.result() ?? ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds()), least])
         try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
         if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
