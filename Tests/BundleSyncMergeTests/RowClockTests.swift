@@ -11,4 +11,33 @@ import Testing
         let unpacked = try RowClock.unpackOverrides(c.packedOverrides())
         #expect(unpacked == c.overrides)
     }
+
+    @Test func cellsSetInAnyOrderKeepOneClockEachInOrdinalOrder() throws {
+        let row = RowClock.Stamp(hlc: HLC(milliseconds: 5), origin: 1)
+        var c = RowClock(causalLength: 1, row: row, overrides: [:])
+        let later = (1...6).map { RowClock.Stamp(hlc: HLC(milliseconds: 10 + $0), origin: Int64($0)) }
+        for ordinal in [4, 1, 6, 0, 2] { c.setCell(ordinal, later[ordinal % 6]) }
+        #expect(c.laterCells.map(\.ordinal) == [0, 1, 2, 4, 6])
+        c.setCell(2, later[5])
+        c.setCell(4, row)
+        #expect(c.laterCells.map(\.ordinal) == [0, 1, 2, 6])
+        #expect(c.cell(2) == later[5])
+        #expect(c.cell(3) == row, "a cell never written later has the row's clock")
+        #expect(c.cell(4) == row)
+        #expect(c.overrides == [0: later[0], 1: later[1], 2: later[5], 6: later[0]])
+        #expect(try RowClock(causalLength: 1, row: row, packed: c.packedOverrides()) == c)
+    }
+
+    @Test func aPackedOrdinalGivenTwiceKeepsItsLaterClock() throws {
+        var w = ByteWriter()
+        for (ordinal, ms) in [(3, 7), (1, 8), (3, 9)] as [(Int, Int64)] {
+            w.varint(ordinal)
+            w.varint(HLC(milliseconds: ms).rawValue)
+            w.varint(UInt64(2))
+        }
+        let c = try RowClock(causalLength: 1, row: .init(hlc: HLC(milliseconds: 5), origin: 1), packed: w.bytes)
+        #expect(c.laterCells.map(\.ordinal) == [1, 3])
+        #expect(c.cell(3).hlc == HLC(milliseconds: 9))
+        #expect(try RowClock.unpackOverrides(w.bytes) == c.overrides)
+    }
 }

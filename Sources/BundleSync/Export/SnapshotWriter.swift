@@ -75,8 +75,8 @@ package struct SnapshotWriter {
                 let key = (0..<keyCount).map { s.value($0) }
                 let cl = UInt64(s.int(keyCount))
                 let rowStamp = RowClock.Stamp(hlc: HLC(rawValue: UInt64(bitPattern: s.int(keyCount + 1))), origin: s.int(keyCount + 2))
-                let clock = RowClock(causalLength: cl, row: rowStamp, overrides: try RowClock.unpackOverrides(s.bytes(keyCount + 3)))
-                if let floor, rowStamp.hlc < floor, !clock.overrides.values.contains(where: { $0.hlc >= floor }) { continue }
+                let clock = try RowClock(causalLength: cl, row: rowStamp, packed: s.bytes(keyCount + 3))
+                if let floor, rowStamp.hlc < floor, !clock.laterCells.contains(where: { $0.stamp.hlc >= floor }) { continue }
                 if chunk.tables.last?.table != t.name {
                     chunk.tables.append(.init(table: t.name, keyColumns: t.schema.keyColumns, columns: t.schema.columns.map(\.name), rows: []))
                 }

@@ -182,8 +182,8 @@ package struct CellMerger {
             guard case .integer(let h) = row[keyCount], case .integer(let origin) = row[keyCount + 1] else { continue }
             var overrides: [UInt8]?
             if case .blob(let b) = row[keyCount + 2] { overrides = b }
-            let clock = RowClock(causalLength: 1, row: .init(hlc: HLC(rawValue: UInt64(bitPattern: h)), origin: origin),
-                                 overrides: try RowClock.unpackOverrides(overrides))
+            let clock = try RowClock(causalLength: 1, row: .init(hlc: HLC(rawValue: UInt64(bitPattern: h)), origin: origin),
+                                     packed: overrides)
             let stamp = clock.cell(ordinal)
             let writer = try store.replicas.id(at: stamp.origin)
             guard case .text(let bytes) = row[keyCount + 3], UTF8Scalars.isValid(bytes) else { continue }

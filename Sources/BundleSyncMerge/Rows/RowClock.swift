@@ -22,48 +22,89 @@ package struct RowClock: Equatable {
         package static func unwritten(by origin: Int64) -> Stamp { Stamp(hlc: .zero, origin: origin) }
     }
 
+    /// A cell written after its row: its column's ordinal and its clock.
+    package struct LaterCell: Equatable {
+        package var ordinal: Int
+        package var stamp: Stamp
+    }
+
     package var causalLength: UInt64
     package var row: Stamp
-    package var overrides: [Int: Stamp]
+    /// The cells whose clock is not the row's, in ordinal order, each once. A row has few:
+    /// an array searched in order costs less than a dictionary for every cell merged or
+    /// sealed, and it packs in order without sorting.
+    package private(set) var laterCells: [LaterCell]
+
+    /// The clocks of ``laterCells`` by ordinal.
+    package var overrides: [Int: Stamp] {
+        Dictionary(laterCells.map { ($0.ordinal, $0.stamp) }, uniquingKeysWith: { _, last in last })
+    }
 
     package var isAlive: Bool { causalLength % 2 == 1 }
 
-    package func cell(_ ordinal: Int) -> Stamp { overrides[ordinal] ?? row }
+    package func cell(_ ordinal: Int) -> Stamp {
+        for c in laterCells {
+            if c.ordinal == ordinal { return c.stamp }
+            if c.ordinal > ordinal { break }
+        }
+        return row
+    }
 
     /// Records a cell write, dropping the override when it equals the row clock.
     package mutating func setCell(_ ordinal: Int, _ stamp: Stamp) {
-        overrides[ordinal] = stamp == row ? nil : stamp
+        place(ordinal, stamp == row ? nil : stamp)
+    }
+
+    /// Sets the clock kept for `ordinal` (none: the row's), keeping ordinal order.
+    private mutating func place(_ ordinal: Int, _ stamp: Stamp?) {
+        if stamp != nil, laterCells.last.map({ $0.ordinal < ordinal }) ?? true {
+            laterCells.append(LaterCell(ordinal: ordinal, stamp: stamp!))
+            return
+        }
+        let i = laterCells.firstIndex { $0.ordinal >= ordinal } ?? laterCells.count
+        if i < laterCells.count && laterCells[i].ordinal == ordinal {
+            if let stamp { laterCells[i].stamp = stamp } else { laterCells.remove(at: i) }
+        } else if let stamp {
+            laterCells.insert(LaterCell(ordinal: ordinal, stamp: stamp), at: i)
+        }
     }
 
     /// The packed overrides: for each, in ordinal order, varint ordinal, varint HLC,
     /// varint origin index. Nil when there are none.
     package func packedOverrides() -> [UInt8]? {
-        guard !overrides.isEmpty else { return nil }
-        var w = ByteWriter(capacity: overrides.count * 14)
-        for (ord, stamp) in overrides.sorted(by: { $0.key < $1.key }) {
-            w.varint(ord)
-            w.varint(stamp.hlc.rawValue)
-            w.varint(UInt64(stamp.origin))
+        guard !laterCells.isEmpty else { return nil }
+        var w = ByteWriter(capacity: laterCells.count * 14)
+        for c in laterCells {
+            w.varint(c.ordinal)
+            w.varint(c.stamp.hlc.rawValue)
+            w.varint(UInt64(c.stamp.origin))
         }
         return w.bytes
     }
 
     package static func unpackOverrides(_ bytes: [UInt8]?) throws -> [Int: Stamp] {
-        guard let bytes, !bytes.isEmpty else { return [:] }
+        try RowClock(causalLength: 0, row: .unwritten(by: 0), packed: bytes).overrides
+    }
+
+    /// A clock with the overrides packed by ``packedOverrides()``; where an ordinal comes
+    /// twice, the later entry counts.
+    package init(causalLength: UInt64, row: Stamp, packed bytes: [UInt8]?) throws {
+        self.causalLength = causalLength
+        self.row = row
+        laterCells = []
+        guard let bytes, !bytes.isEmpty else { return }
         var r = ByteReader(bytes)
-        var out: [Int: Stamp] = [:]
         while !r.isAtEnd {
             let ord = try r.count("column ordinal", limit: Limits.maxColumns)
             let hlc = HLC(rawValue: try r.varint("cell clock"))
             let origin = Int64(try r.varint("cell origin"))
-            out[ord] = Stamp(hlc: hlc, origin: origin)
+            place(ord, Stamp(hlc: hlc, origin: origin))
         }
-        return out
     }
 
     package init(causalLength: UInt64, row: Stamp, overrides: [Int: Stamp]) {
         self.causalLength = causalLength
         self.row = row
-        self.overrides = overrides
+        laterCells = overrides.sorted { $0.key < $1.key }.map { LaterCell(ordinal: $0.key, stamp: $0.value) }
     }
 }

@@ -26,9 +26,9 @@ package final class ClockStore {
     /// they are NULL (no clock row).
     package static func clock(from s: Statement, at i: Int) throws -> RowClock? {
         guard s.type(i) != .null else { return nil }
-        return RowClock(causalLength: UInt64(s.int(i)),
-                        row: .init(hlc: HLC(rawValue: UInt64(bitPattern: s.int(i + 1))), origin: s.int(i + 2)),
-                        overrides: try RowClock.unpackOverrides(s.bytes(i + 3)))
+        return try RowClock(causalLength: UInt64(s.int(i)),
+                            row: .init(hlc: HLC(rawValue: UInt64(bitPattern: s.int(i + 1))), origin: s.int(i + 2)),
+                            packed: s.bytes(i + 3))
     }
 
     /// Writes the clock of the row with `key`: an update of its clock row when `replacing`
