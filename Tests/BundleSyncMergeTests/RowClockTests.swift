@@ -8,8 +8,8 @@ import Testing
         c.setCell(0, .init(hlc: HLC(milliseconds: 5), origin: 1))
         #expect(c.packedOverrides() == nil, "a cell written with the row's clock costs nothing")
         c.setCell(3, .init(hlc: HLC(milliseconds: 9, counter: 2), origin: 7))
-        let unpacked = try RowClock.unpackOverrides(c.packedOverrides())
-        #expect(unpacked == c.overrides)
+        let unpacked = try RowClock(causalLength: 1, row: c.row, packed: c.packedOverrides())
+        #expect(unpacked.laterCells == c.laterCells)
     }
 
     @Test func cellsSetInAnyOrderKeepOneClockEachInOrdinalOrder() throws {
@@ -24,7 +24,8 @@ import Testing
         #expect(c.cell(2) == later[5])
         #expect(c.cell(3) == row, "a cell never written later has the row's clock")
         #expect(c.cell(4) == row)
-        #expect(c.overrides == [0: later[0], 1: later[1], 2: later[5], 6: later[0]])
+        #expect(c.laterCells == [.init(ordinal: 0, stamp: later[0]), .init(ordinal: 1, stamp: later[1]),
+                                 .init(ordinal: 2, stamp: later[5]), .init(ordinal: 6, stamp: later[0])])
         #expect(try RowClock(causalLength: 1, row: row, packed: c.packedOverrides()) == c)
     }
 
@@ -38,6 +39,6 @@ import Testing
         let c = try RowClock(causalLength: 1, row: .init(hlc: HLC(milliseconds: 5), origin: 1), packed: w.bytes)
         #expect(c.laterCells.map(\.ordinal) == [1, 3])
         #expect(c.cell(3).hlc == HLC(milliseconds: 9))
-        #expect(try RowClock.unpackOverrides(w.bytes) == c.overrides)
+        #expect(c.laterCells.map(\.stamp.hlc) == [HLC(milliseconds: 8), HLC(milliseconds: 9)])
     }
 }

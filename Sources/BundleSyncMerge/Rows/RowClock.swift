@@ -26,6 +26,11 @@ package struct RowClock: Equatable {
     package struct LaterCell: Equatable {
         package var ordinal: Int
         package var stamp: Stamp
+
+        package init(ordinal: Int, stamp: Stamp) {
+            self.ordinal = ordinal
+            self.stamp = stamp
+        }
     }
 
     package var causalLength: UInt64
@@ -34,11 +39,6 @@ package struct RowClock: Equatable {
     /// an array searched in order costs less than a dictionary for every cell merged or
     /// sealed, and it packs in order without sorting.
     package private(set) var laterCells: [LaterCell]
-
-    /// The clocks of ``laterCells`` by ordinal.
-    package var overrides: [Int: Stamp] {
-        Dictionary(laterCells.map { ($0.ordinal, $0.stamp) }, uniquingKeysWith: { _, last in last })
-    }
 
     package var isAlive: Bool { causalLength % 2 == 1 }
 
@@ -57,10 +57,6 @@ package struct RowClock: Equatable {
 
     /// Sets the clock kept for `ordinal` (none: the row's), keeping ordinal order.
     private mutating func place(_ ordinal: Int, _ stamp: Stamp?) {
-        if stamp != nil, laterCells.last.map({ $0.ordinal < ordinal }) ?? true {
-            laterCells.append(LaterCell(ordinal: ordinal, stamp: stamp!))
-            return
-        }
         let i = laterCells.firstIndex { $0.ordinal >= ordinal } ?? laterCells.count
         if i < laterCells.count && laterCells[i].ordinal == ordinal {
             if let stamp { laterCells[i].stamp = stamp } else { laterCells.remove(at: i) }
@@ -80,10 +76,6 @@ package struct RowClock: Equatable {
             w.varint(UInt64(c.stamp.origin))
         }
         return w.bytes
-    }
-
-    package static func unpackOverrides(_ bytes: [UInt8]?) throws -> [Int: Stamp] {
-        try RowClock(causalLength: 0, row: .unwritten(by: 0), packed: bytes).overrides
     }
 
     /// A clock with the overrides packed by ``packedOverrides()``; where an ordinal comes

@@ -56,14 +56,15 @@ package final class HistoryStore {
         names.varint(batch.tables.count)
         batch.tables.forEach { names.string($0.table) }
         let order: SQLValue = applied ? try nextAppliedOrder() : .null
-        let least: SQLValue = batch.hlcRange.map { .integer(Int64(bitPattern: $0.lowerBound.rawValue)) } ?? .null
+        let range = batch.hlcRange
+        let least: SQLValue = range.map { .integer(Int64(bitPattern: $0.lowerBound.rawValue)) } ?? .null
         try db.run("""
             INSERT INTO _bundlesync_batches(origin, seq, hash, length, signature, body, tables, rows, applied_order, received, least_hlc)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(origin), .integer(Int64(batch.seq)), .blob(signed.hash.bytes), .integer(Int64(signed.bytes.count)),
                   .blob(signed.signature), .blob(try body?.result() ?? ZstdCompressor.compress(signed.bytes)), .blob(names.bytes), .integer(Int64(batch.rowCount)), order,
                   .integer(HLC.nowMilliseconds()), least])
-        try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: batch.hlcRange?.lowerBound ?? .zero)
+        try recordFloor(origin: origin, first: batch.seq, last: batch.seq, minimum: range?.lowerBound ?? .zero)
         if applied { try replicas.advanceHead(origin: origin, seq: batch.seq, hash: signed.hash) }
     }
 
