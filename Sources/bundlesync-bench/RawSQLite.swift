@@ -241,7 +241,9 @@ enum Zstd {
     }
 
     /// The verify baseline: stream-decompress a bundle's body (between the prefix + header
-    /// and the 152-byte trailer) and SHA-256 the decompressed bytes.
+    /// and the 152-byte trailer) and SHA-256 the decompressed bytes. A plain bundle of format
+    /// version 3 is decompressed against its header's contents, as `zstd -d --patch-from`
+    /// would be given them.
     ///
     /// - Returns: The number of decompressed bytes and their digest.
     static func decompressAndHashBody(of path: String) throws -> (bytes: Int, digest: Digest32) {
@@ -250,6 +252,8 @@ enum Zstd {
         var prefix = [UInt8](repeating: 0, count: 16)
         guard fread(&prefix, 1, 16, f) == 16 else { throw BenchError("\(path): short file") }
         let headerLength = Int(prefix[12]) | Int(prefix[13]) << 8 | Int(prefix[14]) << 16 | Int(prefix[15]) << 24
+        var header = [UInt8](repeating: 0, count: headerLength)
+        guard fread(&header, 1, headerLength, f) == headerLength else { throw BenchError("\(path): short header") }
         fseeko(f, 0, SEEK_END)
         let size = Int(ftello(f))
         let start = 16 + headerLength
@@ -257,6 +261,8 @@ enum Zstd {
         fseeko(f, off_t(start), SEEK_SET)
         let ctx = ZSTD_createDCtx()
         defer { ZSTD_freeDCtx(ctx) }
+        let contents = prefix[8] >= 3 ? Array(header[try contentsOffset(header)...]) : []
+        if !contents.isEmpty { ZSTD_DCtx_refPrefix(ctx, contents, contents.count) }
         var input = [UInt8](repeating: 0, count: 1 << 20)
         var output = [UInt8](repeating: 0, count: 1 << 18)
         var hasher = Hasher256()
@@ -284,6 +290,28 @@ enum Zstd {
         }
         guard last == 0 else { throw BenchError("\(path): compressed body ends inside a frame") }
         return (produced, hasher.finalize())
+    }
+
+    /// Where the contents start in the header of a plain bundle of format version 2 or 3:
+    /// after the exporter's id and two keys (80 bytes), its name, the creation time and a
+    /// recipient count of 0.
+    private static func contentsOffset(_ header: [UInt8]) throws -> Int {
+        var i = 80
+        func varint() throws -> Int {
+            var v = 0, shift = 0
+            while i < header.count {
+                let b = header[i]
+                i += 1
+                v |= Int(b & 0x7f) << shift
+                if b & 0x80 == 0 { return v }
+                shift += 7
+            }
+            throw BenchError("a header field runs past the header")
+        }
+        i += try varint()
+        _ = try varint()
+        guard try varint() == 0 else { throw BenchError("the verify baseline reads plain bundles only") }
+        return i
     }
 }
 

@@ -15,6 +15,8 @@ import CZstd
 package final class ZstdCompressor {
     private let ctx: OpaquePointer
     private var out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+    /// The prefix the frame is compressed against, held until the compressor goes.
+    private var prefix = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     /// - Parameter hashLog: When set, the size of the match finder's hash table (a power of
     ///   two), in place of the level's. zstd.h, ZSTD_c_hashLog:
@@ -39,7 +41,32 @@ package final class ZstdCompressor {
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
     }
 
-    deinit { ZSTD_freeCCtx(ctx) }
+    deinit {
+        ZSTD_freeCCtx(ctx)
+        prefix.deallocate()
+    }
+
+    /// Compresses the next frame against `bytes`, which the frame may then refer back to as
+    /// if they came just before it; a reader decompresses it with the same prefix
+    /// (``ZstdDecompressor/usePrefix(_:)``). Called before the frame's first input.
+    ///
+    /// zstd.h, ZSTD_CCtx_refPrefix():
+    /// > Reference a prefix (single-usage dictionary) for next compressed frame.
+    /// > A prefix is **only used once**. Tables are discarded at end of frame (ZSTD_e_end).
+    /// > Decompression will need same prefix to properly regenerate data.
+    /// > [...]
+    /// > Note 1 : Prefix buffer is referenced. It **must** outlive compression.
+    /// So the compressor keeps its own copy.
+    package func usePrefix(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        prefix.deallocate()
+        prefix = .allocate(byteCount: bytes.count, alignment: 16)
+        bytes.withUnsafeBytes { prefix.copyMemory(from: $0) }
+        let r = ZSTD_CCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)
+        if ZSTD_isError(r) != 0 {
+            throw BundleSyncError.failure("compression failed: \(String(cString: ZSTD_getErrorName(r)))")
+        }
+    }
 
     /// Compresses `input`, handing output to `sink`; `finish` ends the frame.
     package func compress(_ input: [UInt8], finish: Bool = false, sink: ([UInt8]) throws -> Void) throws {
@@ -108,6 +135,33 @@ package final class ZstdDecompressor {
     deinit {
         ZSTD_freeDCtx(ctx)
         input.deallocate()
+        prefix.deallocate()
+    }
+
+    /// The prefix the next frame was compressed against, held until the decompressor goes.
+    private var prefix = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+    /// Decompresses the next frame against `bytes` (``ZstdCompressor/usePrefix(_:)``).
+    /// Called before the frame's first input.
+    ///
+    /// zstd.h, ZSTD_DCtx_refPrefix():
+    /// > Reference a prefix (single-usage dictionary) to decompress next frame.
+    /// > This is the reverse operation of ZSTD_CCtx_refPrefix(),
+    /// > and must use the same prefix as the one used during compression.
+    /// > Prefix is **only used once**. Reference is discarded at end of frame.
+    /// > [...]
+    /// > Prefix buffer must remain unmodified up to the end of frame,
+    /// > reached when ZSTD_decompressStream() returns 0.
+    /// A frame compressed without a prefix never refers to one, so it decompresses the same.
+    package func usePrefix(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        prefix.deallocate()
+        prefix = .allocate(byteCount: bytes.count, alignment: 16)
+        bytes.withUnsafeBytes { prefix.copyMemory(from: $0) }
+        let r = ZSTD_DCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)
+        if ZSTD_isError(r) != 0 {
+            throw BundleSyncError.failure("decompression failed: \(String(cString: ZSTD_getErrorName(r)))")
+        }
     }
 
     /// Makes the input buffer hold at least `capacity` bytes, keeping what is pending at its front.

@@ -51,6 +51,12 @@ final class BodyStream {
         digests = DigestPipeline([fileHasher, contentHasher], threaded: threaded)
     }
 
+    /// Decompresses the body's first frame against `prefix` (format version 3: the header's
+    /// contents). Called before anything is read.
+    func decompress(against prefix: [UInt8]) throws {
+        try decompressor.usePrefix(prefix)
+    }
+
     deinit {
         digests.cancel()
         try? handle.close()

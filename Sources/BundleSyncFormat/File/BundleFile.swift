@@ -15,9 +15,9 @@ public enum BundleFile {
     public static let magic: [UInt8] = [0x89, 0x42, 0x53, 0x59, 0x4E, 0x43, 0x0D, 0x0A]
     public static let endMagic: [UInt8] = Array("BSYNCEND".utf8)
     /// The format version this release writes.
-    public static let formatVersion: UInt16 = 2
+    public static let formatVersion: UInt16 = 3
     /// The format versions this release reads: every one an earlier release wrote.
-    public static let readableVersions: ClosedRange<UInt16> = 1...2
+    public static let readableVersions: ClosedRange<UInt16> = 1...3
     public static let prefixLength = 16
     public static let trailerLength = 8 + 8 + 32 + 32 + 64 + 8
     public static let fileExtension = "bsync"

@@ -101,7 +101,7 @@ public struct BundleHeader: Equatable, Sendable {
         w.raw(exporterKey)
         w.string(exporterName)
         w.varint(UInt64(max(0, createdMilliseconds)))
-        w.raw(encodedContents())
+        w.raw(encodedContents(version: 1))
         return w.bytes
     }
 
@@ -120,12 +120,14 @@ public struct BundleHeader: Equatable, Sendable {
         return w.bytes
     }
 
-    /// The header's contents, from the exporter's vector to the end: the same bytes in both
-    /// format versions, and what an encrypted bundle seals.
-    package func encodedContents() -> [UInt8] {
+    /// The header's contents, from the exporter's vector to the end: what an encrypted
+    /// bundle seals, and in format version 3 the prefix its body is compressed against.
+    /// Versions 1 and 2 write the same bytes; version 3 writes the base vector against the
+    /// exporter's (``encodeBase(into:)``).
+    package func encodedContents(version: UInt16 = BundleFile.formatVersion) -> [UInt8] {
         var w = ByteWriter(capacity: 1024)
         exporterVector.encode(into: &w)
-        baseVector.encode(into: &w)
+        if version >= 3 { encodeBase(into: &w) } else { baseVector.encode(into: &w) }
         for list in [requiredCapabilities, optionalCapabilities] {
             let canonical = Set(list).sorted()
             w.varint(canonical.count)
@@ -159,13 +161,43 @@ public struct BundleHeader: Equatable, Sendable {
         return w.bytes
     }
 
+    /// Writes the base vector as format version 3 does: for each entry of the exporter's
+    /// vector, in its order, the base's count for that replica (0 when the base has none),
+    /// then the base's entries for replicas the exporter's vector lacks, as a vector.
+    ///
+    /// A base is mostly the same replicas as the exporter's vector, so this leaves out their
+    /// ids: 17 bytes or more per replica in versions 1 and 2, usually one byte here.
+    private func encodeBase(into w: inout ByteWriter) {
+        for (id, _) in exporterVector.sorted { w.varint(baseVector[id]) }
+        VersionVector(baseVector.entries.filter { exporterVector[$0.key] == 0 }).encode(into: &w)
+    }
+
+    /// Reads a base vector written by ``encodeBase(into:)`` against `exporterVector`.
+    private static func decodeBase(from r: inout ByteReader, against exporterVector: VersionVector) throws -> VersionVector {
+        var base = VersionVector()
+        for (id, _) in exporterVector.sorted {
+            let n = try r.counter("base vector sequence number")
+            if n > 0 { base[id] = n }
+        }
+        let others = try VersionVector.decode(from: &r, what: "base vector")
+        for (id, n) in others.entries {
+            guard exporterVector[id] == 0 else {
+                throw BundleSyncError.badData("the base vector lists replica \(id.short) twice")
+            }
+            base[id] = n
+        }
+        return base
+    }
+
     /// The most recipients a header may list.
     package static let maxRecipients = 10_000
 
-    /// Decodes a header of format version 2. For an encrypted bundle, the contents stay
-    /// sealed: the header returned has only its clear fields, ``isOpened`` false, and the
-    /// sealed bytes and where they start in the header are returned beside it.
-    package static func decodeVersion2(_ bytes: [UInt8]) throws -> (header: BundleHeader, sealed: (offset: Int, bytes: [UInt8])?) {
+    /// Decodes a header of format version 2 or 3. For an encrypted bundle, the contents stay
+    /// sealed: the header returned has only its clear fields and ``isOpened`` false.
+    ///
+    /// - Returns: The header, where its contents start in `bytes`, and whether they are
+    ///   sealed (then they run to the end of `bytes`, the authentication tag included).
+    package static func decodeVersion2(_ bytes: [UInt8], version: UInt16) throws -> (header: BundleHeader, contentsOffset: Int, sealed: Bool) {
         var r = ByteReader(bytes)
         let exporter = try r.readReplicaID("exporter id")
         let exporterKey = try r.raw(32, "exporter public key")
@@ -206,20 +238,20 @@ public struct BundleHeader: Equatable, Sendable {
         header.exchangeKey = exchangeKey
         header.recipients = recipients
         header.passphrase = passphrase
+        let offset = r.offset
         if !header.isEncrypted {
-            try header.decodeContents(from: &r)
-            return (header, nil)
+            try header.decodeContents(from: &r, version: version)
+            return (header, offset, false)
         }
         guard r.remaining > 16 else { throw BundleSyncError.badData("the encrypted header contents are missing") }
         header.isOpened = false
-        let offset = r.offset
-        return (header, (offset, try r.raw(r.remaining, "encrypted header contents")))
+        return (header, offset, true)
     }
 
-    /// Decodes the contents of a header (what ``encodedContents()`` writes) into this one.
-    package mutating func decodeContents(_ bytes: [UInt8]) throws {
+    /// Decodes the contents of a header (what ``encodedContents(version:)`` writes) into this one.
+    package mutating func decodeContents(_ bytes: [UInt8], version: UInt16) throws {
         var r = ByteReader(bytes)
-        try decodeContents(from: &r)
+        try decodeContents(from: &r, version: version)
         isOpened = true
     }
 
@@ -239,13 +271,13 @@ public struct BundleHeader: Equatable, Sendable {
         var header = BundleHeader(exporter: exporter, exporterKey: exporterKey, exporterName: name,
                                   createdMilliseconds: Int64(created), exporterVector: VersionVector(), baseVector: VersionVector(),
                                   requiredCapabilities: [], optionalCapabilities: [], keys: [:], tables: [], batches: [])
-        try header.decodeContents(from: &r)
+        try header.decodeContents(from: &r, version: 1)
         return header
     }
 
-    private mutating func decodeContents(from r: inout ByteReader) throws {
+    private mutating func decodeContents(from r: inout ByteReader, version: UInt16) throws {
         let ev = try VersionVector.decode(from: &r, what: "exporter vector")
-        let bv = try VersionVector.decode(from: &r, what: "base vector")
+        let bv = version >= 3 ? try Self.decodeBase(from: &r, against: ev) : try VersionVector.decode(from: &r, what: "base vector")
         func capabilities(_ what: String) throws -> [String] {
             let n = try r.count("\(what) count", limit: Limits.maxCapabilities)
             var out: [String] = []

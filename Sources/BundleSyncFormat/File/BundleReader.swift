@@ -92,16 +92,23 @@ public final class BundleReader: BundleContents {
         fileHasher.update(prefix)
         fileHasher.update(headerBytes)
         var fileKey: FileKey?
+        // In format version 3, the header's contents in the clear, which the body's frame is
+        // compressed against.
+        var bodyPrefix: [UInt8] = []
         do {
             if version == 1 {
                 header = try BundleHeader.decode(headerBytes)
             } else {
-                let (clear, sealed) = try BundleHeader.decodeVersion2(headerBytes)
+                let (clear, offset, sealed) = try BundleHeader.decodeVersion2(headerBytes, version: version)
                 var h = clear
-                if let sealed, let keyring, let key = keyring.fileKey(recipients: clear.recipients, passphrase: clear.passphrase) {
-                    try h.decodeContents(try key.openHeader(sealed.bytes, authenticating: prefix + headerBytes[0..<sealed.offset]))
+                var contents = sealed ? nil : Array(headerBytes[offset...])
+                if sealed, let keyring, let key = keyring.fileKey(recipients: clear.recipients, passphrase: clear.passphrase) {
+                    let opened = try key.openHeader(Array(headerBytes[offset...]), authenticating: prefix + headerBytes[0..<offset])
+                    try h.decodeContents(opened, version: version)
+                    contents = opened
                     fileKey = key
                 }
+                if version >= 3, let contents { bodyPrefix = contents }
                 header = h
             }
         } catch let e as BundleSyncError {
@@ -151,6 +158,7 @@ public final class BundleReader: BundleContents {
         body = BodyStream(path: path, handle: h, compressedLength: compressedLength, contentLength: expectedContentLength,
                           fileHasher: fileHasher, contentHasher: contentHasher, bodyKey: fileKey?.bodyKey,
                           threaded: expectedContentLength >= Self.threadedHashing)
+        try body.decompress(against: bodyPrefix)
     }
 
     /// The body size from which digests are computed on a thread of their own.

@@ -314,10 +314,10 @@ struct InvalidBundleFactory {
             "v1-delta.bsync with the high bit of the first magic byte cleared (a 7-bit transfer)")
         add("bad-magic-crlf.bsync", Array(g[0..<6]) + Array(g[7...]), "does not look like a bundlesync bundle",
             "v1-delta.bsync with the magic's CR LF translated to LF (a text-mode transfer)")
-        var v3 = g
-        v3[8] = 3
-        add("format-version-3.bsync", v3, "format version 3", hint: "upgrade",
-            "v1-delta.bsync claiming format version 3")
+        var v4 = g
+        v4[8] = 4
+        add("format-version-4.bsync", v4, "format version 4", hint: "upgrade",
+            "v1-delta.bsync claiming format version 4")
         var flags = g
         flags[10] = 0x01
         add("reserved-prefix-flags.bsync", flags, "reserved flags", "v1-delta.bsync with reserved prefix flag bit 0 set")
