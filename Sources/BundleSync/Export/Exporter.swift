@@ -152,7 +152,7 @@ package struct Exporter {
                 exporter: store.id, exporterKey: store.identity.publicKey, exporterName: store.name,
                 createdMilliseconds: HLC.nowMilliseconds(), exporterVector: vector, baseVector: snapshot && floor == nil ? VersionVector() : base,
                 requiredCapabilities: BundleHeader.requiredCapabilities(tables: schemas, snapshot: snapshot, delta: floor != nil),
-                optionalCapabilities: [BundleHeader.liveAnchorsCapability], keys: keys, tables: schemas,
+                optionalCapabilities: [BundleHeader.liveAnchorsCapability, BundleHeader.readsFormat3Capability], keys: keys, tables: schemas,
                 batches: snapshot ? [] : missing.map { .init(origin: $0.origin, seq: $0.seq, hash: $0.hash, length: $0.length) },
                 snapshotHeads: snapshot ? try store.replicas.heads() : nil)
             header.snapshotFloor = floor
@@ -176,8 +176,9 @@ package struct Exporter {
             }
             let provisional = intoDirectory ? PathText.join(output, Mailbox.provisionalName(of: store.name)) : output
             if intoDirectory { Mailbox(store: store, directory: output).removeStaleTemporaryFiles() }
-            let writer = toStandardOutput ? try BundleWriter(standardOutputWith: announced, recipients: recipients, passphrase: passphrase)
-                : try BundleWriter(path: provisional, header: announced, shownAs: output, recipients: recipients, passphrase: passphrase)
+            let version = try formatVersion(for: target)
+            let writer = toStandardOutput ? try BundleWriter(standardOutputWith: announced, version: version, recipients: recipients, passphrase: passphrase)
+                : try BundleWriter(path: provisional, header: announced, shownAs: output, version: version, recipients: recipients, passphrase: passphrase)
             let rows: Int
             if snapshot {
                 rows = try SnapshotWriter(store: store, progress: progress).write(to: writer, since: floor)
@@ -247,6 +248,21 @@ package struct Exporter {
         guard var schema = store.catalog[table]?.schema else { return held }
         for c in held?.columns ?? [] where !schema.columns.contains(where: { $0.name == c.name }) { schema.columns.append(c) }
         return schema
+    }
+
+    /// The format version of a bundle for `target`: 3 once every peer it is for (the named
+    /// ones, or else every peer heard from and not forgotten) said in its latest bundle that
+    /// it reads version 3; otherwise 2, which every release since encryption reads. A
+    /// replica that knows no peer yet writes 2, so a device that joins a fleet of older
+    /// releases is read by all of them; once their bundles say they read 3, it writes 3.
+    private func formatVersion(for target: ExportTarget) throws -> UInt16 {
+        let peers: [ReplicaID]
+        if case .peers(let names) = target {
+            peers = try names.map { try store.replicas.id(at: try store.replicas.resolve($0, besides: store.selfIndex)) }
+        } else {
+            peers = try store.replicas.knownPeers(besides: store.selfIndex).map(\.id)
+        }
+        return try !peers.isEmpty && store.replicas.allReadFormat3(peers) ? 3 : 2
     }
 
     /// The replicas an encrypted bundle for `target` is sealed to, with their keys: this

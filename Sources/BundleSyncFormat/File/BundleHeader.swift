@@ -17,6 +17,9 @@ public struct BundleHeader: Equatable, Sendable {
     /// Optional, in every bundle of this release: its exporter's text writes name live text
     /// only, so its peers may collect tombstones.
     public static let liveAnchorsCapability = "text-live-anchors-v1"
+    /// Optional, in every bundle of this release: its exporter reads format version 3, so
+    /// its peers may write version 3 for it.
+    public static let readsFormat3Capability = "reads-format-v3"
     /// Required by a bundle that carries a snapshot instead of batches.
     public static let snapshotCapability = "snapshot-v1"
     /// Required, with `snapshot-v1`, by a snapshot of only the rows changed since its base

@@ -41,8 +41,8 @@ package final class BundleWriter {
     /// - Parameters:
     ///   - shownAs: The path to name in messages (the directory, when the final name is
     ///     chosen only at the end).
-    ///   - version: The format version to write; 1 or 2 only to make bundles as older
-    ///     releases did.
+    ///   - version: The format version to write: 2 for peers that have not said they read
+    ///     3, and 1 only to make bundles as the first release did.
     ///   - recipients: For an encrypted bundle, each recipient's replica id and X25519 public
     ///     key; empty for a plain bundle. Versions 2 and 3 encrypt.
     ///   - passphrase: A passphrase the bundle is also encrypted to.
@@ -66,10 +66,10 @@ package final class BundleWriter {
     }
 
     /// Writes the bundle to standard output (`export -o -`), in one pass, for a pipe.
-    package convenience init(standardOutputWith header: BundleHeader, recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = [],
-                             passphrase: [UInt8]? = nil) throws {
+    package convenience init(standardOutputWith header: BundleHeader, version: UInt16 = BundleFile.formatVersion,
+                             recipients: [(id: ReplicaID, exchangeKey: [UInt8])] = [], passphrase: [UInt8]? = nil) throws {
         try self.init(handle: FileHandle.standardOutput, path: "-", tempPath: nil, shownAs: "standard output", header: header,
-                      version: BundleFile.formatVersion, recipients: recipients, passphrase: passphrase)
+                      version: version, recipients: recipients, passphrase: passphrase)
     }
 
     private init(handle h: FileHandle, path: String, tempPath: String?, shownAs: String?, header: BundleHeader, version: UInt16,

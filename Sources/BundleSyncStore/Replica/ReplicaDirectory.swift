@@ -182,6 +182,19 @@ package final class ReplicaDirectory {
     /// (it runs a release that collects tombstones), as an SQL expression over its id column.
     private static func liveAnchorsKey(_ idColumn: String) -> String { "'live-anchors:' || lower(hex(\(idColumn)))" }
 
+    /// The `_bundlesync_meta` key that marks a peer whose latest bundle read here said it
+    /// reads format version 3, as an SQL expression over its id column.
+    private static func readsFormat3Key(_ idColumn: String) -> String { "'reads-format-v3:' || lower(hex(\(idColumn)))" }
+
+    /// Whether every one of `peers` said, in the latest of its bundles read here, that it
+    /// reads format version 3.
+    package func allReadFormat3(_ peers: [ReplicaID]) throws -> Bool {
+        for p in peers {
+            guard try db.scalar("SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.readsFormat3Key("?"))", [.blob(p.bytes)]) != nil else { return false }
+        }
+        return true
+    }
+
     /// Whether some replica other than `me` is known by name only: a replica that wrote
     /// history held here, or that a peer holds history of, whose own bundles were never
     /// imported here, and that was not forgotten.
@@ -264,6 +277,14 @@ package final class ReplicaDirectory {
             try db.run("DELETE FROM _bundlesync_meta WHERE key = (SELECT \(Self.forgottenKey("id")) FROM _bundlesync_replicas WHERE idx = ?)", [.integer(peer)])
         }
         if let key = header.exchangeKey { try rememberExchangeKey(key, of: peer) }
+        // A peer whose release went back says so in its next bundle.
+        if header.optionalCapabilities.contains(BundleHeader.readsFormat3Capability) {
+            try db.run("INSERT OR IGNORE INTO _bundlesync_meta(key, value) SELECT \(Self.readsFormat3Key("id")), 1 FROM _bundlesync_replicas WHERE idx = ?",
+                       [.integer(peer)])
+        } else {
+            try db.run("DELETE FROM _bundlesync_meta WHERE key = (SELECT \(Self.readsFormat3Key("id")) FROM _bundlesync_replicas WHERE idx = ?)",
+                       [.integer(peer)])
+        }
         if header.optionalCapabilities.contains(BundleHeader.liveAnchorsCapability) {
             try db.run("INSERT OR IGNORE INTO _bundlesync_meta(key, value) SELECT \(Self.liveAnchorsKey("id")), 1 FROM _bundlesync_replicas WHERE idx = ?",
                        [.integer(peer)])
