@@ -112,4 +112,40 @@ import Testing
         // (random bytes, which zstd cannot shrink); version 3 writes them once.
         #expect(sizes[2]! - sizes[3]! > 2 * 128 * 16 - 200, "\(sizes)")
     }
+
+    /// Compressing against the header must not cost a large body its ratio: zstd, told of a
+    /// prefix and not of the body's size, would size its window for the prefix. Bodies on
+    /// both sides of ``BundleWriter/prefixedBodyLimit`` come out no larger than in version 2.
+    @Test(arguments: [6_000, 30_000])
+    func aLargeBodyCompressesAsWellInVersion3(rows: Int) throws {
+        let tmp = TempDir()
+        let origin = Identity()
+        var rng = SplitMix64(seed: UInt64(rows))
+        let words = (0..<2_000).map { _ in String((0..<(3 + Int(rng.next() % 7))).map { _ in Character(UnicodeScalar(97 + UInt8(rng.next() % 16))) }) }
+        let base = HLC(milliseconds: 1_700_000_000_000)
+        let changes = (0..<rows).map { i in
+            RowChange(key: [.text("note-\(i)")], causalLength: 1, rowHLC: base,
+                      cells: [CellChange(column: 0, hlc: base, value: .text((0..<4).map { _ in words[Int(rng.next() % 2_000)] }.joined(separator: " "))),
+                              CellChange(column: 1, hlc: base, value: .integer(Int64(rng.next() % 1_000_000)))])
+        }
+        let batch = Batch(origin: origin.id, seq: 1, previous: .zero, dependencies: VersionVector(),
+                          tables: [TableChanges(table: "notes", keyColumns: ["id"], columns: ["title", "counter"], rows: changes)])
+        let signed = try SignedBatch(batch: batch, identity: origin)
+        let entry = BundleHeader.BatchEntry(origin: origin.id, seq: 1, hash: signed.hash, length: signed.bytes.count)
+        var header = Self.header(exporter: origin, vector: VersionVector([origin.id: 1]), base: VersionVector(), batches: [entry])
+        header.tables = [TableSchema(name: "notes", keyColumns: ["id"], columns: [.init(name: "title", rule: .lww), .init(name: "counter", rule: .lww)])]
+        var sizes: [UInt16: Int] = [:]
+        for version: UInt16 in [2, 3] {
+            let path = tmp.file("v\(version).bsync")
+            let w = try BundleWriter(path: path, header: header, version: version)
+            try w.append(signed)
+            try w.finish(identity: origin)
+            sizes[version] = w.bytesWritten
+            let r = try BundleReader(path: path)
+            #expect(try r.nextBatch()?.signed.bytes == signed.bytes)
+            try r.finish()
+        }
+        #expect((rows < 10_000) == (signed.bytes.count < BundleWriter.prefixedBodyLimit), "\(signed.bytes.count) bytes")
+        #expect(Double(sizes[3]!) <= Double(sizes[2]!) * 1.01, "\(sizes) for a body of \(signed.bytes.count) bytes")
+    }
 }

@@ -46,9 +46,18 @@ package final class ZstdCompressor {
         prefix.deallocate()
     }
 
-    /// Compresses the next frame against `bytes`, which the frame may then refer back to as
-    /// if they came just before it; a reader decompresses it with the same prefix
-    /// (``ZstdDecompressor/usePrefix(_:)``). Called before the frame's first input.
+    /// Compresses the next frame, of exactly `bodyLength` bytes, against `bytes`, which the
+    /// frame may then refer back to as if they came just before it; a reader decompresses
+    /// it with the same prefix (``ZstdDecompressor/usePrefix(_:)``). Called before the
+    /// frame's first input, on a compressor without a background thread.
+    ///
+    /// The length matters: told of a prefix but not of the input's size, zstd picks the
+    /// parameters of an input the prefix's size, and a body of 10 MB then comes out 20%
+    /// larger (measured with zstd 1.5.4, also with the length given but a background thread).
+    /// zstd.h, ZSTD_CCtx_setPledgedSrcSize():
+    /// > Total input data size to be compressed as a single frame.
+    /// > Value will be written in frame header, unless if explicitly forbidden using ZSTD_c_contentSizeFlag.
+    /// > This value will also be controlled at end of frame, and trigger an error if not respected.
     ///
     /// zstd.h, ZSTD_CCtx_refPrefix():
     /// > Reference a prefix (single-usage dictionary) for next compressed frame.
@@ -57,13 +66,13 @@ package final class ZstdCompressor {
     /// > [...]
     /// > Note 1 : Prefix buffer is referenced. It **must** outlive compression.
     /// So the compressor keeps its own copy.
-    package func usePrefix(_ bytes: [UInt8]) throws {
+    package func usePrefix(_ bytes: [UInt8], bodyLength: Int) throws {
         guard !bytes.isEmpty else { return }
         prefix.deallocate()
         prefix = .allocate(byteCount: bytes.count, alignment: 16)
         bytes.withUnsafeBytes { prefix.copyMemory(from: $0) }
-        let r = ZSTD_CCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)
-        if ZSTD_isError(r) != 0 {
+        for r in [ZSTD_CCtx_setPledgedSrcSize(ctx, UInt64(bodyLength)), ZSTD_CCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)]
+        where ZSTD_isError(r) != 0 {
             throw BundleSyncError.failure("compression failed: \(String(cString: ZSTD_getErrorName(r)))")
         }
     }

@@ -20,7 +20,14 @@ package final class BundleWriter {
     /// Level 3 with a hash table of 2^19 entries instead of the level's 2^17: a body of a
     /// few MiB and up, where the small table overflows, comes out about 2% smaller, for
     /// about 10% more compression time (2 MiB of table).
-    private let compressor = ZstdCompressor(level: 3, hashLog: 19, background: true)
+    private let compressor: ZstdCompressor
+    /// In format version 3, a body of batches up to this size is compressed against the
+    /// header's contents. Such a body is where the header's version vector and the batches'
+    /// dependencies weigh most. zstd sizes its parameters by the body's length when it is
+    /// told it, which needs the length ahead and compression on the caller's thread; a larger
+    /// body (and a snapshot's, whose length is known only at the end) is compressed without
+    /// the contents, on a thread of its own, which a reader decompresses the same.
+    package static let prefixedBodyLimit = 1 << 20
     private var fileHasher = Hasher256()
     private var contentHasher = Hasher256()
     /// Once a large block arrives, the content digest is taken on a thread of its own while
@@ -80,6 +87,18 @@ package final class BundleWriter {
         self.tempPath = tempPath
         handle = h
         expected = header.batches
+        let bodyLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
+        let contents = header.encodedContents(version: version)
+        if version >= 3, !header.isSnapshot, bodyLength <= Self.prefixedBodyLimit {
+            // The contents name the same replicas, tables and columns as the batches do: a
+            // batch's dependencies, a version vector of its own, then cost a few bytes instead
+            // of 17 per replica.
+            let c = ZstdCompressor(level: 3, hashLog: 19)
+            try c.usePrefix(contents, bodyLength: bodyLength)
+            compressor = c
+        } else {
+            compressor = ZstdCompressor(level: 3, hashLog: 19, background: true)
+        }
         func prefix(headerLength: Int) -> [UInt8] {
             var w = ByteWriter(capacity: BundleFile.prefixLength)
             w.raw(BundleFile.magic)
@@ -96,11 +115,6 @@ package final class BundleWriter {
             return
         }
         var header = header
-        let contents = header.encodedContents(version: version)
-        // Version 3 compresses the body against the header's contents, which name the same
-        // replicas, tables and columns as the batches do: a batch's dependencies, a version
-        // vector of its own, then cost a few bytes instead of 17 per replica.
-        if version >= 3 { try compressor.usePrefix(contents) }
         guard !recipients.isEmpty || passphrase != nil else {
             bodyKey = nil
             header.recipients = []
