@@ -101,14 +101,13 @@ public final class BundleReader: BundleContents {
             } else {
                 let (clear, offset, sealed) = try BundleHeader.decodeVersion2(headerBytes, version: version)
                 var h = clear
-                var contents = sealed ? nil : Array(headerBytes[offset...])
+                if version >= 3 && !sealed { bodyPrefix = Array(headerBytes[offset...]) }
                 if sealed, let keyring, let key = keyring.fileKey(recipients: clear.recipients, passphrase: clear.passphrase) {
                     let opened = try key.openHeader(Array(headerBytes[offset...]), authenticating: prefix + headerBytes[0..<offset])
                     try h.decodeContents(opened, version: version)
-                    contents = opened
+                    if version >= 3 { bodyPrefix = opened }
                     fileKey = key
                 }
-                if version >= 3, let contents { bodyPrefix = contents }
                 header = h
             }
         } catch let e as BundleSyncError {
