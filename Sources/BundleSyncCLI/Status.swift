@@ -50,7 +50,8 @@ struct Status: ParsableCommand {
         for p in s.peers {
             let heard = p.lastHeard.map { isoFormatter.string(from: Date(timeIntervalSince1970: Double($0) / 1000)) } ?? "never"
             output("  \(p.name ?? "?") \(p.id.hex.prefix(12))  lacks \(plural(p.lacksBatches, "batch", "batches")) (\(plural(p.lacksChanges, "row change", "row changes")), \(p.lacksBytes) bytes kept for it), last heard \(heard)\(silence(p.lastHeard))"
-                   + (p.encryptionKeyKnown ? "" : ", encryption key not known yet"))
+                   + (p.encryptionKeyKnown ? "" : ", encryption key not known yet")
+                   + (p.readsFormat3 ? "" : ", an older release: bundles stay in format version 2"))
         }
         if !s.forgotten.isEmpty {
             output("forgotten " + s.forgotten.map { "\($0.name ?? "?") \($0.id.hex.prefix(12))" }.joined(separator: ", "))

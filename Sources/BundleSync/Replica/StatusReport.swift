@@ -18,6 +18,9 @@ public struct StatusReport: Sendable {
         public var lastHeard: Int64?
         /// Whether one of its bundles told this replica its encryption key.
         public var encryptionKeyKnown = false
+        /// Whether its latest bundle read here said it reads format version 3. Bundles for
+        /// it, and for every peer when no target is named, are in version 2 until it does.
+        public var readsFormat3 = false
     }
 
     public struct Parked: Sendable {
@@ -68,7 +71,8 @@ public struct StatusReport: Sendable {
                 return Peer(id: p.id, name: p.name, vector: holds, lacksBatches: missing.count,
                             lacksChanges: missing.reduce(0) { $0 + $1.rows }, lacksBytes: missing.reduce(0) { $0 + $1.length },
                             lastHeard: p.lastHeard,
-                            encryptionKeyKnown: try replicas.exchangeKey(of: p.index) != nil)
+                            encryptionKeyKnown: try replicas.exchangeKey(of: p.index) != nil,
+                            readsFormat3: try replicas.allReadFormat3([p.id]))
             }
             forgotten = try replicas.forgottenPeers().map { ($0.id, $0.name) }
             parked = try store.history.parked().map { try Self.describe($0, store: store, vector: vector) }
@@ -116,7 +120,7 @@ public struct StatusReport: Sendable {
             "peers": peers.map { p -> [String: Any] in
                 var d: [String: Any] = ["id": p.id.hex, "name": p.name ?? NSNull(), "vector": p.vector.json,
                                         "lacks_batches": p.lacksBatches, "lacks_changes": p.lacksChanges, "lacks_bytes": p.lacksBytes,
-                                        "encryption_key_known": p.encryptionKeyKnown]
+                                        "encryption_key_known": p.encryptionKeyKnown, "reads_format_3": p.readsFormat3]
                 if let h = p.lastHeard { d["last_heard"] = isoFormatter.string(from: Date(timeIntervalSince1970: Double(h) / 1000)) }
                 return d
             },

@@ -33,6 +33,10 @@ import Testing
         #expect(try b.importBundle(fixture("bundles/v2-plain.bsync")).status == .applied)
         try Self.write(appB, "b-2")
         #expect(try Self.version(of: try b.export(to: temporaryPath("b-2.bsync"), target: .automatic).path) == 2)
+        // Its status says which peer keeps the bundles in version 2.
+        let peers = try b.status().peers
+        #expect(peers.compactMap(\.name).sorted() == ["golden", "reader"])
+        #expect(peers.filter { !$0.readsFormat3 }.map(\.name) == ["golden"])
         #expect(try Self.version(of: try b.export(to: temporaryPath("b-2-golden.bsync"), target: .peers(["golden"])).path) == 2)
         // Named peers that all read version 3 get it.
         #expect(try Self.version(of: try b.export(to: temporaryPath("b-2-a.bsync"), target: .peers([a.id.hex])).path) == 3)
