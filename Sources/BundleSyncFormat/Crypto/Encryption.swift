@@ -114,7 +114,9 @@ public struct PassphraseRecipient: Equatable, Sendable {
 package struct FileKey {
     package let bytes: [UInt8]
 
-    package static let hpkeInfo = Data("bundlesync v2 file key".utf8)
+    /// Built on each use rather than kept in a static: a sealed file key is opened once per
+    /// bundle, and a static `Data` made once looks like a leak to LeakSanitizer.
+    package static var hpkeInfo: Data { Data("bundlesync v2 file key".utf8) }
     package static let suite = HPKE.Ciphersuite.Curve25519_SHA256_ChachaPoly
 
     package init() {
