@@ -261,7 +261,8 @@ enum Zstd {
         fseeko(f, off_t(start), SEEK_SET)
         let ctx = ZSTD_createDCtx()
         defer { ZSTD_freeDCtx(ctx) }
-        let contents = prefix[8] >= 3 ? Array(header[try contentsOffset(header)...]) : []
+        let version = UInt16(prefix[8]) | UInt16(prefix[9]) << 8
+        let contents = version >= 3 ? Array(header[try BundleHeader.decodeVersion2(header, version: version).contentsOffset...]) : []
         if !contents.isEmpty { ZSTD_DCtx_refPrefix(ctx, contents, contents.count) }
         var input = [UInt8](repeating: 0, count: 1 << 20)
         var output = [UInt8](repeating: 0, count: 1 << 18)
@@ -290,28 +291,6 @@ enum Zstd {
         }
         guard last == 0 else { throw BenchError("\(path): compressed body ends inside a frame") }
         return (produced, hasher.finalize())
-    }
-
-    /// Where the contents start in the header of a plain bundle of format version 2 or 3:
-    /// after the exporter's id and two keys (80 bytes), its name, the creation time and a
-    /// recipient count of 0.
-    private static func contentsOffset(_ header: [UInt8]) throws -> Int {
-        var i = 80
-        func varint() throws -> Int {
-            var v = 0, shift = 0
-            while i < header.count {
-                let b = header[i]
-                i += 1
-                v |= Int(b & 0x7f) << shift
-                if b & 0x80 == 0 { return v }
-                shift += 7
-            }
-            throw BenchError("a header field runs past the header")
-        }
-        i += try varint()
-        _ = try varint()
-        guard try varint() == 0 else { throw BenchError("the verify baseline reads plain bundles only") }
-        return i
     }
 }
 

@@ -256,13 +256,17 @@ package struct Exporter {
     /// replica that knows no peer yet writes 2, so a device that joins a fleet of older
     /// releases is read by all of them; once their bundles say they read 3, it writes 3.
     private func formatVersion(for target: ExportTarget) throws -> UInt16 {
-        let peers: [ReplicaID]
-        if case .peers(let names) = target {
-            peers = try names.map { try store.replicas.id(at: try store.replicas.resolve($0, besides: store.selfIndex)) }
-        } else {
-            peers = try store.replicas.knownPeers(besides: store.selfIndex).map(\.id)
-        }
+        let peers = try self.peers(for: target).map { try store.replicas.id(at: $0) }
         return try !peers.isEmpty && store.replicas.allReadFormat3(peers) ? 3 : 2
+    }
+
+    /// The peers a bundle for `target` is for: the named ones, or else every peer heard
+    /// from and not forgotten.
+    private func peers(for target: ExportTarget) throws -> [Int64] {
+        if case .peers(let names) = target {
+            return try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
+        }
+        return try store.replicas.knownPeers(besides: store.selfIndex).map(\.index)
     }
 
     /// The replicas an encrypted bundle for `target` is sealed to, with their keys: this
@@ -272,12 +276,8 @@ package struct Exporter {
     /// - Returns: The recipients, and the refusal to give when some recipient's key is not
     ///   known here, or no peer is.
     private func recipients(for target: ExportTarget) throws -> (recipients: [(id: ReplicaID, exchangeKey: [UInt8])], unknown: BundleSyncError?) {
-        var peers: [Int64]
-        switch target {
-        case .peers(let names):
-            peers = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
-        default:
-            peers = try store.replicas.knownPeers(besides: store.selfIndex).map(\.index)
+        var peers = try self.peers(for: target)
+        if case .peers = target {} else {
             peers += try TrustList(store: store).entries().filter { $0.trusted && !$0.isSelf }
                 .compactMap { try store.replicas.existingIndex(of: $0.id) }
         }
@@ -308,13 +308,8 @@ package struct Exporter {
             return VersionVector()
         case .vector(let v):
             return v
-        case .peers(let names):
-            let peers = try names.map { try store.replicas.resolve($0, besides: store.selfIndex) }
-            return try peers.map { try store.replicas.peerVector($0) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 } ?? VersionVector()
-        case .automatic:
-            let peers = try store.replicas.knownPeers(besides: store.selfIndex)
-            guard !peers.isEmpty else { return VersionVector() }
-            return try peers.map { try store.replicas.peerVector($0.index) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 }!
+        case .peers, .automatic:
+            return try peers(for: target).map { try store.replicas.peerVector($0) }.reduce(nil as VersionVector?) { $0?.meet($1) ?? $1 } ?? VersionVector()
         }
     }
 }

@@ -12,11 +12,24 @@ import CZstd
 /// Output is produced in chunks handed to a sink, so memory stays bounded whatever the
 /// input size. Frames carry zstd's own content checksum as an extra early check; bundle
 /// integrity does not depend on it (hashes cover the uncompressed content).
+/// The bytes a frame is compressed or decompressed against, held in memory of their own:
+/// zstd references a prefix rather than copying it, so it must outlive the frame.
+private final class Prefix {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(_ source: [UInt8]) {
+        bytes = .allocate(byteCount: source.count, alignment: 16)
+        source.withUnsafeBytes { bytes.copyMemory(from: $0) }
+    }
+
+    deinit { bytes.deallocate() }
+}
+
 package final class ZstdCompressor {
     private let ctx: OpaquePointer
     private var out = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
-    /// The prefix the frame is compressed against, held until the compressor goes.
-    private var prefix = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// The prefix the frame is compressed against.
+    private var prefix: Prefix?
 
     /// - Parameter hashLog: When set, the size of the match finder's hash table (a power of
     ///   two), in place of the level's. zstd.h, ZSTD_c_hashLog:
@@ -41,10 +54,7 @@ package final class ZstdCompressor {
         ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1)
     }
 
-    deinit {
-        ZSTD_freeCCtx(ctx)
-        prefix.deallocate()
-    }
+    deinit { ZSTD_freeCCtx(ctx) }
 
     /// Compresses the next frame, of exactly `bodyLength` bytes, against `bytes`, which the
     /// frame may then refer back to as if they came just before it; a reader decompresses
@@ -68,10 +78,9 @@ package final class ZstdCompressor {
     /// So the compressor keeps its own copy.
     package func usePrefix(_ bytes: [UInt8], bodyLength: Int) throws {
         guard !bytes.isEmpty else { return }
-        prefix.deallocate()
-        prefix = .allocate(byteCount: bytes.count, alignment: 16)
-        bytes.withUnsafeBytes { prefix.copyMemory(from: $0) }
-        for r in [ZSTD_CCtx_setPledgedSrcSize(ctx, UInt64(bodyLength)), ZSTD_CCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)]
+        let held = Prefix(bytes)
+        prefix = held
+        for r in [ZSTD_CCtx_setPledgedSrcSize(ctx, UInt64(bodyLength)), ZSTD_CCtx_refPrefix(ctx, held.bytes.baseAddress, held.bytes.count)]
         where ZSTD_isError(r) != 0 {
             throw BundleSyncError.failure("compression failed: \(String(cString: ZSTD_getErrorName(r)))")
         }
@@ -144,11 +153,10 @@ package final class ZstdDecompressor {
     deinit {
         ZSTD_freeDCtx(ctx)
         input.deallocate()
-        prefix.deallocate()
     }
 
-    /// The prefix the next frame was compressed against, held until the decompressor goes.
-    private var prefix = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// The prefix the next frame was compressed against.
+    private var prefix: Prefix?
 
     /// Decompresses the next frame against `bytes` (``ZstdCompressor/usePrefix(_:)``).
     /// Called before the frame's first input.
@@ -164,10 +172,9 @@ package final class ZstdDecompressor {
     /// A frame compressed without a prefix never refers to one, so it decompresses the same.
     package func usePrefix(_ bytes: [UInt8]) throws {
         guard !bytes.isEmpty else { return }
-        prefix.deallocate()
-        prefix = .allocate(byteCount: bytes.count, alignment: 16)
-        bytes.withUnsafeBytes { prefix.copyMemory(from: $0) }
-        let r = ZSTD_DCtx_refPrefix(ctx, prefix.baseAddress, prefix.count)
+        let held = Prefix(bytes)
+        prefix = held
+        let r = ZSTD_DCtx_refPrefix(ctx, held.bytes.baseAddress, held.bytes.count)
         if ZSTD_isError(r) != 0 {
             throw BundleSyncError.failure("decompression failed: \(String(cString: ZSTD_getErrorName(r)))")
         }

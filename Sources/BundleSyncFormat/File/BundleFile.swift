@@ -30,6 +30,11 @@ public enum BundleFile {
         return w.count + batchLength + Signature.byteCount
     }
 
+    /// The uncompressed body of a bundle that carries these batches: their frames.
+    package static func bodyLength(of batches: [BundleHeader.BatchEntry]) -> Int {
+        batches.reduce(0) { $0 + frameLength(batchLength: $1.length) }
+    }
+
     /// What the exporter signs: both digests and both lengths.
     package static func signedMessage(trailer: Trailer) -> [UInt8] {
         var w = ByteWriter()

@@ -137,7 +137,7 @@ public final class BundleReader: BundleContents {
             }
             expectedContentLength = Int(trailer.uncompressedLength)
         } else {
-            expectedContentLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
+            expectedContentLength = BundleFile.bodyLength(of: header.batches)
         }
         guard trailer.uncompressedLength == UInt64(expectedContentLength) else {
             throw BundleSyncError(.badData, "'\(path)': the trailer's body length disagrees with the header's batch list", bundle: path)

@@ -87,7 +87,7 @@ package final class BundleWriter {
         self.tempPath = tempPath
         handle = h
         expected = header.batches
-        let bodyLength = header.batches.reduce(0) { $0 + BundleFile.frameLength(batchLength: $1.length) }
+        let bodyLength = BundleFile.bodyLength(of: header.batches)
         let contents = header.encodedContents(version: version)
         if version >= 3, !header.isSnapshot, bodyLength <= Self.prefixedBodyLimit {
             // The contents name the same replicas, tables and columns as the batches do: a

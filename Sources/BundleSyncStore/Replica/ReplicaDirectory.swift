@@ -189,8 +189,13 @@ package final class ReplicaDirectory {
     /// Whether every one of `peers` said, in the latest of its bundles read here, that it
     /// reads format version 3.
     package func allReadFormat3(_ peers: [ReplicaID]) throws -> Bool {
+        try allMarked(peers, Self.readsFormat3Key)
+    }
+
+    /// Whether `_bundlesync_meta` holds the per-peer mark `key` for every one of `peers`.
+    private func allMarked(_ peers: [ReplicaID], _ key: (String) -> String) throws -> Bool {
         for p in peers {
-            guard try db.scalar("SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.readsFormat3Key("?"))", [.blob(p.bytes)]) != nil else { return false }
+            guard try db.scalar("SELECT 1 FROM _bundlesync_meta WHERE key = \(key("?"))", [.blob(p.bytes)]) != nil else { return false }
         }
         return true
     }
@@ -207,10 +212,7 @@ package final class ReplicaDirectory {
 
     /// Whether every one of `peers` writes text naming live text only, as this release does.
     package func allAnchorLive(_ peers: [KnownPeer]) throws -> Bool {
-        for p in peers {
-            guard try db.scalar("SELECT 1 FROM _bundlesync_meta WHERE key = \(Self.liveAnchorsKey("?"))", [.blob(p.id.bytes)]) != nil else { return false }
-        }
-        return true
+        try allMarked(peers.map(\.id), Self.liveAnchorsKey)
     }
 
     /// Forgets a peer: it no longer counts among the peers whose needs keep history and
