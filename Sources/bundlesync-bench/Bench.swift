@@ -372,6 +372,8 @@ final class Run {
         let small = w.smallUpdateDelta()
         let script = "BEGIN;\n" + small.map(\.sqlText).joined(separator: "\n") + "\nCOMMIT;\n"
         let smallReps = o.rows <= 200_000 ? 5 : 3
+        // Kept for a look with the `sqlite3` shell (`.read fig5b.sql` on a copy of either database).
+        if o.keep { try Data(script.utf8).write(to: URL(fileURLWithPath: file("fig5b.sql"))) }
         var smallTracked: [(wall: Double, cpu: Double)] = [], smallUntracked: [(wall: Double, cpu: Double)] = []
         var smallCaptured = 0
         try step("application writes: the small-update delta (\(grouped(small.count)) statements as SQL text, one transaction), tracked vs untracked, \(smallReps) rounds") {
