@@ -32,7 +32,7 @@ struct Options {
       --big-bundle-mb M   also measure peak memory importing a bundle of about M MB (SPEC: 1024)
       --fleet R,R...      also run the fleet section: R replicas syncing through one folder (e.g. 8,32,128)
       --fleet-rounds N    rounds of the fleet section (default 10)
-      --keep              keep the files afterwards
+      --keep              keep the files afterwards, with figure 5b's statements in fig5b.sql
       --text-trace FILE   the keystroke trace of the text section (default: \(defaultTrace), if present)
       --text-every N      keystrokes between two writes of the text (default 100)
       --text-keystrokes K replay only the first K keystrokes
