@@ -9,7 +9,8 @@ struct Untrack: ParsableCommand {
         Removes the table's capture triggers and bookkeeping and keeps its rows as they are. \
         Changes not yet exported are sealed first, when the table still exists. Also the way \
         out when a tracked table was dropped. Other replicas go on syncing the table among \
-        themselves; bundles that change it are refused here until it is tracked again.
+        themselves; what their bundles change in it is kept here, listed by 'status', and \
+        merged once the table is tracked again.
 
         Example:
           bundlesync untrack clinic.db old_visits

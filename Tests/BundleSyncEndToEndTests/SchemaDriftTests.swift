@@ -113,6 +113,63 @@ import Testing
         #expect(try b.rows("SELECT count(*) FROM u") == [[.integer(1)]])
     }
 
+    /// A replica that untracks a table keeps its rows but drops their clocks; what peers
+    /// change in the table meanwhile is held, and merged when the table is tracked again. An
+    /// update carries only the cells it wrote: the row keeps its other values, rather than
+    /// taking them for NULL written by the update's origin and sending that NULL back.
+    @Test func anUpdateHeldWhileATableWasUntrackedKeepsTheRowsOtherValues() throws {
+        let tmp = TempDir()
+        let (a, b, stick) = try pair(tmp)
+        try a.sql("INSERT INTO t VALUES ('x', 1, 2), ('z', 7, 8)")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try CLI.ok(["untrack", b.db, "t"])
+
+        try a.sql("UPDATE t SET a = 5 WHERE id = 'x'; UPDATE t SET b = 9 WHERE id = 'z'; INSERT INTO t VALUES ('y', 3, 4)")
+        try b.importing([try a.export(to: stick)])
+        #expect(try b.rows("SELECT * FROM t ORDER BY id") == [[.text("x"), .integer(1), .integer(2)], [.text("z"), .integer(7), .integer(8)]])
+        #expect((try b.status()["held"] as? [Any])?.isEmpty == false)
+
+        try CLI.ok(["track", b.db, "t"])
+        let expected: [[SQLValue]] = [[.text("x"), .integer(5), .integer(2)], [.text("y"), .integer(3), .integer(4)],
+                                      [.text("z"), .integer(7), .integer(9)]]
+        #expect(try b.rows("SELECT * FROM t ORDER BY id") == expected)
+        try a.importing([try b.export(to: stick)])
+        try b.importing([try a.export(to: stick)])
+        #expect(try a.rows("SELECT * FROM t ORDER BY id") == expected)
+        try expectConverged(a, b)
+    }
+
+    /// A text edit held while the table was untracked refers to text whose state untrack
+    /// dropped: tracking again stops with the way out, and a whole snapshot from a peer
+    /// brings the states back, after which the table is tracked and the replicas converge.
+    @Test func aTextEditHeldWhileATableWasUntrackedNeedsASnapshotAndSaysSo() throws {
+        let tmp = TempDir()
+        let schema = "CREATE TABLE t(id TEXT PRIMARY KEY, a, note TEXT);"
+        let (a, b, stick) = try pair(tmp, schema: schema, tables: [])
+        for r in [a, b] { try CLI.ok(["track", r.db, "t", "--text", "note"]) }
+        try a.sql("INSERT INTO t VALUES ('x', 1, 'hello brave new world')")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try CLI.ok(["untrack", b.db, "t"])
+
+        try a.sql("UPDATE t SET note = 'hello brave new big world' WHERE id = 'x'")
+        try b.importing([try a.export(to: stick)])
+        let refused = try CLI.run(["track", b.db, "t", "--text", "note"])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("held while not tracked here, cannot be merged"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--full"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("made by another program"), "\(refused.stderr)")
+        #expect((try b.status()["tables"] as? [Any])?.isEmpty == true)
+
+        try b.importing([try a.export(["--full"], to: tmp.dir("full"))])
+        try CLI.ok(["track", b.db, "t", "--text", "note"])
+        #expect(try b.rows("SELECT note FROM t") == [[.text("hello brave new big world")]])
+        try a.importing([try b.export(to: stick)])
+        try b.importing([try a.export(to: stick)])
+        try expectConverged(a, b)
+    }
+
     @Test func untrackKeepsTheRowsAndStopsCapture() throws {
         let tmp = TempDir()
         let (a, _, _) = try pair(tmp)

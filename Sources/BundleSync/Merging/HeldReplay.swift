@@ -32,9 +32,21 @@ package struct HeldReplay {
     @discardableResult
     package func replay(_ batches: [HeldBatch]) throws -> Int {
         var released = 0
+        // Snapshot chunks first: they carry whole text and JSON states, which the edits of
+        // held batches may refer to.
+        for held in try store.held.heldChunks() where held.items.contains(where: isTracked) {
+            let still = try RowMerger(store: store, tiesWin: true).merge(try store.held.chunk(held.id), keys: [:])
+            try store.held.updateHeld(chunk: held.id, items: still)
+            if still.isEmpty { released += 1 }
+        }
         for held in batches {
             let batch = try Batch.decode(try store.history.load(origin: held.originIndex, seq: held.seq).bytes)
-            let still = try RowMerger(store: store, tiesWin: true).merge(batch, originIndex: held.originIndex)
+            let still: [HeldItem]
+            do {
+                still = try RowMerger(store: store, tiesWin: true).merge(batch, originIndex: held.originIndex)
+            } catch let e as BundleSyncError where e.code == .badData {
+                throw try unmergeable(held, batch: batch, cause: e)
+            }
             if still.isEmpty {
                 try store.held.release(origin: held.originIndex, seq: held.seq)
                 released += 1
@@ -42,15 +54,20 @@ package struct HeldReplay {
                 try store.held.hold(origin: held.originIndex, seq: held.seq, items: still)
             }
         }
-        for held in try store.held.heldChunks() where held.items.contains(where: isTracked) {
-            let still = try RowMerger(store: store, tiesWin: true).merge(try store.held.chunk(held.id), keys: [:])
-            try store.held.updateHeld(chunk: held.id, items: still)
-            if still.isEmpty { released += 1 }
-        }
         if released > 0 {
             store.notices.append("\(released == 1 ? "1 held batch or snapshot chunk is" : "\(released) held batches or snapshot chunks are") applied now that what \(released == 1 ? "it" : "they") changed is tracked here")
         }
         return released
+    }
+
+    /// Why a held batch, proved whole and authentic when it arrived, cannot be merged now:
+    /// its text or JSON edits refer to states this replica no longer holds, because `untrack`
+    /// dropped them with the table's bookkeeping. A whole snapshot brings them back.
+    private func unmergeable(_ held: HeldBatch, batch: Batch, cause: BundleSyncError) throws -> BundleSyncError {
+        let origin = try store.replicas.label(of: batch.origin)
+        let tables = Set(held.items.filter(isTracked).map(\.table)).sorted().map { "'\(shown($0))'" }.joined(separator: ", ")
+        return BundleSyncError(.failure, "the changes of replica \(origin) to \(tables), held while not tracked here, cannot be merged: \(cause.message); this replica dropped the text and JSON states they edit when the table was untracked",
+                               hint: "import a whole snapshot from a replica that tracks it (there: 'bundlesync export DB --full -o DIR'; here: 'bundlesync import DB DIR'), then run 'bundlesync track' again")
     }
 
     /// Merges again, in a transaction of its own, every held batch that is due.

@@ -50,7 +50,8 @@ package struct RowMerger {
                     cells.append(IncomingCell(ordinal: ordinal, stamp: .init(hlc: c.hlc, origin: originIndex), id: originID, value: c.value, merge: c.merge))
                 }
                 let rowStamp = RowClock.Stamp(hlc: row.rowHLC ?? row.cells.map(\.hlc).max() ?? .zero, origin: originIndex)
-                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
+                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted,
+                             wholeRow: row.rowHLC != nil)
             }
         }
         return held
@@ -87,7 +88,8 @@ package struct RowMerger {
                     if try insertNew(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted) { continue }
                     takeAsNew = false
                 }
-                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted)
+                try mergeRow(t, key: row.key, causalLength: row.causalLength, rowStamp: rowStamp, cells: cells, unlisted: unlisted,
+                             wholeRow: true)
             }
         }
         return held
@@ -146,8 +148,13 @@ package struct RowMerger {
         return clock
     }
 
+    /// Merges one row change.
+    ///
+    /// - Parameter wholeRow: Whether the change carries every cell of its incarnation: a
+    ///   snapshot's row, or a batch's row that the batch inserted or deleted. A batch's update
+    ///   carries only the cells it wrote.
     private func mergeRow(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, rowStamp: RowClock.Stamp, cells: [IncomingCell],
-                          unlisted: [Int]) throws {
+                          unlisted: [Int], wholeRow: Bool) throws {
         for c in cells where c.merge != nil && t.rule(c.ordinal) == .lww {
             throw BundleSyncError.badData("the bundle holds a \(c.merge!.rule) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))', which merges by 'lww' here",
                                           hint: "run 'bundlesync track' with the same rules on every replica")
@@ -155,6 +162,17 @@ package struct RowMerger {
         let local = try store.clocks.load(t, key: key)
         let localLength = local?.causalLength ?? 0
         if causalLength < localLength { return }
+
+        if local == nil, !wholeRow, causalLength % 2 == 1 {
+            // An update of a row whose clock this replica does not have: it lacks the write
+            // that began the row's incarnation, because its clocks of the table were dropped
+            // (by untrack) after that write was merged here, and the update was held until the
+            // table was tracked again. The cells the update does not carry are not known to
+            // have been written: the row keeps its values for them, as unwritten, so that any
+            // real write wins, instead of taking them for NULL written by the update's origin.
+            try mergeIntoRowWithoutClock(t, key: key, causalLength: causalLength, cells: cells)
+            return
+        }
 
         if causalLength > localLength {
             // A newer incarnation (or a delete of ours): it replaces the row whole.
@@ -196,6 +214,23 @@ package struct RowMerger {
         if clockChanged { try store.clocks.store(t, key: key, clock, replacing: true) }
         guard !winners.isEmpty else { return }
         try store.rows.update(t, key: key, columns: winners.map(\.ordinal), values: winners.map(\.value))
+    }
+
+    /// Applies an update that carries some cells of a row this replica holds no clock for
+    /// (see ``mergeRow``): those cells are written, the others keep the row's values (NULL
+    /// when the row is missing), and the clock records only the update's writes.
+    private func mergeIntoRowWithoutClock(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, cells: [IncomingCell]) throws {
+        var clock = RowClock(causalLength: causalLength, row: .unwritten(by: store.selfIndex), overrides: [:])
+        var values = cells.map(\.value)
+        for (i, c) in cells.enumerated() {
+            clock.setCell(c.ordinal, c.stamp)
+            if t.rule(c.ordinal) != .lww {
+                values[i] = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
+                                                               hlc: c.stamp.hlc, later: true, fresh: true) ?? .null
+            }
+        }
+        if !cells.isEmpty { try store.rows.update(t, key: key, columns: cells.map(\.ordinal), values: values) }
+        try store.clocks.store(t, key: key, clock, replacing: false)
     }
 
     /// Last-writer-wins order: HLC first, then replica id.
