@@ -219,17 +219,17 @@ package struct RowMerger {
     /// Applies an update that carries some cells of a row this replica holds no clock for
     /// (see ``mergeRow``): those cells are written, the others keep the row's values (NULL
     /// when the row is missing), and the clock records only the update's writes.
+    ///
+    /// - Throws: `.badData` for an edit of a text or JSON cell: it is an edit of a merge
+    ///   state this replica does not hold, and applied to an empty one it would make a text
+    ///   or a document of the edit alone.
     private func mergeIntoRowWithoutClock(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, cells: [IncomingCell]) throws {
-        var clock = RowClock(causalLength: causalLength, row: .unwritten(by: store.selfIndex), overrides: [:])
-        var values = cells.map(\.value)
-        for (i, c) in cells.enumerated() {
-            clock.setCell(c.ordinal, c.stamp)
-            if t.rule(c.ordinal) != .lww {
-                values[i] = try CellMerger(store: store).merge(t, key: key, ordinal: c.ordinal, value: c.value, payload: c.merge,
-                                                               hlc: c.stamp.hlc, later: true, fresh: true) ?? .null
-            }
+        if let c = cells.first(where: { t.rule($0.ordinal) != .lww }) {
+            throw BundleSyncError.badData("a \(t.rule(c.ordinal)) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))' refers to a state this replica does not hold")
         }
-        if !cells.isEmpty { try store.rows.update(t, key: key, columns: cells.map(\.ordinal), values: values) }
+        var clock = RowClock(causalLength: causalLength, row: .unwritten(by: store.selfIndex), overrides: [:])
+        for c in cells { clock.setCell(c.ordinal, c.stamp) }
+        if !cells.isEmpty { try store.rows.update(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value)) }
         try store.clocks.store(t, key: key, clock, replacing: false)
     }
 
