@@ -140,6 +140,34 @@ import Testing
         try expectConverged(a, b)
     }
 
+    /// An update held while the table was untracked, of a row deleted here meanwhile (the
+    /// delete was not captured): bringing back a row of the update's cells alone would leave
+    /// it different from every peer's; tracking stops with the way out, a whole snapshot,
+    /// which brings the row back whole.
+    @Test func anUpdateHeldForARowDeletedWhileUntrackedNeedsASnapshotAndSaysSo() throws {
+        let tmp = TempDir()
+        let (a, b, stick) = try pair(tmp)
+        try a.sql("INSERT INTO t VALUES ('x', 1, 2), ('z', 7, 8)")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try CLI.ok(["untrack", b.db, "t"])
+        try b.sql("DELETE FROM t WHERE id = 'x'")
+
+        try a.sql("UPDATE t SET a = 5 WHERE id = 'x'")
+        try b.importing([try a.export(to: stick)])
+        let refused = try CLI.run(["track", b.db, "t"])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("refers to a row this replica does not hold"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--full"), "\(refused.stderr)")
+
+        try b.importing([try a.export(["--full"], to: tmp.dir("full"))])
+        try CLI.ok(["track", b.db, "t"])
+        #expect(try b.rows("SELECT * FROM t ORDER BY id") == [[.text("x"), .integer(5), .integer(2)], [.text("z"), .integer(7), .integer(8)]])
+        try a.importing([try b.export(to: stick)])
+        try b.importing([try a.export(to: stick)])
+        try expectConverged(a, b)
+    }
+
     /// A text or JSON edit held while the table was untracked is an edit of a merge state
     /// that untrack dropped: tracking again stops with the way out (applied to an empty state,
     /// the edit alone would have become the cell), and a whole snapshot from a peer brings the

@@ -61,12 +61,13 @@ package struct HeldReplay {
     }
 
     /// Why a held batch, proved whole and authentic when it arrived, cannot be merged now:
-    /// its text or JSON edits refer to states this replica no longer holds, because `untrack`
-    /// dropped them with the table's bookkeeping. A whole snapshot brings them back.
+    /// it updates rows, or edits text and JSON states, that this replica no longer holds
+    /// (rows deleted while the table was not tracked; states `untrack` dropped with the
+    /// table's bookkeeping). A whole snapshot brings them back.
     private func unmergeable(_ held: HeldBatch, batch: Batch, cause: BundleSyncError) throws -> BundleSyncError {
         let origin = try store.replicas.label(of: batch.origin)
         let tables = Set(held.items.filter(isTracked).map(\.table)).sorted().map { "'\(shown($0))'" }.joined(separator: ", ")
-        return BundleSyncError(.failure, "the changes of replica \(origin) to \(tables), held while not tracked here, cannot be merged: \(cause.message); this replica dropped the text and JSON states they edit when the table was untracked",
+        return BundleSyncError(.failure, "the changes of replica \(origin) to \(tables), held while not tracked here, cannot be merged: \(cause.message); this replica dropped what they change when the table was untracked",
                                hint: "import a whole snapshot from a replica that tracks it (there: 'bundlesync export DB --full -o DIR'; here: 'bundlesync import DB DIR'), then run 'bundlesync track' again")
     }
 

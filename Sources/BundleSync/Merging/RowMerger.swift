@@ -217,19 +217,23 @@ package struct RowMerger {
     }
 
     /// Applies an update that carries some cells of a row this replica holds no clock for
-    /// (see ``mergeRow``): those cells are written, the others keep the row's values (NULL
-    /// when the row is missing), and the clock records only the update's writes.
+    /// (see ``mergeRow``): those cells are written, the others keep the row's values, and
+    /// the clock records only the update's writes.
     ///
-    /// - Throws: `.badData` for an edit of a text or JSON cell: it is an edit of a merge
-    ///   state this replica does not hold, and applied to an empty one it would make a text
-    ///   or a document of the edit alone.
+    /// - Throws: `.badData` when the row is not here (deleted while its table was not
+    ///   tracked: the update would bring back a row of the cells it wrote alone), and for an
+    ///   edit of a text or JSON cell (an edit of a merge state this replica does not hold,
+    ///   which applied to an empty one would make a text or a document of the edit alone).
+    ///   Only the whole row, from a snapshot, settles either.
     private func mergeIntoRowWithoutClock(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, cells: [IncomingCell]) throws {
         if let c = cells.first(where: { t.rule($0.ordinal) != .lww }) {
             throw BundleSyncError.badData("a \(t.rule(c.ordinal)) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))' refers to a state this replica does not hold")
         }
         var clock = RowClock(causalLength: causalLength, row: .unwritten(by: store.selfIndex), overrides: [:])
         for c in cells { clock.setCell(c.ordinal, c.stamp) }
-        if !cells.isEmpty { try store.rows.update(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value)) }
+        if !cells.isEmpty, try !store.rows.updateIfPresent(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value)) {
+            throw BundleSyncError.badData("an update of a row of '\(shown(t.name))' refers to a row this replica does not hold")
+        }
         try store.clocks.store(t, key: key, clock, replacing: false)
     }
 

@@ -23,6 +23,12 @@ package final class RowWriter {
         }
     }
 
+    /// Writes cells of a row only if the row is there; returns whether it was.
+    package func updateIfPresent(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws -> Bool {
+        try run(.updateRow, t, columns: columns, values, key)
+        return db.changes > 0
+    }
+
     package func delete(_ t: TrackedTable, key: [SQLValue]) throws {
         try run(.deleteRow, t, columns: [], key, [])
     }
