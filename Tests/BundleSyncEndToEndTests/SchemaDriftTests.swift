@@ -168,6 +168,34 @@ import Testing
         try expectConverged(a, b)
     }
 
+    /// The same row, deleted while the table was untracked and tracked again before the
+    /// peer's update arrives: the import refuses the update with the same way out, rather
+    /// than pass the bundle off as damaged, and the snapshot lets every later bundle in.
+    @Test func anUpdateOfARowDeletedWhileUntrackedIsRefusedAtImportWithTheWayOut() throws {
+        let tmp = TempDir()
+        let (a, b, stick) = try pair(tmp)
+        try a.sql("INSERT INTO t VALUES ('x', 1, 2)")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try CLI.ok(["untrack", b.db, "t"])
+        try b.sql("DELETE FROM t WHERE id = 'x'")
+        try CLI.ok(["track", b.db, "t"])
+
+        try a.sql("UPDATE t SET a = 5 WHERE id = 'x'")
+        let update = try a.export(to: stick)
+        let refused = try CLI.run(["import", b.db, update])
+        #expect(refused.status == 65, "\(refused.stderr)")
+        #expect(refused.stderr.contains("refers to a row this replica does not hold"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--full") && !refused.stderr.contains("damaged"), "\(refused.stderr)")
+
+        try b.importing([try a.export(["--full"], to: tmp.dir("full"))])
+        #expect(try b.rows("SELECT * FROM t") == [[.text("x"), .integer(5), .integer(2)]])
+        try a.sql("UPDATE t SET b = 6 WHERE id = 'x'")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try expectConverged(a, b)
+    }
+
     /// A text or JSON edit held while the table was untracked is an edit of a merge state
     /// that untrack dropped: tracking again stops with the way out (applied to an empty state,
     /// the edit alone would have become the cell), and a whole snapshot from a peer brings the
