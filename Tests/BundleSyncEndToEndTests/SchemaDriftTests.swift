@@ -29,6 +29,25 @@ import Testing
         #expect(try x.digest() == y.digest(), sourceLocation: sourceLocation)
     }
 
+    /// A pair that has exchanged `rows` of `t` by delta bundles both ways, after which `b`
+    /// untracks `t`. `track` holds the options `t` is tracked with (none: the defaults).
+    func pairWithTUntrackedOnB(_ tmp: TempDir, rows: String, schema: String = Self.schema, track: [String] = [])
+        throws -> (TestReplica, TestReplica, String) {
+        let (a, b, stick) = try pair(tmp, schema: schema, tables: [])
+        for r in [a, b] { try CLI.ok(["track", r.db, "t"] + track) }
+        try a.sql("INSERT INTO t VALUES \(rows)")
+        try b.importing([try a.export(to: stick)])
+        try a.importing([try b.export(to: stick)])
+        try CLI.ok(["untrack", b.db, "t"])
+        return (a, b, stick)
+    }
+
+    /// b's news to a, then a's to b, by delta bundles.
+    func exchangeDeltas(_ a: TestReplica, _ b: TestReplica, via stick: String) throws {
+        try a.importing([try b.export(to: stick)])
+        try b.importing([try a.export(to: stick)])
+    }
+
     @Test func valuesWrittenToANewColumnBeforeTrackTravel() throws {
         let tmp = TempDir()
         let (a, b, stick) = try pair(tmp)
@@ -119,11 +138,7 @@ import Testing
     /// taking them for NULL written by the update's origin and sending that NULL back.
     @Test func anUpdateHeldWhileATableWasUntrackedKeepsTheRowsOtherValues() throws {
         let tmp = TempDir()
-        let (a, b, stick) = try pair(tmp)
-        try a.sql("INSERT INTO t VALUES ('x', 1, 2), ('z', 7, 8)")
-        try b.importing([try a.export(to: stick)])
-        try a.importing([try b.export(to: stick)])
-        try CLI.ok(["untrack", b.db, "t"])
+        let (a, b, stick) = try pairWithTUntrackedOnB(tmp, rows: "('x', 1, 2), ('z', 7, 8)")
 
         try a.sql("UPDATE t SET a = 5 WHERE id = 'x'; UPDATE t SET b = 9 WHERE id = 'z'; INSERT INTO t VALUES ('y', 3, 4)")
         try b.importing([try a.export(to: stick)])
@@ -134,8 +149,7 @@ import Testing
         let expected: [[SQLValue]] = [[.text("x"), .integer(5), .integer(2)], [.text("y"), .integer(3), .integer(4)],
                                       [.text("z"), .integer(7), .integer(9)]]
         #expect(try b.rows("SELECT * FROM t ORDER BY id") == expected)
-        try a.importing([try b.export(to: stick)])
-        try b.importing([try a.export(to: stick)])
+        try exchangeDeltas(a, b, via: stick)
         #expect(try a.rows("SELECT * FROM t ORDER BY id") == expected)
         try expectConverged(a, b)
     }
@@ -146,11 +160,7 @@ import Testing
     /// which brings the row back whole.
     @Test func anUpdateHeldForARowDeletedWhileUntrackedNeedsASnapshotAndSaysSo() throws {
         let tmp = TempDir()
-        let (a, b, stick) = try pair(tmp)
-        try a.sql("INSERT INTO t VALUES ('x', 1, 2), ('z', 7, 8)")
-        try b.importing([try a.export(to: stick)])
-        try a.importing([try b.export(to: stick)])
-        try CLI.ok(["untrack", b.db, "t"])
+        let (a, b, stick) = try pairWithTUntrackedOnB(tmp, rows: "('x', 1, 2), ('z', 7, 8)")
         try b.sql("DELETE FROM t WHERE id = 'x'")
 
         try a.sql("UPDATE t SET a = 5 WHERE id = 'x'")
@@ -163,8 +173,7 @@ import Testing
         try b.importing([try a.export(["--full"], to: tmp.dir("full"))])
         try CLI.ok(["track", b.db, "t"])
         #expect(try b.rows("SELECT * FROM t ORDER BY id") == [[.text("x"), .integer(5), .integer(2)], [.text("z"), .integer(7), .integer(8)]])
-        try a.importing([try b.export(to: stick)])
-        try b.importing([try a.export(to: stick)])
+        try exchangeDeltas(a, b, via: stick)
         try expectConverged(a, b)
     }
 
@@ -173,11 +182,7 @@ import Testing
     /// than pass the bundle off as damaged, and the snapshot lets every later bundle in.
     @Test func anUpdateOfARowDeletedWhileUntrackedIsRefusedAtImportWithTheWayOut() throws {
         let tmp = TempDir()
-        let (a, b, stick) = try pair(tmp)
-        try a.sql("INSERT INTO t VALUES ('x', 1, 2)")
-        try b.importing([try a.export(to: stick)])
-        try a.importing([try b.export(to: stick)])
-        try CLI.ok(["untrack", b.db, "t"])
+        let (a, b, stick) = try pairWithTUntrackedOnB(tmp, rows: "('x', 1, 2)")
         try b.sql("DELETE FROM t WHERE id = 'x'")
         try CLI.ok(["track", b.db, "t"])
 
@@ -204,12 +209,8 @@ import Testing
                       ("--json", "'{\"p\":1,\"q\":2,\"r\":[1,2]}'", "'{\"p\":1,\"q\":3,\"r\":[1,2]}'", "{\"p\":1,\"q\":3,\"r\":[1,2]}")])
     func aMergeEditHeldWhileATableWasUntrackedNeedsASnapshotAndSaysSo(_ rule: String, _ first: String, _ second: String, _ merged: String) throws {
         let tmp = TempDir()
-        let (a, b, stick) = try pair(tmp, schema: "CREATE TABLE t(id TEXT PRIMARY KEY, a, note TEXT);", tables: [])
-        for r in [a, b] { try CLI.ok(["track", r.db, "t", rule, "note"]) }
-        try a.sql("INSERT INTO t VALUES ('x', 1, \(first))")
-        try b.importing([try a.export(to: stick)])
-        try a.importing([try b.export(to: stick)])
-        try CLI.ok(["untrack", b.db, "t"])
+        let (a, b, stick) = try pairWithTUntrackedOnB(tmp, rows: "('x', 1, \(first))", schema: "CREATE TABLE t(id TEXT PRIMARY KEY, a, note TEXT);",
+                                                      track: [rule, "note"])
 
         try a.sql("UPDATE t SET note = \(second) WHERE id = 'x'")
         try b.importing([try a.export(to: stick)])
@@ -223,8 +224,7 @@ import Testing
         try b.importing([try a.export(["--full"], to: tmp.dir("full"))])
         try CLI.ok(["track", b.db, "t", rule, "note"])
         #expect(try b.rows("SELECT note FROM t") == [[.text(merged)]])
-        try a.importing([try b.export(to: stick)])
-        try b.importing([try a.export(to: stick)])
+        try exchangeDeltas(a, b, via: stick)
         try expectConverged(a, b)
     }
 

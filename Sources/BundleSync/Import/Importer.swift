@@ -137,10 +137,13 @@ package struct Importer {
         }
         if let heads = check.header.snapshotHeads {
             allKnown = try checkHeads(heads, path: path)
-            // Changes held for a table not tracked here may edit text and JSON states that
-            // this replica dropped when it untracked the table; a snapshot carries them whole,
-            // so its rows of such tables are held too, even when every head is held.
-            if allKnown, try !store.held.heldBatches().isEmpty { allKnown = false }
+            // Changes held for a table not tracked here may change rows and text and JSON
+            // states that this replica dropped when it untracked the table; a snapshot carries
+            // them whole, so its rows of such tables are held too, even when every head is held.
+            if allKnown {
+                let tables = Set(check.header.tables.map(\.name))
+                if try store.held.heldBatches().contains(where: { $0.items.contains { tables.contains($0.table) } }) { allKnown = false }
+            }
         }
         while let (entry, outline) = try check.nextBatchOutline() {
             progress?(ProgressEvent(phase: "verifying \(label)", unit: "bytes", kind: .step(done: check.fileBytesRead, total: check.fileSize)))

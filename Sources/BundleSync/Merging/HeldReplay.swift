@@ -44,7 +44,8 @@ package struct HeldReplay {
             let still: [HeldItem]
             do {
                 still = try RowMerger(store: store, tiesWin: true).merge(batch, originIndex: held.originIndex)
-            } catch let e as BundleSyncError where e.code == .badData {
+            } catch let e as BundleSyncError {
+                guard case .error(RowMerger.clockDropped)? = e.cause else { throw e }
                 throw try unmergeable(held, batch: batch, cause: e)
             }
             if still.isEmpty {

@@ -226,18 +226,25 @@ package struct RowMerger {
     ///   which applied to an empty one would make a text or a document of the edit alone).
     ///   Only the whole row, from a snapshot, settles either.
     private func mergeIntoRowWithoutClock(_ t: TrackedTable, key: [SQLValue], causalLength: UInt64, cells: [IncomingCell]) throws {
-        let hint = "'untrack' dropped what this replica knew of '\(shown(t.name))'; import a whole snapshot from a peer (there: 'bundlesync export DB --full -o DIR'; here: 'bundlesync import DB DIR')"
+        func notHeld(_ message: String) -> BundleSyncError {
+            BundleSyncError(.badData, message,
+                            hint: "'untrack' dropped what this replica knew of '\(shown(t.name))'; import a whole snapshot from a peer (there: 'bundlesync export DB --full -o DIR'; here: 'bundlesync import DB DIR')",
+                            cause: .error(Self.clockDropped))
+        }
         if let c = cells.first(where: { t.rule($0.ordinal) != .lww }) {
-            throw BundleSyncError.badData("a \(t.rule(c.ordinal)) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))' refers to a state this replica does not hold",
-                                          hint: hint)
+            throw notHeld("a \(t.rule(c.ordinal)) edit of column '\(shown(t.schema.columns[c.ordinal].name))' of '\(shown(t.name))' refers to a state this replica does not hold")
         }
         var clock = RowClock(causalLength: causalLength, row: .unwritten(by: store.selfIndex), overrides: [:])
         for c in cells { clock.setCell(c.ordinal, c.stamp) }
         if !cells.isEmpty, try !store.rows.updateIfPresent(t, key: key, columns: cells.map(\.ordinal), values: cells.map(\.value)) {
-            throw BundleSyncError.badData("an update of a row of '\(shown(t.name))' refers to a row this replica does not hold", hint: hint)
+            throw notHeld("an update of a row of '\(shown(t.name))' refers to a row this replica does not hold")
         }
         try store.clocks.store(t, key: key, clock, replacing: false)
     }
+
+    /// The cause of the errors of ``mergeIntoRowWithoutClock``: what tells them apart from
+    /// a refusal of the batch itself.
+    package static let clockDropped = "the row's clock was dropped with its table's bookkeeping"
 
     /// Last-writer-wins order: HLC first, then replica id.
     private func isLater(_ hlc: HLC, _ id: ReplicaID, than stamp: RowClock.Stamp) throws -> Bool {

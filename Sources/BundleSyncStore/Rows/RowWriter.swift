@@ -16,8 +16,7 @@ package final class RowWriter {
     }
 
     package func update(_ t: TrackedTable, key: [SQLValue], columns: [Int], values: [SQLValue]) throws {
-        try run(.updateRow, t, columns: columns, values, key)
-        if db.changes == 0 {
+        if try !updateIfPresent(t, key: key, columns: columns, values: values) {
             // The clock says the row exists but the table lost it: restore what is known.
             try replace(t, key: key, columns: columns, values: values)
         }
